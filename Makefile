@@ -1,0 +1,47 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both create or refresh .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The CPU wheel of torch that our build machines have on disk; pyproject keeps a general range.
+TORCH_PIN := torch==2.13.0
+
+.PHONY: install install-dev demo test lint typecheck unit bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+
+$(VENV)/.base-stamp: $(BIN)/python pyproject.toml Makefile
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.dev-stamp: $(VENV)/.base-stamp
+	$(BIN)/python -m pip install -q $(TORCH_PIN)
+	$(BIN)/python -m pip install -q -e '.[dev,train]'
+	touch $@
+
+install: $(VENV)/.base-stamp
+install-dev: $(VENV)/.dev-stamp
+
+demo: $(VENV)/.base-stamp
+	$(BIN)/sonoedge demo
+
+lint: $(VENV)/.dev-stamp
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.dev-stamp
+	$(BIN)/mypy
+
+# pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
+unit: $(VENV)/.dev-stamp
+	@$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+test: lint typecheck unit
+
+bench: $(VENV)/.dev-stamp
+	$(BIN)/python benchmarks/ingest.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

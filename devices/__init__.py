@@ -1,0 +1,1 @@
+"""Target profiles, inference backends and signed model bundles."""

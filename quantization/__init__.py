@@ -1,0 +1,1 @@
+"""Structured pruning, int8 post-training quantization and export of student networks."""

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``sonoedge bench`` and ``benchmarks/``; results go to docs/results/."""

@@ -1,0 +1,68 @@
+"""The ``sonoedge`` command line.
+
+Each sub-command lives in its own module and imports its heavy dependencies inside the command
+function, so ``sonoedge --help`` stays fast. Errors from :mod:`sonoedge.errors` are printed
+without a traceback and end the process with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from sonoedge import __version__
+from sonoedge.errors import SonoedgeError
+
+app = typer.Typer(
+    name="sonoedge",
+    help="Edge SDK for handheld ultrasound probes: ingest, students, compression, freehand 3D.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sonoedge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what sonoedge is doing."),
+) -> None:
+    """Edge SDK for handheld ultrasound probes.
+
+    Start with `sonoedge demo` (virtual probe, no hardware needed).
+    """
+    if verbose:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+# Sub-commands: one module each (register new ones here).
+
+
+def report_error(err: SonoedgeError) -> None:
+    """Print an error and its hint the way every sonoedge command does."""
+    sys.stderr.write(f"error: {err}\n")
+    if err.hint:
+        sys.stderr.write(f"hint: {err.hint}\n")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except SonoedgeError as err:
+        report_error(err)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)

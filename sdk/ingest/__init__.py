@@ -1,0 +1,1 @@
+"""Ingest: probe URLs, the reader thread, clock sync and replay."""

@@ -1,0 +1,1 @@
+"""File I/O: recordings, PLUS sequence files, volumes."""
