@@ -48,7 +48,7 @@ REJECT_REASONS = (
 )
 
 _HEAD_FIELDS = HEADER.size  # bytes covered by the header CRC
-_unpack_head = HEADER.unpack_from
+_unpack_head = struct.Struct(HEADER.format + "I").unpack_from  # header fields + header CRC
 _unpack_crc = struct.Struct("<I").unpack_from
 
 
@@ -99,86 +99,92 @@ class Decoder:
         self.reset()
         return out
 
-    def _reject(self, reason: str) -> None:
-        self.stats[reason] += 1
-        self._pending_end = 0
-
     def _scan(self, final: bool) -> list[Message]:
         buf = self._buf
         pos = self._pos
         end = len(buf)
         out: list[Message] = []
+        append = out.append
+        stats = self.stats
         limits = self._limits
         max_payload = self.max_payload_bytes
-        while True:
-            if self._pending_end:
-                msg_end = self._pending_end
-                if msg_end > end:
-                    if not final:
-                        break
-                    self._reject("truncated")
-                    pos += 1
-                    continue
-                msg_type, flags, seq, ts = self._pending_head
-            else:
-                if end - pos < HEADER_SIZE:
-                    if final and end > pos:
-                        self.stats["garbage_bytes"] += end - pos
-                        pos = end
-                    break
-                if not buf.startswith(MAGIC, pos):
-                    found = buf.find(MAGIC, pos + 1)
-                    if found < 0:
-                        # Keep a tail that may be the start of the next magic.
-                        keep = max(pos, end - (len(MAGIC) - 1))
-                        self.stats["garbage_bytes"] += keep - pos
-                        pos = keep
+        pending_end = self._pending_end
+        msg_type = flags = seq = ts = 0
+        if pending_end:
+            msg_type, flags, seq, ts = self._pending_head
+        view = memoryview(buf)
+        try:
+            while True:
+                if pending_end:
+                    msg_end = pending_end
+                    if msg_end > end:
                         if not final:
                             break
+                        stats["truncated"] += 1
+                        pending_end = 0
+                        pos += 1
                         continue
-                    self.stats["garbage_bytes"] += found - pos
-                    pos = found
-                    continue
-                _, version, msg_type, flags, seq, length, ts, _reserved, head_crc = _unpack_head(
-                    buf, pos
-                ) + _unpack_crc(buf, pos + _HEAD_FIELDS)
-                if crc32(buf[pos : pos + _HEAD_FIELDS]) != head_crc:
-                    self._reject("bad_header_crc")
-                    pos += 1
-                    continue
-                if version != VERSION:
-                    self._reject("bad_version")
-                    pos += 1
-                    continue
-                if length > limits.get(msg_type, max_payload):
-                    self._reject("too_long")
-                    pos += 1
-                    continue
-                msg_end = pos + OVERHEAD + length
-                if msg_end > end:
-                    self._pending_end = msg_end
-                    self._pending_head = (msg_type, flags, seq, ts)
-                    continue
-            # A complete candidate message lies at buf[pos:msg_end].
-            self._pending_end = 0
-            with memoryview(buf) as view:
+                else:
+                    if end - pos < HEADER_SIZE:
+                        if final and end > pos:
+                            stats["garbage_bytes"] += end - pos
+                            pos = end
+                        break
+                    if not buf.startswith(MAGIC, pos):
+                        found = buf.find(MAGIC, pos + 1)
+                        if found < 0:
+                            # Keep a tail that may be the start of the next magic.
+                            keep = max(pos, end - (len(MAGIC) - 1))
+                            stats["garbage_bytes"] += keep - pos
+                            pos = keep
+                            if not final:
+                                break
+                            continue
+                        stats["garbage_bytes"] += found - pos
+                        pos = found
+                        continue
+                    _, version, msg_type, flags, seq, length, ts, _, head_crc = _unpack_head(
+                        buf, pos
+                    )
+                    if crc32(view[pos : pos + _HEAD_FIELDS]) != head_crc:
+                        stats["bad_header_crc"] += 1
+                        pos += 1
+                        continue
+                    if version != VERSION:
+                        stats["bad_version"] += 1
+                        pos += 1
+                        continue
+                    if length > limits.get(msg_type, max_payload):
+                        stats["too_long"] += 1
+                        pos += 1
+                        continue
+                    msg_end = pos + OVERHEAD + length
+                    if msg_end > end:
+                        pending_end = msg_end
+                        continue
+                # A complete candidate message lies at buf[pos:msg_end].
+                pending_end = 0
                 payload = bytes(view[pos + HEADER_SIZE : msg_end - 4])
-            if crc32(payload) != _unpack_crc(buf, msg_end - 4)[0]:
-                self._reject("bad_payload_crc")
-                pos += 1
-                continue
-            pos = msg_end
-            if msg_type not in KNOWN_TYPES:
-                self.stats["unknown_type"] += 1
-                continue
-            out.append(Message(msg_type, flags, seq, ts, payload))
+                if crc32(payload) != _unpack_crc(buf, msg_end - 4)[0]:
+                    stats["bad_payload_crc"] += 1
+                    pos += 1
+                    continue
+                pos = msg_end
+                if msg_type in KNOWN_TYPES:
+                    append(Message(msg_type, flags, seq, ts, payload))
+                else:
+                    stats["unknown_type"] += 1
+        finally:
+            view.release()
         self.messages += len(out)
         if pos:
             del buf[:pos]
-            if self._pending_end:
-                self._pending_end -= pos
+            if pending_end:
+                pending_end -= pos
             pos = 0
         self._pos = pos
+        self._pending_end = pending_end
+        self._pending_head = (msg_type, flags, seq, ts)
         return out
 
     def rejected(self) -> int:

@@ -11,7 +11,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
@@ -28,7 +28,6 @@ from sonoedge.types import (
     IQFrame,
     ProbeFault,
     ProbeInfo,
-    ProbeMode,
     ProbeStatus,
 )
 
@@ -54,7 +53,7 @@ class SampleFormat(IntEnum):
     COMPLEX64 = 4
 
 
-_DTYPES = {
+_DTYPES: dict[SampleFormat, np.dtype[Any]] = {
     SampleFormat.UINT8: np.dtype("<u1"),
     SampleFormat.UINT16: np.dtype("<u2"),
     SampleFormat.FLOAT32: np.dtype("<f4"),
@@ -141,22 +140,26 @@ def pack_image(
     arr = np.ascontiguousarray(data)
     fmt = _FORMATS.get(arr.dtype.newbyteorder("<"))
     if fmt is None:
-        raise ProtocolError(f"image dtype {arr.dtype} cannot be sent: use uint8/uint16/float32/complex64")
+        raise ProtocolError(
+            f"image dtype {arr.dtype} cannot be sent: use uint8/uint16/float32/complex64"
+        )
     shape = arr.shape if arr.ndim == 3 else (1, *arr.shape)
     if len(shape) != 3 or not all(0 < s <= 0xFFFF for s in shape):
-        raise ProtocolError(f"image shape {arr.shape} cannot be sent: 1..65535 per axis, 2-D or 3-D")
+        raise ProtocolError(
+            f"image shape {arr.shape} cannot be sent: 1..65535 per axis, 2-D or 3-D"
+        )
     head = IMAGE.pack(
         frame_index & 0xFFFFFFFF,
         shape[0],
         fmt,
-        GRIDS.index(grid),  # type: ignore[arg-type]
+        GRIDS.index(grid),
         shape[1],
         shape[2],
         prf_hz,
         *spacing_m,
         *origin_m,
     )
-    return [head, memoryview(arr.astype(arr.dtype.newbyteorder("<"), copy=False)).cast("B")]
+    return [head, arr.astype(arr.dtype.newbyteorder("<"), copy=False).data.cast("B")]
 
 
 def pack_imu(batch: ImuBatch, times_us: np.ndarray) -> list[bytes | memoryview]:
@@ -242,7 +245,7 @@ def unpack_descriptor(payload: bytes) -> ProbeInfo:
 def _image(payload: bytes, msg_type: int) -> tuple[np.ndarray, tuple[Any, ...]]:
     _expect(len(payload) >= IMAGE.size, "image payload shorter than its 56-byte header")
     index, n, fmt, grid, height, width, prf, dz, dx, z0, x0 = IMAGE.unpack_from(payload)
-    _expect(fmt in _DTYPES.keys(), f"sample format {fmt} is unknown")
+    _expect(fmt in _DTYPES, f"sample format {fmt} is unknown")
     dtype = _DTYPES[SampleFormat(fmt)]
     complex_type = msg_type != MessageType.BMODE_FRAME
     _expect(
@@ -250,11 +253,18 @@ def _image(payload: bytes, msg_type: int) -> tuple[np.ndarray, tuple[Any, ...]]:
         f"sample format {SampleFormat(fmt).name} is wrong for {MessageType(msg_type).name}",
     )
     _expect(n >= 1 and height >= 1 and width >= 1, "zero-sized image")
-    _expect(n == 1 or msg_type == MessageType.IQ_ENSEMBLE, "several frames in a single-frame message")
+    _expect(
+        n == 1 or msg_type == MessageType.IQ_ENSEMBLE, "several frames in a single-frame message"
+    )
     size = n * height * width * dtype.itemsize
-    _expect(len(payload) == IMAGE.size + size, f"{len(payload) - IMAGE.size} sample bytes, expected {size}")
+    _expect(
+        len(payload) == IMAGE.size + size,
+        f"{len(payload) - IMAGE.size} sample bytes, expected {size}",
+    )
     arr = np.frombuffer(payload, dtype=dtype, count=n * height * width, offset=IMAGE.size)
-    arr = arr.reshape((n, height, width) if msg_type == MessageType.IQ_ENSEMBLE else (height, width))
+    arr = arr.reshape(
+        (n, height, width) if msg_type == MessageType.IQ_ENSEMBLE else (height, width)
+    )
     meta = (index, _enum_at(GRIDS, grid, "grid"), prf, (dz, dx), (z0, x0))
     return arr, meta
 
@@ -269,7 +279,10 @@ def unpack_imu(payload: bytes, time_map: Callable[[np.ndarray], np.ndarray]) -> 
     offset = IMU.size
     times_us = np.frombuffer(payload, "<u8", n, offset)
     offset += 8 * n
-    vecs = [np.frombuffer(payload, "<f4", 3 * n, offset + 12 * n * k).reshape(n, 3) for k in range(3 if has_mag else 2)]
+    vecs = [
+        np.frombuffer(payload, "<f4", 3 * n, offset + 12 * n * k).reshape(n, 3)
+        for k in range(3 if has_mag else 2)
+    ]
     return ImuBatch(
         times_s=time_map(times_us),
         gyro_dps=vecs[0],
@@ -309,8 +322,16 @@ def unpack_ack(payload: bytes) -> Ack:
     return Ack(seq, CommandCode(code), AckResult(result), value)
 
 
-Decoded = (
-    ProbeInfo | BmodeFrame | IQFrame | IQEnsemble | ImuBatch | ProbeStatus | ProbeFault | Command | Ack
+Decoded: TypeAlias = (
+    ProbeInfo
+    | BmodeFrame
+    | IQFrame
+    | IQEnsemble
+    | ImuBatch
+    | ProbeStatus
+    | ProbeFault
+    | Command
+    | Ack
 )
 
 
@@ -330,10 +351,32 @@ def decode(
         arr, (index, grid, prf, spacing, origin) = _image(payload, t)
         if t == MessageType.IQ_ENSEMBLE:
             _expect(prf > 0, f"ensemble PRF {prf} Hz is not positive")
-            return IQEnsemble(spacing_m=spacing, origin_m=origin, grid=grid, timestamp_s=timestamp_s, frame_index=index, iq=arr, prf_hz=prf)
+            return IQEnsemble(
+                spacing_m=spacing,
+                origin_m=origin,
+                grid=grid,
+                timestamp_s=timestamp_s,
+                frame_index=index,
+                iq=arr,
+                prf_hz=prf,
+            )
         if t == MessageType.IQ_FRAME:
-            return IQFrame(spacing_m=spacing, origin_m=origin, grid=grid, timestamp_s=timestamp_s, frame_index=index, iq=arr)
-        return BmodeFrame(spacing_m=spacing, origin_m=origin, grid=grid, timestamp_s=timestamp_s, frame_index=index, image=arr)
+            return IQFrame(
+                spacing_m=spacing,
+                origin_m=origin,
+                grid=grid,
+                timestamp_s=timestamp_s,
+                frame_index=index,
+                iq=arr,
+            )
+        return BmodeFrame(
+            spacing_m=spacing,
+            origin_m=origin,
+            grid=grid,
+            timestamp_s=timestamp_s,
+            frame_index=index,
+            image=arr,
+        )
     if t == MessageType.IMU_BATCH:
         return unpack_imu(payload, time_map or (lambda us: us.astype(np.float64) * 1e-6))
     if t == MessageType.STATUS:
@@ -351,3 +394,40 @@ def decode(
     if t == MessageType.ACK:
         return unpack_ack(payload)
     raise ProtocolError(f"message type 0x{t:02x} has no payload decoder")
+
+
+def encode_parts(
+    obj: Decoded, times_us: np.ndarray | None = None
+) -> tuple[MessageType, list[bytes | memoryview]]:
+    """Message type and payload parts for a typed object (the inverse of :func:`decode`).
+
+    IMU batches need their per-sample probe timestamps ``times_us``; frames carry their own.
+    """
+    if isinstance(obj, IQEnsemble):
+        parts = pack_image(
+            obj.iq, obj.frame_index, obj.spacing_m, obj.origin_m, obj.grid, obj.prf_hz
+        )
+        return MessageType.IQ_ENSEMBLE, parts
+    if isinstance(obj, IQFrame):
+        return MessageType.IQ_FRAME, pack_image(
+            obj.iq, obj.frame_index, obj.spacing_m, obj.origin_m, obj.grid
+        )
+    if isinstance(obj, BmodeFrame):
+        return MessageType.BMODE_FRAME, pack_image(
+            obj.image, obj.frame_index, obj.spacing_m, obj.origin_m, obj.grid
+        )
+    if isinstance(obj, ImuBatch):
+        if times_us is None:
+            times_us = np.round(np.asarray(obj.times_s) * 1e6).astype(np.uint64)
+        return MessageType.IMU_BATCH, pack_imu(obj, times_us)
+    if isinstance(obj, ProbeStatus):
+        return MessageType.STATUS, [pack_status(obj)]
+    if isinstance(obj, ProbeFault):
+        return MessageType.ERROR, [pack_error(obj)]
+    if isinstance(obj, ProbeInfo):
+        return MessageType.PROBE_DESCRIPTOR, [pack_descriptor(obj)]
+    if isinstance(obj, Command):
+        return MessageType.COMMAND, [pack_command(obj)]
+    if isinstance(obj, Ack):
+        return MessageType.ACK, [pack_ack(obj)]
+    raise ProtocolError(f"{type(obj).__name__} has no wire representation")

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Sequence
 from enum import IntEnum, IntFlag
 from typing import NamedTuple
 
-from collections.abc import Sequence
-
 MAGIC = b"\xa5\x5aSE"
 VERSION = 1
-HEADER = struct.Struct("<4sBBHIIQI")  # magic, version, type, flags, sequence, length, time, reserved
+HEADER = struct.Struct(
+    "<4sBBHIIQI"
+)  # magic, version, type, flags, sequence, length, time, reserved
 HEADER_CRC = struct.Struct("<I")
 HEADER_SIZE = HEADER.size + HEADER_CRC.size  # 32
 TRAILER_SIZE = 4
@@ -73,7 +74,9 @@ def frame_parts(
     """Header, payload parts and trailer of one message, ready for ``writelines`` or ``join``."""
     length = sum(memoryview(p).nbytes for p in payload_parts)
     if length > MAX_PAYLOAD_BYTES:
-        raise ValueError(f"payload of {length} bytes exceeds the protocol limit {MAX_PAYLOAD_BYTES}")
+        raise ValueError(
+            f"payload of {length} bytes exceeds the protocol limit {MAX_PAYLOAD_BYTES}"
+        )
     head = HEADER.pack(
         MAGIC,
         VERSION,

@@ -118,9 +118,7 @@ class IQFrame(_Image):
 class IQEnsemble(_Image):
     """N consecutive IQ frames at a pulse repetition frequency, ``iq[frame, axial, lateral]``."""
 
-    iq: npt.NDArray[np.complex64] = field(
-        default_factory=lambda: np.zeros((0, 0, 0), np.complex64)
-    )
+    iq: npt.NDArray[np.complex64] = field(default_factory=lambda: np.zeros((0, 0, 0), np.complex64))
     prf_hz: float = 1000.0
 
     @property

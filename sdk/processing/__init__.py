@@ -1,0 +1,11 @@
+"""Classical ultrasound processing: the baselines every network is measured against and the
+runtime's fallback when no model bundle is available.
+
+Modules: :mod:`~sonoedge.processing.bmode` (envelope, TGC, log compression),
+:mod:`~sonoedge.processing.scan_convert` (convex/phased to Cartesian),
+:mod:`~sonoedge.processing.clutter` (SVD filters, power and colour Doppler),
+:mod:`~sonoedge.processing.despeckle`, :mod:`~sonoedge.processing.deconvolution`,
+:mod:`~sonoedge.processing.nllr`, :mod:`~sonoedge.processing.localization`,
+:mod:`~sonoedge.processing.tracking` and :mod:`~sonoedge.processing.ulm`. The methods per op
+are listed in :data:`sonoedge.processing.registry.METHODS`.
+"""

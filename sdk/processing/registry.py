@@ -1,0 +1,154 @@
+"""Registry of processing methods per op, so the CLI and pipeline can list and pick them.
+
+``METHODS[op][name]`` is a callable taking a numpy array plus keyword parameters (each with a
+default) and returning the op's result:
+
+- ``bmode``: IQ frame ``(H, W)`` or ensemble ``(N, H, W)`` -> ``[0, 1]`` image
+- ``doppler``: IQ ensemble ``(N, H, W)`` -> power Doppler in dB ``(H, W)``
+- ``despeckle`` and ``enhance``: real image ``(H, W)`` -> image ``(H, W)``
+- ``ulm``: IQ ensemble (or intensities) plus ``spacing_m``, ``wavelength_m``, ``prf_hz`` ->
+  :class:`~sonoedge.processing.ulm.UlmResult`
+
+Trained models add themselves with :func:`register`, giving the pixel spacing they were trained
+on; inputs on another grid are resampled by the caller (see ``sonoedge process``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from sonoedge.errors import ConfigError
+from sonoedge.processing import bmode as _bmode
+from sonoedge.processing import clutter, deconvolution, despeckle, nllr, ulm
+
+Method = Callable[..., Any]
+OPS = ("bmode", "doppler", "despeckle", "enhance", "ulm")
+
+
+def _svd(cutoff: clutter.CutoffMethod, block: bool = False) -> Method:
+    def run(
+        iq: npt.ArrayLike,
+        low: int | None = None,
+        high: int | None = None,
+        energy_fraction: float = 0.9,
+        block_px: int = 32,
+        block_overlap: float = 0.5,
+    ) -> npt.NDArray[np.float32]:
+        filtered = clutter.svd_filter(
+            iq,
+            cutoff,
+            low,
+            high,
+            energy_fraction,
+            block_px if block else None,
+            block_overlap,
+        )
+        return clutter.power_doppler(filtered)
+
+    what = {"fixed": "fixed cutoffs", "energy": "energy cutoff", "ssm": "SSM adaptive cutoffs"}
+    run.__doc__ = (
+        f"SVD clutter filter ({what[cutoff]}{', block-wise' if block else ''}) -> power Doppler dB."
+    )
+    return run
+
+
+def _psf(psf: npt.ArrayLike | None, psf_fwhm_px: tuple[float, float]) -> npt.ArrayLike:
+    return deconvolution.gaussian_psf(psf_fwhm_px) if psf is None else psf
+
+
+def _wiener(
+    image: npt.ArrayLike,
+    psf: npt.ArrayLike | None = None,
+    psf_fwhm_px: tuple[float, float] = (3.0, 3.0),
+    nsr: float = 0.01,
+) -> npt.NDArray[np.float32]:
+    """Wiener deconvolution with the probe PSF (Gaussian of psf_fwhm_px unless psf is given)."""
+    return deconvolution.wiener(image, _psf(psf, psf_fwhm_px), nsr)
+
+
+def _richardson_lucy(
+    image: npt.ArrayLike,
+    psf: npt.ArrayLike | None = None,
+    psf_fwhm_px: tuple[float, float] = (3.0, 3.0),
+    n_iter: int = 20,
+) -> npt.NDArray[np.float32]:
+    """Richardson-Lucy deconvolution with the probe PSF (Gaussian of psf_fwhm_px by default)."""
+    return deconvolution.richardson_lucy(image, _psf(psf, psf_fwhm_px), n_iter)
+
+
+def _ulm(localizer: str) -> Method:
+    def run(
+        iq: npt.ArrayLike,
+        spacing_m: tuple[float, float],
+        wavelength_m: float,
+        prf_hz: float,
+        svd_low: int | None = None,
+        **options: Any,
+    ) -> ulm.UlmResult:
+        frames = np.asarray(iq)
+        if np.iscomplexobj(frames) and svd_low != 0:
+            frames = clutter.svd_filter(frames, "fixed", low=svd_low)
+        return ulm.ulm(frames, spacing_m, wavelength_m, prf_hz, method=localizer, **options)
+
+    run.__doc__ = (
+        f"Conventional ULM ({localizer.replace('_', ' ')} localisation, Hungarian tracking)"
+        " -> density and velocity maps on a lambda/10 grid."
+    )
+    return run
+
+
+METHODS: dict[str, dict[str, Method]] = {
+    "bmode": {"classical": _bmode.bmode},
+    "doppler": {
+        "svd_fixed": _svd("fixed"),
+        "svd_energy": _svd("energy"),
+        "svd_ssm": _svd("ssm"),
+        "svd_block": _svd("ssm", block=True),
+    },
+    "despeckle": {
+        "srad": despeckle.srad,
+        "nlm": despeckle.nlm,
+        "median": despeckle.median,
+        "bilateral": despeckle.bilateral,
+    },
+    "enhance": {
+        "wiener": _wiener,
+        "richardson_lucy": _richardson_lucy,
+        "nllr": nllr.nllr,
+    },
+    "ulm": {name: _ulm(name) for name in ("weighted_centroid", "radial_symmetry", "gaussian_fit")},
+}
+
+NATIVE_SPACING_M: dict[tuple[str, str], tuple[float, float]] = {}
+"""Pixel spacing ``(axial, lateral)`` a registered method expects; classical ones have none."""
+
+
+def register(
+    op: str, name: str, fn: Method, native_spacing_m: tuple[float, float] | None = None
+) -> None:
+    """Add (or replace) method ``name`` for ``op``, e.g. a trained student."""
+    if op not in METHODS:
+        raise ConfigError(f"op={op!r} is invalid: expected one of {OPS}")
+    METHODS[op][name] = fn
+    if native_spacing_m is not None:
+        NATIVE_SPACING_M[(op, name)] = native_spacing_m
+
+
+def get_method(op: str, name: str) -> Method:
+    """The callable for ``op``/``name``, or a :class:`ConfigError` listing what exists."""
+    if op not in METHODS:
+        raise ConfigError(f"op={op!r} is invalid: expected one of {OPS}")
+    if name not in METHODS[op]:
+        raise ConfigError(
+            f"method={name!r} is not available for op {op!r}: expected one of {sorted(METHODS[op])}"
+        )
+    return METHODS[op][name]
+
+
+def describe(fn: Method) -> str:
+    """First line of a method's docstring."""
+    return (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""

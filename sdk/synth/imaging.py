@@ -1,0 +1,232 @@
+"""Convolution-model imaging: point scatterers → complex baseband IQ on a pixel grid.
+
+Each scatterer at depth ``z`` contributes ``a · exp(-2j k z) · PSF(· - position)`` with
+``k = 2π fc / c`` (the two-way phase that makes axial motion show as Doppler). Scatterers are
+splatted bilinearly onto a padded grid and convolved with the PSF by FFT; the padding keeps the
+circular convolution and rigid shifts (:meth:`Imager.shift_spectrum`) from wrapping into view.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from sonoedge.errors import ConfigError
+from sonoedge.synth.transducer import Apodization, Transmit, check_positive, psf
+from sonoedge.types import SPEED_OF_SOUND_M_S, ProbeInfo
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def check_size(name: str, value: int, low: int = 8, high: int = 4096) -> None:
+    """Raise ConfigError unless ``low <= value <= high`` (an integer)."""
+    if not (isinstance(value, (int, np.integer)) and low <= value <= high):
+        raise ConfigError(f"{name}={value!r} is invalid: expected an integer in {low}..{high}")
+
+
+def default_spacing_m(probe: ProbeInfo, height: int, width: int) -> tuple[float, float]:
+    """Pixel spacing that fits the probe's depth range and aperture into ``height × width``."""
+    near, far = probe.depth_range_m
+    return ((far - near) / height, probe.aperture_m / width)
+
+
+def fast_size(n: int) -> int:
+    """Smallest integer >= n whose only prime factors are 2, 3 and 5 (fast FFT sizes)."""
+    size = n
+    while True:
+        m = size
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        if m == 1:
+            return size
+        size += 1
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A pixel grid: ``shape`` (axial, lateral), ``spacing_m`` and the position of pixel [0, 0]."""
+
+    shape: tuple[int, int]
+    spacing_m: tuple[float, float]
+    origin_m: tuple[float, float] = (0.0, 0.0)
+
+    def extent_m(self) -> tuple[float, float, float, float]:
+        """(z_min, z_max, x_min, x_max) of the pixel centres."""
+        (h, w), (dz, dx), (z0, x0) = self.shape, self.spacing_m, self.origin_m
+        return z0, z0 + (h - 1) * dz, x0, x0 + (w - 1) * dx
+
+    def centres_m(self) -> tuple[FloatArray, FloatArray]:
+        """Axial and lateral pixel-centre coordinates (1-D)."""
+        (h, w), (dz, dx), (z0, x0) = self.shape, self.spacing_m, self.origin_m
+        return z0 + dz * np.arange(h), x0 + dx * np.arange(w)
+
+
+class Imager:
+    """Renders scatterers into IQ frames on ``grid`` for one probe and beamforming setup.
+
+    ``margin_m`` extra field on every side lets the scene move rigidly by up to that much
+    without wrap-around.
+    """
+
+    def __init__(
+        self,
+        probe: ProbeInfo,
+        grid: Grid,
+        f_number: float = 1.5,
+        n_cycles: float = 1.0,
+        transmit: Transmit = "plane",
+        apodization: Apodization = "rect",
+        margin_m: float = 0.0,
+    ) -> None:
+        if margin_m < 0:
+            raise ConfigError(f"margin_m={margin_m!r} is invalid: expected >= 0")
+        self.probe = probe
+        self.grid = grid
+        dz, dx = grid.spacing_m
+        check_positive("spacing_m[0]", dz)
+        check_positive("spacing_m[1]", dx)
+        mid_depth = grid.origin_m[0] + 0.5 * grid.shape[0] * dz
+        self.kernel = psf(
+            probe,
+            grid.spacing_m,
+            f_number=f_number,
+            n_cycles=n_cycles,
+            transmit=transmit,
+            apodization=apodization,
+            depth_m=mid_depth if probe.geometry == "linear" else None,
+        )
+        kh, kw = self.kernel.shape
+        h, w = grid.shape
+        self.pad = (kh // 2 + 1 + math.ceil(margin_m / dz), kw // 2 + 1 + math.ceil(margin_m / dx))
+        self.padded_shape = (fast_size(h + 2 * self.pad[0]), fast_size(w + 2 * self.pad[1]))
+        ph, pw = self.padded_shape
+        placed = np.zeros(self.padded_shape, dtype=np.complex64)
+        placed[:kh, :kw] = self.kernel
+        placed = np.roll(placed, (-(kh // 2), -(kw // 2)), axis=(0, 1))
+        self.kernel_spectrum = np.fft.fft2(placed).astype(np.complex64)
+        self.k_rad_m = 2 * math.pi * probe.center_frequency_hz / SPEED_OF_SOUND_M_S
+        self._fz = np.fft.fftfreq(ph).astype(np.float64)
+        self._fx = np.fft.fftfreq(pw).astype(np.float64)
+
+    def field_extent_m(self) -> tuple[float, float, float, float]:
+        """(z_min, z_max, x_min, x_max) where scatterers may lie and still be rendered."""
+        z_min, z_max, x_min, x_max = self.grid.extent_m()
+        dz, dx = self.grid.spacing_m
+        mz, mx = (self.pad[0] - 1) * dz, (self.pad[1] - 1) * dx
+        return z_min - mz, z_max + mz, x_min - mx, x_max + mx
+
+    def splat(
+        self, z_m: npt.ArrayLike, x_m: npt.ArrayLike, amplitude: npt.ArrayLike
+    ) -> npt.NDArray[np.complex64]:
+        """Phase-weighted scatterers on the padded grid; leading axes of inputs are frames.
+
+        Inputs broadcast to shape ``(..., n_scatterers)``; the result is
+        ``(..., padded_h, padded_w)`` complex64.
+        """
+        z, x, a = np.broadcast_arrays(
+            np.asarray(z_m, dtype=np.float64),
+            np.asarray(x_m, dtype=np.float64),
+            np.asarray(amplitude),
+        )
+        lead = z.shape[:-1]
+        n_frames = int(np.prod(lead)) if lead else 1
+        ph, pw = self.padded_shape
+        dz, dx = self.grid.spacing_m
+        z0, x0 = self.grid.origin_m
+        value = (a * np.exp(-2j * self.k_rad_m * z)).reshape(n_frames, -1)
+        iz = ((z - z0) / dz + self.pad[0]).reshape(n_frames, -1)
+        ix = ((x - x0) / dx + self.pad[1]).reshape(n_frames, -1)
+        fz, fx = np.floor(iz), np.floor(ix)
+        wz, wx = iz - fz, ix - fx
+        keep = (fz >= 0) & (fz < ph - 1) & (fx >= 0) & (fx < pw - 1)
+        frame = np.broadcast_to(np.arange(n_frames)[:, None], keep.shape)[keep]
+        base = frame * (ph * pw) + fz[keep].astype(np.int64) * pw + fx[keep].astype(np.int64)
+        wz, wx, v = wz[keep], wx[keep], value[keep]
+        index = np.concatenate([base, base + 1, base + pw, base + pw + 1])
+        weights = np.concatenate([(1 - wz) * (1 - wx), (1 - wz) * wx, wz * (1 - wx), wz * wx])
+        values = np.tile(v, 4) * weights
+        size = n_frames * ph * pw
+        out = np.empty(size, dtype=np.complex64)
+        out.real = np.bincount(index, weights=values.real, minlength=size)
+        out.imag = np.bincount(index, weights=values.imag, minlength=size)
+        return out.reshape(*lead, ph, pw)
+
+    def spectrum(self, padded: npt.NDArray[np.complex64]) -> npt.NDArray[np.complex64]:
+        """Spectrum of the imaged field (PSF applied) of splatted scatterers."""
+        return np.fft.fft2(padded, axes=(-2, -1)) * self.kernel_spectrum
+
+    def shift_spectrum(
+        self, spectrum: npt.NDArray[np.complex64], displacement_m: npt.ArrayLike
+    ) -> npt.NDArray[np.complex64]:
+        """Spectra of the field moved rigidly by each ``(dz, dx)`` row of ``displacement_m``.
+
+        Returns ``(n, padded_h, padded_w)``; includes the two-way phase ``exp(-2j k dz)``.
+        """
+        d = np.atleast_2d(np.asarray(displacement_m, dtype=np.float64))
+        dz_px = d[:, 0] / self.grid.spacing_m[0]
+        dx_px = d[:, 1] / self.grid.spacing_m[1]
+        ramp_z = np.exp(
+            -2j * np.pi * np.multiply.outer(dz_px, self._fz) - 2j * self.k_rad_m * d[:, :1]
+        )
+        ramp_x = np.exp(-2j * np.pi * np.multiply.outer(dx_px, self._fx))
+        ramp = (ramp_z[:, :, None] * ramp_x[:, None, :]).astype(np.complex64)
+        return spectrum * ramp
+
+    def to_image(self, spectrum: npt.NDArray[np.complex64]) -> npt.NDArray[np.complex64]:
+        """Inverse FFT and crop to the visible grid (``(..., h, w)`` complex64)."""
+        field = np.fft.ifft2(spectrum, axes=(-2, -1))
+        (h, w), (pz, px) = self.grid.shape, self.pad
+        return np.ascontiguousarray(field[..., pz : pz + h, px : px + w], dtype=np.complex64)
+
+    def render(
+        self, z_m: npt.ArrayLike, x_m: npt.ArrayLike, amplitude: npt.ArrayLike
+    ) -> npt.NDArray[np.complex64]:
+        """IQ image(s) of scatterers: ``(..., h, w)`` complex64 (see :meth:`splat`)."""
+        return self.to_image(self.spectrum(self.splat(z_m, x_m, amplitude)))
+
+    def expected_intensity(
+        self, scatterer_power_per_px: npt.NDArray[np.floating]
+    ) -> npt.NDArray[np.float32]:
+        """Mean ``|IQ|²`` (speckle-free) for a map of scatterer power per pixel on the grid.
+
+        ``scatterer_power_per_px`` is (h, w): expected sum of ``|a|²`` of scatterers per pixel.
+        """
+        h, w = self.grid.shape
+        pz, px = self.pad
+        padded = np.zeros(self.padded_shape, dtype=np.float64)
+        padded[pz : pz + h, px : px + w] = scatterer_power_per_px
+        kernel = self.splat_power_kernel()
+        kh, kw = kernel.shape
+        placed = np.zeros(self.padded_shape, dtype=np.float64)
+        placed[:kh, :kw] = kernel
+        placed = np.roll(placed, (-(kh // 2), -(kw // 2)), axis=(0, 1))
+        out = np.fft.ifft2(np.fft.fft2(padded) * np.fft.fft2(placed)).real
+        return np.maximum(out[pz : pz + h, px : px + w], 0).astype(np.float32)
+
+    def splat_power_kernel(self, n_offsets: int = 8) -> FloatArray:
+        """Mean ``|response|²`` of one unit scatterer, averaged over its sub-pixel position.
+
+        Bilinear splatting spreads a point over 4 pixels before the PSF, so the power kernel is
+        not exactly ``|PSF|²`` when the PSF is coarsely sampled; this averages it exactly.
+        Shape: the PSF's plus one pixel on each axis (odd), centred.
+        """
+        kh, kw = self.kernel.shape
+        k = np.zeros((kh + 2, kw + 2), dtype=np.complex128)
+        k[1:-1, 1:-1] = self.kernel
+        total = np.zeros((kh + 2, kw + 2), dtype=np.float64)
+        offsets = (np.arange(n_offsets) + 0.5) / n_offsets
+        for u in offsets:
+            for v in offsets:
+                # A point at fractional offset (u, v) from the centre pixel.
+                resp = (
+                    (1 - u) * (1 - v) * k
+                    + (1 - u) * v * np.roll(k, 1, axis=1)
+                    + u * (1 - v) * np.roll(k, 1, axis=0)
+                    + u * v * np.roll(k, (1, 1), axis=(0, 1))
+                )
+                total += np.abs(resp) ** 2
+        return total / n_offsets**2
