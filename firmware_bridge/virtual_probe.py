@@ -31,13 +31,18 @@ from sonoedge.types import (
 PRESETS: dict[str, dict[str, Any]] = {
     "bmode": {"mode": "bmode"},
     "iq": {"mode": "iq"},
-    "doppler": {"mode": "doppler"},
+    # 16×128×128 complex64 ensembles are 2 MiB: 5/s (10 MB/s) fits a pty with margin
+    # (a Linux pty carries ~40 MB/s); raise ensemble_rate_hz for emulator:// or TCP.
+    "doppler": {"mode": "doppler", "ensemble_rate_hz": 5.0},
 }
 
 
 @dataclass
 class EmulatorConfig:
-    """What the virtual probe streams and how fast (rates in Hz, shapes as (axial, lateral))."""
+    """What the virtual probe streams and how fast (rates in Hz, shapes as (axial, lateral)).
+
+    IQ frames and ensembles share ``iq_shape`` (the beamformed grid); B-mode has its own.
+    """
 
     mode: ProbeMode = "bmode"
     bmode_fps: float = 30.0
@@ -46,7 +51,6 @@ class EmulatorConfig:
     iq_shape: tuple[int, int] = (128, 128)
     ensemble_rate_hz: float = 10.0
     ensemble_frames: int = 16
-    ensemble_shape: tuple[int, int] = (128, 128)
     prf_hz: float = 1000.0
     depth_m: float = 0.04
     gain_db: float = 0.0
@@ -299,7 +303,7 @@ class VirtualProbe:
             return BmodeFrame(
                 spacing_m=spacing, origin_m=origin, frame_index=idx, image=self.scene.bmode(t_s)
             )
-        h, w = cfg.iq_shape if self.mode == "iq" else cfg.ensemble_shape
+        h, w = cfg.iq_shape
         spacing = (self.depth_m / h, self.info.aperture_m / w)
         origin = (0.0, -self.info.aperture_m / 2)
         if self.mode == "iq":

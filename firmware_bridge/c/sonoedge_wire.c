@@ -49,7 +49,7 @@ static void put_f64(uint8_t *p, double d)
 
 static uint16_t get_u16(const uint8_t *p)
 {
-    return (uint16_t)(p[0] | (p[1] << 8));
+    return (uint16_t)((unsigned)p[0] | ((unsigned)p[1] << 8)); /* no signed shift on 16-bit int */
 }
 
 static uint32_t get_u32(const uint8_t *p)

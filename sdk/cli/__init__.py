@@ -12,6 +12,7 @@ import sys
 import typer
 
 from sonoedge import __version__
+from sonoedge.cli import bench, demo, probe, stream
 from sonoedge.errors import SonoedgeError
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
     help="Edge SDK for handheld ultrasound probes: ingest, students, compression, freehand 3D.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: rich's markdown stack would double `--help` time
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -47,6 +49,19 @@ def _root(
 
 
 # Sub-commands: one module each (register new ones here).
+app.add_typer(probe.app, name="probe")
+app.add_typer(bench.app, name="bench")
+app.command("stream")(stream.stream)
+app.command("demo")(demo.demo)
+from sonoedge.cli.process import process  # noqa: E402
+
+app.command("process")(process)
+from sonoedge.cli.synth import synth  # noqa: E402
+
+app.command("synth")(synth)
+from sonoedge.cli.sweep2vol import sweep2vol  # noqa: E402
+
+app.command("sweep2vol")(sweep2vol)
 
 
 def report_error(err: SonoedgeError) -> None:

@@ -32,6 +32,7 @@ class FusionSettings:
     acceleration_rejection_deg: float = 10.0
     rejection_timeout_s: float = 5.0
     bias_threshold_dps: float = 3.0
+    stationary_threshold_dps: float = 1.0
     bias_period_s: float = 3.0
     stationary_window_s: float = 0.25
 
@@ -66,30 +67,48 @@ def _check_imu(imu: ImuBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, float
     return t, gyro, accel, float(np.median(dt))
 
 
-def stationary_mask(imu: ImuBatch, threshold_dps: float = 3.0, window_s: float = 0.25) -> np.ndarray:
-    """Samples in windows where the gyro varies less than ``threshold_dps`` and |accel| ≈ 1 g."""
-    t, gyro, accel, dt = _check_imu(imu)
-    n_win = max(2, int(round(window_s / dt)))
-    kernel = np.ones(n_win) / n_win
-    mean = np.stack([np.convolve(gyro[:, a], kernel, mode="same") for a in range(3)], 1)
-    var = np.stack([np.convolve(gyro[:, a] ** 2, kernel, mode="same") for a in range(3)], 1)
-    spread = np.sqrt(np.maximum(var - mean**2, 0).sum(axis=1))
-    g_norm = np.convolve(np.linalg.norm(accel, axis=1), kernel, mode="same")
-    quiet = (spread < threshold_dps) & (np.abs(g_norm - 1) < 0.05)
+def stationary_mask(
+    imu: ImuBatch, threshold_dps: float = 1.0, window_s: float = 0.25, accel_std_g: float = 0.02
+) -> np.ndarray:
+    """Samples in windows where gyro and accelerometer barely vary and |accel| ≈ 1 g."""
+    _, gyro, accel, dt = _check_imu(imu)
+    n_win = max(2, round(window_s / dt))
+
+    def spread(x: np.ndarray) -> np.ndarray:
+        kernel = np.ones(n_win) / n_win
+        mean = np.stack([np.convolve(x[:, a], kernel, mode="same") for a in range(3)], 1)
+        sq = np.stack([np.convolve(x[:, a] ** 2, kernel, mode="same") for a in range(3)], 1)
+        return np.sqrt(np.maximum(sq - mean**2, 0).sum(axis=1))
+
+    g_norm = np.linalg.norm(accel, axis=1)
+    quiet = (spread(gyro) < threshold_dps) & (spread(accel) < accel_std_g)
+    quiet &= np.abs(g_norm - 1) < 0.05
+    # Edges of the window average see zero padding: trust only full windows.
     half = n_win // 2
-    quiet[:half] = quiet[half] if len(quiet) > half else quiet[:half]
-    quiet[-half:] = quiet[-half - 1]
+    quiet[:half] = quiet[half] if len(quiet) > half else False
+    quiet[len(quiet) - half :] = quiet[len(quiet) - half - 1] if len(quiet) > half else False
     return quiet
 
 
 def estimate_gyro_bias(
-    imu: ImuBatch, threshold_dps: float = 3.0, window_s: float = 0.25
+    imu: ImuBatch, threshold_dps: float = 1.0, window_s: float = 0.25, max_bias_dps: float = 5.0
 ) -> npt.NDArray[np.float64]:
-    """Mean gyro reading (°/s) over stationary samples; zeros when the probe never rests."""
+    """Mean gyro reading (°/s) over stationary samples; zeros when the probe never rests.
+
+    Steady turns about the vertical look stationary to both sensors, so samples farther than
+    ``max_bias_dps`` from zero, then farther than ``threshold_dps`` from the median of the
+    remaining candidates, are not used.
+    """
     quiet = stationary_mask(imu, threshold_dps, window_s)
+    gyro = np.asarray(imu.gyro_dps, dtype=np.float64)
+    quiet &= np.linalg.norm(gyro, axis=1) < max_bias_dps
     if quiet.sum() < 10:
         return np.zeros(3)
-    return np.asarray(imu.gyro_dps, dtype=np.float64)[quiet].mean(axis=0)
+    centre = np.median(gyro[quiet], axis=0)
+    quiet &= np.linalg.norm(gyro - centre, axis=1) < 3 * threshold_dps
+    if quiet.sum() < 10:
+        return np.zeros(3)
+    return gyro[quiet].mean(axis=0)
 
 
 def fuse_imu(
@@ -104,7 +123,7 @@ def fuse_imu(
     t, gyro, accel, dt = _check_imu(imu)
     rate = 1.0 / dt
     bias = (
-        estimate_gyro_bias(imu, s.bias_threshold_dps, s.stationary_window_s)
+        estimate_gyro_bias(imu, s.stationary_threshold_dps, s.stationary_window_s)
         if gyro_bias_dps is None
         else np.asarray(gyro_bias_dps, dtype=np.float64)
     )

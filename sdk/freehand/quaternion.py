@@ -115,7 +115,7 @@ def slerp(q0: npt.ArrayLike, q1: npt.ArrayLike, t: npt.ArrayLike) -> Array:
 def twist_angle_rad(q: npt.ArrayLike, axis: npt.ArrayLike) -> Array:
     """Signed angle of the twist of ``q`` about ``axis`` (swing-twist decomposition)."""
     q = normalize(q)
-    axis = np.asarray(axis, dtype=np.float64)
-    axis = axis / np.linalg.norm(axis)
-    proj = q[..., 1:] @ axis
+    unit = np.asarray(axis, dtype=np.float64)
+    unit = unit / np.linalg.norm(unit)
+    proj = q[..., 1:] @ unit
     return 2 * np.arctan2(proj, q[..., 0])

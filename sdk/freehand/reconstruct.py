@@ -230,7 +230,7 @@ class VolumeReconstructor:
         mat = _as_matrices(pixel_to_world)[0]
         if not np.all(np.isfinite(mat)):
             raise DataError("pixel_to_world contains NaN/Inf")
-        (c0, c1, r0, r1), weights = self._pixels(img.shape)  # type: ignore[arg-type]
+        (c0, c1, r0, r1), weights = self._pixels((img.shape[0], img.shape[1]))
         m = (self._world_to_index @ mat)[:3].astype(np.float32)
         cols = np.arange(c0, c1 + 1, dtype=np.float32)
         n_cols = cols.size

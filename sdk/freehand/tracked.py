@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -56,7 +57,7 @@ def _path(edges: Mapping[tuple[str, str], object], src: str, dst: str) -> list[t
     while hops[-1] != src:
         hops.append(prev[hops[-1]])
     hops.reverse()
-    return list(zip(hops[:-1], hops[1:], strict=True))
+    return list(pairwise(hops))
 
 
 def tracked_transforms(
@@ -87,8 +88,11 @@ def tracked_transforms(
             step = mats if forward else _safe_inv(mats, ok)
             valid &= ok
         else:
-            fixed = edges[(a, b)] if (a, b) in edges else np.linalg.inv(edges[(b, a)])  # type: ignore[arg-type]
-            step = np.broadcast_to(np.asarray(fixed, dtype=np.float64), (n, 4, 4))
+            if (a, b) in edges:
+                fixed = np.asarray(edges[(a, b)], dtype=np.float64)
+            else:
+                fixed = np.linalg.inv(np.asarray(edges[(b, a)], dtype=np.float64))
+            step = np.broadcast_to(fixed, (n, 4, 4))
         result = step @ result
     valid &= np.all(np.isfinite(result), axis=(1, 2))
     return result, valid

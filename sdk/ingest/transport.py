@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import socket
 import threading
 import time
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from sonoedge.errors import (
+    ConfigError,
     ProbeConnectionError,
     ProbeNotFoundError,
     ProbePermissionError,
@@ -56,7 +59,7 @@ def _open_error(url: str, err: Any) -> ProbeConnectionError:
 
 
 class SerialTransport:
-    """A pyserial port: a device path (USB CDC-ACM, pty) or a pyserial URL such as socket://."""
+    """A pyserial port: a device path (USB CDC-ACM, pty) or another pyserial URL."""
 
     def __init__(self, url: str, timeout_s: float = READ_TIMEOUT_S) -> None:
         import serial
@@ -71,11 +74,15 @@ class SerialTransport:
     def read(self, max_bytes: int = 1 << 20) -> bytes:
         port = self._port
         try:
-            data = port.read(1)
-            if data:
+            first = port.read(1)  # waits up to the read timeout
+            if not first:
+                return b""
+            data = bytearray(first)
+            while len(data) < max_bytes:  # then drain what is already there
                 waiting = port.in_waiting
-                if waiting:
-                    data += port.read(min(waiting, max_bytes - 1))
+                if not waiting:
+                    break
+                data += port.read(min(waiting, max_bytes - len(data)))
             return bytes(data)
         except (self._serial_mod.SerialException, OSError, TypeError, AttributeError) as err:
             # pyserial raises TypeError/AttributeError when the fd vanished under it
@@ -91,6 +98,48 @@ class SerialTransport:
     def close(self) -> None:
         with contextlib.suppress(self._serial_mod.SerialException, OSError):
             self._port.close()
+
+
+class SocketTransport:
+    """A probe on TCP (``socket://host:port``).
+
+    pyserial's socket handler reports at most one waiting byte, which throttles bulk data, so
+    sockets get this small transport of their own.
+    """
+
+    def __init__(self, url: str, timeout_s: float = READ_TIMEOUT_S) -> None:
+        parts = urlsplit(url)
+        if not parts.hostname or not parts.port:
+            raise ConfigError(
+                f"{url!r} needs a host and a port", hint="e.g. socket://127.0.0.1:5555"
+            )
+        self.description = url
+        try:
+            self._sock = socket.create_connection((parts.hostname, parts.port), timeout=2.0)
+        except OSError as err:
+            raise _open_error(url, err) from err
+        self._sock.settimeout(timeout_s)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def read(self, max_bytes: int = 1 << 20) -> bytes:
+        try:
+            data = self._sock.recv(max_bytes)
+        except TimeoutError:
+            return b""
+        except OSError as err:
+            raise LinkLostError(f"link to {self.description} lost: {err}") from err
+        if not data:
+            raise LinkLostError(f"{self.description} closed the connection")
+        return data
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._sock.sendall(data)
+        except OSError as err:
+            raise LinkLostError(f"cannot write to {self.description}: {err}") from err
+
+    def close(self) -> None:
+        self._sock.close()
 
 
 class EmulatorTransport:

@@ -19,7 +19,7 @@ from sonoedge.errors import ConfigError
 from sonoedge.firmware_bridge.virtual_probe import EmulatorConfig
 from sonoedge.ingest.probe import Probe
 from sonoedge.ingest.queue import OVERFLOW_POLICIES, OverflowPolicy
-from sonoedge.ingest.transport import EmulatorTransport, SerialTransport
+from sonoedge.ingest.transport import EmulatorTransport, SerialTransport, SocketTransport
 
 SCHEMES = ("serial", "socket", "emulator", "file")
 _URL_HELP = (
@@ -121,9 +121,10 @@ def open_probe(
         )
     else:
         watch = target if scheme == "serial" else None
+        transport = SerialTransport if scheme == "serial" else SocketTransport
         probe = Probe(
             url,
-            opener=lambda: SerialTransport(target),
+            opener=lambda: transport(target),
             queue_size=queue_size,
             overflow=overflow or "drop_oldest",
             reconnect=reconnect,

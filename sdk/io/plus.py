@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from sonoedge.errors import ConfigError, RecordingError
 
-_MET_TYPES = {
+_MET_TYPES: dict[str, type[np.generic]] = {
     "MET_UCHAR": np.uint8,
     "MET_CHAR": np.int8,
     "MET_USHORT": np.uint16,
@@ -36,7 +36,7 @@ _MET_TYPES = {
     "MET_FLOAT": np.float32,
     "MET_DOUBLE": np.float64,
 }
-_NRRD_TYPES = {
+_NRRD_TYPES: dict[str, type[np.generic]] = {
     "uchar": np.uint8,
     "unsigned char": np.uint8,
     "uint8": np.uint8,
@@ -392,7 +392,7 @@ class PlusConfig:
         if (from_frame, to_frame) in self.transforms:
             return self.transforms[(from_frame, to_frame)]
         if (to_frame, from_frame) in self.transforms:
-            return np.linalg.inv(self.transforms[(to_frame, from_frame)])
+            return np.asarray(np.linalg.inv(self.transforms[(to_frame, from_frame)]), np.float64)
         raise ConfigError(
             f"{self.path or 'config'} has no {from_frame}To{to_frame} transform",
             hint=f'add <Transform From="{from_frame}" To="{to_frame}" Matrix="..."/> '
@@ -425,15 +425,15 @@ def read_plus_config(path: str | Path, require_reconstruction: bool = True) -> P
         values = _numbers(el.get("Matrix"), 16, f"Transform {src}To{dst} Matrix", path)
         if src and dst and values is not None:
             transforms[(src, dst)] = np.array(values).reshape(4, 4)
-    el = next(root.iter("VolumeReconstruction"), None)
-    if el is None:
+    recon = root.find(".//VolumeReconstruction")
+    if recon is None:
         if require_reconstruction:
             raise ConfigError(
                 f"{path} has no VolumeReconstruction element",
                 hint="add <VolumeReconstruction OutputSpacing=... ClipRectangleOrigin=.../>",
             )
         return PlusConfig(transforms, None, path)
-    return PlusConfig(transforms, _reconstruction(el, path), path)
+    return PlusConfig(transforms, _reconstruction(recon, path), path)
 
 
 def _reconstruction(el: ET.Element, path: Path) -> ReconstructionConfig:

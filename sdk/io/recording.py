@@ -192,7 +192,10 @@ class RecordingReader:
         h5py = _h5py()
         self.path = Path(path)
         if not self.path.exists():
-            raise RecordingError(f"recording {self.path} does not exist")
+            raise RecordingError(
+                f"recording {self.path} does not exist",
+                hint="check the path; record one with `sonoedge stream URL --record FILE.h5`",
+            )
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as err:

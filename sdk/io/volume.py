@@ -22,7 +22,7 @@ import numpy.typing as npt
 from sonoedge.errors import ConfigError, RecordingError
 from sonoedge.types import Volume
 
-_NRRD_TYPE = {
+_NRRD_TYPE: dict[np.dtype, str] = {
     np.dtype(np.uint8): "uint8",
     np.dtype(np.int8): "int8",
     np.dtype(np.uint16): "uint16",
@@ -32,7 +32,7 @@ _NRRD_TYPE = {
     np.dtype(np.float32): "float",
     np.dtype(np.float64): "double",
 }
-_MET_TYPE = {
+_MET_TYPE: dict[np.dtype, str] = {
     np.dtype(np.uint8): "MET_UCHAR",
     np.dtype(np.int8): "MET_CHAR",
     np.dtype(np.uint16): "MET_USHORT",

@@ -3,7 +3,7 @@
 The ensemble ``iq[frame, axial, lateral]`` is reshaped into the Casorati matrix ``S`` (pixels x
 frames). Its right singular vectors come from the eigen-decomposition of the small Gram matrix
 ``G = S^H S`` (frames x frames), ``G = V diag(sigma^2) V^H``, which costs ``P N^2 + N^3`` instead of
-a full SVD of ``S``. Components are sorted by decreasing singular value and numbered from 0; the
+the larger constant of a full SVD of ``S``. Components are sorted by decreasing singular value and numbered from 0; the
 filter keeps ``low <= k < high``: ``S_f = S V_k V_k^H``. Tissue occupies the first components,
 blood the middle ones and noise the last.
 """
@@ -23,7 +23,8 @@ from sonoedge.types import SPEED_OF_SOUND_M_S
 CutoffMethod = Literal["fixed", "energy", "ssm"]
 CUTOFF_METHODS: tuple[CutoffMethod, ...] = ("fixed", "energy", "ssm")
 ComplexArray = npt.NDArray[np.complex64]
-_GRAM_CHUNK_PX = 16384
+_GRAM_CHUNK_PX = 8192
+Solver = Literal["gram", "full"]
 
 
 def casorati(iq: npt.ArrayLike) -> ComplexArray:
@@ -32,33 +33,49 @@ def casorati(iq: npt.ArrayLike) -> ComplexArray:
     return arr.reshape(arr.shape[0], -1).T
 
 
+def _gram(s: npt.NDArray[np.complexfloating]) -> npt.NDArray[np.complex128]:
+    """``S^H S`` for a stack ``s[block, pixel, frame]``, accumulated in float64.
+
+    With ``R = [Re S, Im S]`` one real product ``R^T R = [[A, B], [B^T, D]]`` gives
+    ``S^H S = (A + D) + i (B - B^T)``; real float64 BLAS is faster than complex128 here.
+    """
+    n = s.shape[-1]
+    real = np.zeros((s.shape[0], 2 * n, 2 * n))
+    for start in range(0, s.shape[1], _GRAM_CHUNK_PX):
+        chunk = s[:, start : start + _GRAM_CHUNK_PX]
+        r = np.concatenate([chunk.real, chunk.imag], axis=-1).astype(np.float64)
+        real += np.matmul(r.transpose(0, 2, 1), r)
+    a, b, d = real[:, :n, :n], real[:, :n, n:], real[:, n:, n:]
+    return (a + d) + 1j * (b - b.transpose(0, 2, 1))
+
+
+def _eig_stack(
+    s: npt.NDArray[np.complexfloating], solver: Solver
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.complex128]]:
+    if solver == "full":
+        _, sv, vh = np.linalg.svd(s, full_matrices=False)
+        return sv.astype(np.float64), np.conj(vh.transpose(0, 2, 1)).astype(np.complex128)
+    require(solver == "gram", "solver", "'gram' or 'full'", solver)
+    eigval, eigvec = np.linalg.eigh(_gram(s))
+    sv = np.sqrt(np.clip(eigval[:, ::-1], 0.0, None))
+    return sv, eigvec[:, :, ::-1]
+
+
 def gram_eig(
-    s: npt.NDArray[np.complexfloating], solver: Literal["gram", "full"] = "gram"
+    s: npt.NDArray[np.complexfloating], solver: Solver = "gram"
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.complex128]]:
     """Singular values (descending) and right singular vectors ``V`` (columns) of ``S``.
 
-    ``solver="gram"`` accumulates ``S^H S`` in complex128 chunk by chunk and calls ``eigh``;
-    ``"full"`` runs ``numpy.linalg.svd`` on ``S`` (the slow reference).
+    ``solver="gram"`` forms ``S^H S`` in float64 chunk by chunk and calls ``eigh``; ``"full"``
+    runs ``numpy.linalg.svd`` on ``S`` (the slow reference).
     """
-    if solver == "full":
-        _, sv, vh = np.linalg.svd(s, full_matrices=False)
-        return sv.astype(np.float64), vh.conj().T.astype(np.complex128)
-    require(solver == "gram", "solver", "'gram' or 'full'", solver)
-    n = s.shape[1]
-    gram = np.zeros((n, n), np.complex128)
-    for start in range(0, s.shape[0], _GRAM_CHUNK_PX):
-        block = s[start : start + _GRAM_CHUNK_PX].astype(np.complex128)
-        gram += block.conj().T @ block
-    eigval, eigvec = np.linalg.eigh(gram)
-    order = np.argsort(eigval)[::-1]
-    sv = np.sqrt(np.clip(eigval[order], 0.0, None))
-    return sv, eigvec[:, order]
+    sv, v = _eig_stack(np.asarray(s)[None], solver)
+    return sv[0], v[0]
 
 
 def energy_cutoff(sv: npt.ArrayLike, energy_fraction: float = 0.9) -> int:
-    """Smallest ``low`` such that components ``0..low-1`` hold ``energy_fraction`` of ``sum sigma^2``.
-
-    Those leading (tissue) components are removed; the result is at least 1.
+    """Smallest ``low`` such that components ``0..low-1`` hold ``energy_fraction`` of the energy
+    ``sum sigma^2``. Those leading (tissue) components are removed; the result is at least 1.
     """
     require(0 < energy_fraction < 1, "energy_fraction", "0 < fraction < 1", energy_fraction)
     energy = np.asarray(sv, np.float64) ** 2
@@ -69,6 +86,17 @@ def energy_cutoff(sv: npt.ArrayLike, energy_fraction: float = 0.9) -> int:
     return max(1, int(np.searchsorted(cum, energy_fraction) + 1))
 
 
+def _ssm_stack(
+    s: npt.NDArray[np.complexfloating], sv: npt.NDArray[np.float64], v: npt.NDArray[np.complex128]
+) -> npt.NDArray[np.float64]:
+    u = np.abs(np.matmul(s, v.astype(s.dtype))) / np.maximum(sv, 1e-30)[:, None, :].astype(
+        np.float32
+    )
+    u = u - u.mean(axis=1, keepdims=True)
+    u = u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-30)
+    return np.asarray(np.matmul(u.transpose(0, 2, 1), u), np.float64)
+
+
 def spatial_similarity_matrix(
     s: npt.NDArray[np.complexfloating], sv: npt.ArrayLike, v: npt.NDArray[np.complexfloating]
 ) -> npt.NDArray[np.float64]:
@@ -77,12 +105,8 @@ def spatial_similarity_matrix(
     ``u_i = S v_i / sigma_i`` are the spatial singular vectors; ``corr`` is the Pearson coefficient
     over pixels.
     """
-    svals = np.asarray(sv, np.float64)
-    u = np.abs(s @ v.astype(s.dtype)) / np.maximum(svals, 1e-30).astype(np.float32)
-    u = u - u.mean(axis=0)
-    norm = np.linalg.norm(u, axis=0)
-    u = u / np.maximum(norm, 1e-30)
-    return np.asarray(u.T @ u, np.float64)
+    svals = np.asarray(sv, np.float64)[None]
+    return _ssm_stack(np.asarray(s)[None], svals, np.asarray(v, np.complex128)[None])[0]
 
 
 def ssm_cutoffs(ssm: npt.ArrayLike) -> tuple[int, int]:
@@ -101,21 +125,18 @@ def ssm_cutoffs(ssm: npt.ArrayLike) -> tuple[int, int]:
     a, b = np.meshgrid(np.arange(1, n), np.arange(2, n + 1), indexing="ij")
     valid = b > a
     diag = np.diag(q)
-    zero = q[0, 0]
-    tissue = diag[a] - 2 * q[0, a] + zero
+    tissue = diag[a] - 2 * q[0, a] + q[0, 0]
     blood = diag[b] - q[a, b] - q[b, a] + diag[a]
     total = n * n
     p = (a * a + (b - a) ** 2) / total
-    mean_c = c.mean()
-    std_c = c.std()
-    cov = (tissue + blood) / total - mean_c * p
-    denom = std_c * np.sqrt(np.clip(p * (1 - p), 1e-30, None))
+    cov = (tissue + blood) / total - c.mean() * p
+    denom = c.std() * np.sqrt(np.clip(p * (1 - p), 1e-30, None))
     score = np.where(valid & (p < 1), cov / np.maximum(denom, 1e-30), -np.inf)
     i, j = np.unravel_index(int(np.argmax(score)), score.shape)
     return int(a[i, j]), int(b[i, j])
 
 
-def _cutoffs(
+def _band_masks(
     s: npt.NDArray[np.complexfloating],
     sv: npt.NDArray[np.float64],
     v: npt.NDArray[np.complex128],
@@ -123,32 +144,39 @@ def _cutoffs(
     low: int | None,
     high: int | None,
     energy_fraction: float,
-) -> tuple[int, int]:
-    n = s.shape[1]
+) -> tuple[npt.NDArray[np.bool_], list[tuple[int, int]]]:
+    n_blocks, n = sv.shape
     if cutoff == "fixed":
-        return (max(1, n // 8) if low is None else int(low)), (n if high is None else int(high))
-    if cutoff == "energy":
-        lo = energy_cutoff(sv, energy_fraction)
+        bands = [
+            ((max(1, n // 8) if low is None else int(low)), (n if high is None else int(high)))
+        ]
+        bands *= n_blocks
+    elif cutoff == "energy":
         hi = n if high is None else int(high)
+        bands = [(lo, max(hi, lo + 1)) for lo in (energy_cutoff(x, energy_fraction) for x in sv)]
     else:
-        lo, hi = ssm_cutoffs(spatial_similarity_matrix(s, sv, v))
-    return lo, max(hi, lo + 1)
+        ssm = _ssm_stack(s, sv, v)
+        bands = [ssm_cutoffs(c) for c in ssm]
+    bands = [(min(lo, n - 1), min(hi, n)) for lo, hi in bands]
+    k = np.arange(n)
+    masks = np.stack([(k >= lo) & (k < hi) for lo, hi in bands])
+    return masks, bands
 
 
-def _filter_matrix(
-    s: npt.NDArray[np.complex64],
+def _filter_stack(
+    s: ComplexArray,
     cutoff: CutoffMethod,
     low: int | None,
     high: int | None,
     energy_fraction: float,
-    solver: Literal["gram", "full"],
-) -> tuple[npt.NDArray[np.complex64], tuple[int, int]]:
-    sv, v = gram_eig(s, solver)
-    lo, hi = _cutoffs(s, sv, v, cutoff, low, high, energy_fraction)
-    lo, hi = min(lo, s.shape[1] - 1), min(hi, s.shape[1])
-    vk = v[:, lo:hi]
-    projector = (vk @ vk.conj().T).astype(np.complex64)
-    return s @ projector, (lo, hi)
+    solver: Solver,
+) -> tuple[ComplexArray, list[tuple[int, int]]]:
+    """Filter a stack of Casorati matrices ``s[block, pixel, frame]``."""
+    sv, v = _eig_stack(s, solver)
+    masks, bands = _band_masks(s, sv, v, cutoff, low, high, energy_fraction)
+    kept = v * masks[:, None, :]
+    projector = np.matmul(kept, np.conj(v.transpose(0, 2, 1))).astype(np.complex64)
+    return np.matmul(s, projector), bands
 
 
 def _check_cutoff_args(n: int, cutoff: str, low: int | None, high: int | None) -> None:
@@ -174,7 +202,7 @@ def svd_filter(
     energy_fraction: float = 0.9,
     block_px: int | None = None,
     block_overlap: float = 0.5,
-    solver: Literal["gram", "full"] = "gram",
+    solver: Solver = "gram",
 ) -> ComplexArray:
     """SVD clutter filter of an ensemble ``[frame, axial, lateral]``; returns the blood signal.
 
@@ -182,7 +210,8 @@ def svd_filter(
     ``high = N``); ``"energy"`` removes the leading components that hold ``energy_fraction`` of
     the energy; ``"ssm"`` picks ``(low, high)`` from the spatial similarity matrix. With
     ``block_px`` the field is filtered in overlapping square blocks (local cutoffs, Hann-weighted
-    blending), which follows spatially varying clutter and bounds memory.
+    blending; all blocks are decomposed together as one batch), which follows spatially varying
+    clutter.
 
     Example: ``blood = svd_filter(iq, cutoff="ssm"); pd_db = power_doppler(blood)``.
     """
@@ -190,9 +219,9 @@ def svd_filter(
     n, h, w = arr.shape
     _check_cutoff_args(n, cutoff, low, high)
     if block_px is None:
-        s = arr.reshape(n, -1).T
-        out, _ = _filter_matrix(s, cutoff, low, high, energy_fraction, solver)
-        return np.ascontiguousarray(out.T.reshape(n, h, w))
+        s = arr.reshape(n, -1).T[None]
+        out, _ = _filter_stack(s, cutoff, low, high, energy_fraction, solver)
+        return np.ascontiguousarray(out[0].T.reshape(n, h, w))
     require(block_px >= 4, "block_px", ">= 4 pixels", block_px)
     require(0 <= block_overlap < 1, "block_overlap", "0 <= overlap < 1", block_overlap)
     return _blockwise(arr, cutoff, low, high, energy_fraction, block_px, block_overlap, solver)
@@ -215,21 +244,20 @@ def _blockwise(
     energy_fraction: float,
     block_px: int,
     overlap: float,
-    solver: Literal["gram", "full"],
+    solver: Solver,
 ) -> ComplexArray:
     n, h, w = arr.shape
     bh, bw = min(block_px, h), min(block_px, w)
-    step = max(1, int(round(block_px * (1 - overlap))))
+    step = max(1, round(block_px * (1 - overlap)))
+    corners = [(z0, x0) for z0 in _starts(h, bh, step) for x0 in _starts(w, bw, step)]
+    stack = np.stack([arr[:, z0 : z0 + bh, x0 : x0 + bw].reshape(n, -1).T for z0, x0 in corners])
+    filtered, _ = _filter_stack(stack, cutoff, low, high, energy_fraction, solver)
     win = np.outer(np.hanning(bh + 2)[1:-1], np.hanning(bw + 2)[1:-1]).astype(np.float32)
     acc = np.zeros((n, h, w), np.complex64)
     weight = np.zeros((h, w), np.float32)
-    for z0 in _starts(h, bh, step):
-        for x0 in _starts(w, bw, step):
-            block = arr[:, z0 : z0 + bh, x0 : x0 + bw]
-            s = block.reshape(n, -1).T
-            out, _ = _filter_matrix(s, cutoff, low, high, energy_fraction, solver)
-            acc[:, z0 : z0 + bh, x0 : x0 + bw] += out.T.reshape(n, bh, bw) * win
-            weight[z0 : z0 + bh, x0 : x0 + bw] += win
+    for (z0, x0), block in zip(corners, filtered, strict=True):
+        acc[:, z0 : z0 + bh, x0 : x0 + bw] += block.T.reshape(n, bh, bw) * win
+        weight[z0 : z0 + bh, x0 : x0 + bw] += win
     return acc / weight
 
 
@@ -243,9 +271,9 @@ def svd_cutoffs(
     """The ``(low, high)`` band that :func:`svd_filter` keeps for the whole field."""
     arr = as_ensemble(iq, min_frames=2)
     _check_cutoff_args(arr.shape[0], cutoff, low, high)
-    s = arr.reshape(arr.shape[0], -1).T
-    sv, v = gram_eig(s)
-    return _cutoffs(s, sv, v, cutoff, low, high, energy_fraction)
+    s = arr.reshape(arr.shape[0], -1).T[None]
+    sv, v = _eig_stack(s, "gram")
+    return _band_masks(s, sv, v, cutoff, low, high, energy_fraction)[1][0]
 
 
 def power_doppler(
@@ -255,7 +283,7 @@ def power_doppler(
     arr = as_ensemble(filtered, "filtered")
     power = np.mean(arr.real**2 + arr.imag**2, axis=0, dtype=np.float64)
     if not db:
-        return power.astype(np.float32)
+        return np.asarray(power, np.float32)
     peak = power.max()
     if peak <= 0:
         return np.full(power.shape, floor_db, np.float32)
@@ -279,6 +307,6 @@ def color_doppler(
     require(center_frequency_hz > 0, "center_frequency_hz", "> 0", center_frequency_hz)
     require(lag >= 1, "lag", ">= 1", lag)
     r = np.sum(arr[lag:] * np.conj(arr[:-lag]), axis=0)
-    phase = np.angle(r)
+    phase = np.asarray(np.angle(r))
     scale = speed_of_sound_m_s * prf_hz / (4 * np.pi * center_frequency_hz * lag)
     return (phase * scale).astype(np.float32)

@@ -135,7 +135,7 @@ def read_picture(path: Path) -> Source:
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
     if img is None:
         raise DataError(f"{path} is not a readable image file")
-    scale = float(np.iinfo(img.dtype).max) if np.issubdtype(img.dtype, np.integer) else 1.0
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(img.dtype, 1.0)
     item = Item((img / scale).astype(np.float32))
     return Source("image", 1, lambda: iter([item]))
 
@@ -159,11 +159,13 @@ def read_recording(path: Path, kind: Literal["iq", "image"], ensembles: bool) ->
     def items() -> Iterator[Item]:
         with RecordingReader(path) as rec:
             for s in rec.samples():
-                if isinstance(s, BmodeFrame) and isinstance(s, wanted):
+                if not isinstance(s, wanted):
+                    continue
+                if isinstance(s, BmodeFrame):
                     yield Item(s.image, s.spacing_m, s.origin_m, s.grid)
-                elif isinstance(s, IQEnsemble) and isinstance(s, wanted):
+                elif isinstance(s, IQEnsemble):
                     yield Item(s.iq, s.spacing_m, s.origin_m, s.grid, s.prf_hz)
-                elif isinstance(s, IQFrame) and isinstance(s, wanted):
+                elif isinstance(s, IQFrame):
                     yield Item(s.iq, s.spacing_m, s.origin_m, s.grid)
 
     f0 = probe.center_frequency_hz if probe is not None else None
@@ -191,11 +193,13 @@ def read_input(path: str | Path, op: str) -> Source:
     )
 
 
-def coordinates(shape: tuple[int, ...], spacing_m: tuple[float, float], origin_m: tuple[float, float]) -> dict[str, npt.NDArray[np.float64]]:
+def coordinates(
+    shape: tuple[int, ...], spacing_m: tuple[float, float], origin_m: tuple[float, float]
+) -> dict[str, npt.NDArray[np.float64]]:
     """``z_m``/``x_m`` pixel-centre coordinates of an ``(..., H, W)`` grid."""
     return {
-        "z_m": origin_m[0] + np.arange(shape[-2]) * spacing_m[0],
-        "x_m": origin_m[1] + np.arange(shape[-1]) * spacing_m[1],
+        "z_m": np.asarray(origin_m[0] + np.arange(shape[-2]) * spacing_m[0], np.float64),
+        "x_m": np.asarray(origin_m[1] + np.arange(shape[-1]) * spacing_m[1], np.float64),
     }
 
 
@@ -212,7 +216,9 @@ def display_uint8(arr: npt.NDArray[Any], key: str) -> npt.NDArray[np.uint8]:
     return np.round(scaled * 255).astype(np.uint8)
 
 
-def write_output(path: str | Path, arrays: dict[str, npt.NDArray[Any]], meta: dict[str, Any]) -> Path:
+def write_output(
+    path: str | Path, arrays: dict[str, npt.NDArray[Any]], meta: dict[str, Any]
+) -> Path:
     """Write results: NPZ (arrays + metadata), NPY (the first array) or a picture of it."""
     p = Path(path)
     suffix = p.suffix.lower()
@@ -220,8 +226,9 @@ def write_output(path: str | Path, arrays: dict[str, npt.NDArray[Any]], meta: di
         p.parent.mkdir(parents=True, exist_ok=True)
     key, first = next(iter(arrays.items()))
     if suffix == ".npz":
-        extra = {k: np.asarray(v) for k, v in meta.items() if v is not None}
-        np.savez_compressed(p, **arrays, **extra)
+        content: dict[str, Any] = dict(arrays)
+        content.update({k: np.asarray(v) for k, v in meta.items() if v is not None})
+        np.savez_compressed(p, allow_pickle=False, **content)
     elif suffix == ".npy":
         np.save(p, first)
     elif suffix in IMAGE_SUFFIXES:
@@ -231,5 +238,7 @@ def write_output(path: str | Path, arrays: dict[str, npt.NDArray[Any]], meta: di
         if not cv2.imwrite(str(p), picture):
             raise DataError(f"could not write picture {p}")
     else:
-        raise DataError(f"output {p} has an unknown suffix {suffix!r}", hint="use .npz, .npy or .png")
+        raise DataError(
+            f"output {p} has an unknown suffix {suffix!r}", hint="use .npz, .npy or .png"
+        )
     return p

@@ -28,7 +28,8 @@ def detect_peaks(
     """Local maxima (3x3) above ``threshold_db`` relative to the frame maximum, brightest first.
 
     Peaks closer than ``window_px // 2`` to the border are dropped so a full window fits, and of
-    touching equal maxima (plateaus) only the first is kept; at most ``max_peaks`` are returned. Result: ``(n, 2)`` integer ``(row, col)``.
+    touching equal maxima (plateaus) only the first is kept; at most ``max_peaks`` are returned.
+    Result: ``(n, 2)`` integer ``(row, col)``.
     """
     img = as_image(intensity, "intensity")
     require(window_px % 2 == 1 and window_px >= 3, "window_px", "odd, >= 3", window_px)

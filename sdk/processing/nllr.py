@@ -38,8 +38,8 @@ def _one_pass(
 ) -> npt.NDArray[np.float64]:
     h, w = img.shape
     nz, nx = h - patch_px + 1, w - patch_px + 1
-    rz, rx = np.meshgrid(_grid(nz, stride_px), _grid(nx, stride_px), indexing="ij")
-    rz, rx = rz.ravel(), rx.ravel()
+    grid_z, grid_x = np.meshgrid(_grid(nz, stride_px), _grid(nx, stride_px), indexing="ij")
+    rz, rx = grid_z.ravel(), grid_x.ravel()
     r = search_px // 2
     offsets = [(dz, dx) for dz in range(-r, r + 1) for dx in range(-r, r + 1)]
     dist = np.full((rz.size, len(offsets)), np.inf, np.float32)
@@ -60,6 +60,7 @@ def _one_pass(
     k_sim = min(n_similar, len(offsets))
     best = np.argpartition(dist, k_sim - 1, axis=1)[:, :k_sim]
     off = np.asarray(offsets, np.intp)[best]  # (refs, k, 2)
+    off[~np.isfinite(np.take_along_axis(dist, best, axis=1))] = 0  # too few candidates: self
     gz, gx = rz[:, None] + off[..., 0], rx[:, None] + off[..., 1]
     patches = np.lib.stride_tricks.sliding_window_view(img, (patch_px, patch_px))
     group = patches[gz, gx].reshape(rz.size, k_sim, -1)  # (refs, k, m)

@@ -95,8 +95,8 @@ def scan_maps(geom: ScanGeometry) -> ScanMaps:
     z_min = float(corners_z.min())
     z_max = float(rho[1] - r_apex) if theta[0] <= 0 <= theta[1] else float(corners_z.max())
     x_min, x_max = float(corners_x.min()), float(corners_x.max())
-    n_z = int(math.floor((z_max - z_min) / dz)) + 1
-    n_x = int(math.floor((x_max - x_min) / dx)) + 1
+    n_z = math.floor((z_max - z_min) / dz) + 1
+    n_x = math.floor((x_max - x_min) / dx) + 1
     require(n_z * n_x <= 64_000_000, "output_spacing_m", "a grid of at most 64 Mpixels", (dz, dx))
     z = (z_min + np.arange(n_z) * dz)[:, None]
     x = (x_min + np.arange(n_x) * dx)[None, :]
@@ -142,7 +142,10 @@ def scan_convert(
         output_spacing_m=None if output_spacing_m is None else as_spacing(output_spacing_m),
     )
     maps = scan_maps(geom)
-    out = cv2.remap(img, maps.map1, maps.map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out = np.asarray(
+        cv2.remap(img, maps.map1, maps.map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE),
+        np.float32,
+    )
     out[~maps.inside] = np.float32(fill)
     return out, maps.spacing_m, maps.origin_m
 

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sonoedge.errors import ConfigError
-from sonoedge.synth.transducer import Apodization, Transmit, check_positive, psf
+from sonoedge.synth.transducer import Apodization, Transmit, check_positive, psf, psf_factors
 from sonoedge.types import SPEED_OF_SOUND_M_S, ProbeInfo
 
 FloatArray = npt.NDArray[np.float64]
@@ -62,7 +62,7 @@ class Grid:
     def centres_m(self) -> tuple[FloatArray, FloatArray]:
         """Axial and lateral pixel-centre coordinates (1-D)."""
         (h, w), (dz, dx), (z0, x0) = self.shape, self.spacing_m, self.origin_m
-        return z0 + dz * np.arange(h), x0 + dx * np.arange(w)
+        return z0 + dz * np.arange(h, dtype=np.float64), x0 + dx * np.arange(w, dtype=np.float64)
 
 
 class Imager:
@@ -90,15 +90,15 @@ class Imager:
         check_positive("spacing_m[0]", dz)
         check_positive("spacing_m[1]", dx)
         mid_depth = grid.origin_m[0] + 0.5 * grid.shape[0] * dz
-        self.kernel = psf(
-            probe,
-            grid.spacing_m,
-            f_number=f_number,
-            n_cycles=n_cycles,
-            transmit=transmit,
-            apodization=apodization,
-            depth_m=mid_depth if probe.geometry == "linear" else None,
-        )
+        self._psf_args = {
+            "f_number": f_number,
+            "n_cycles": n_cycles,
+            "transmit": transmit,
+            "apodization": apodization,
+            "depth_m": mid_depth if probe.geometry == "linear" else None,
+        }
+        self.kernel = psf(probe, grid.spacing_m, **self._psf_args)
+        self._tables: tuple[npt.NDArray[np.complex64], npt.NDArray[np.complex64]] | None = None
         kh, kw = self.kernel.shape
         h, w = grid.shape
         self.pad = (kh // 2 + 1 + math.ceil(margin_m / dz), kw // 2 + 1 + math.ceil(margin_m / dx))
@@ -130,51 +130,90 @@ class Imager:
         z, x, a = np.broadcast_arrays(
             np.asarray(z_m, dtype=np.float64),
             np.asarray(x_m, dtype=np.float64),
-            np.asarray(amplitude),
+            np.asarray(amplitude, dtype=np.float64),
         )
         lead = z.shape[:-1]
         n_frames = int(np.prod(lead)) if lead else 1
         ph, pw = self.padded_shape
         dz, dx = self.grid.spacing_m
         z0, x0 = self.grid.origin_m
-        value = (a * np.exp(-2j * self.k_rad_m * z)).reshape(n_frames, -1)
-        iz = ((z - z0) / dz + self.pad[0]).reshape(n_frames, -1)
-        ix = ((x - x0) / dx + self.pad[1]).reshape(n_frames, -1)
+        z, x, a = z.reshape(n_frames, -1), x.reshape(n_frames, -1), a.reshape(n_frames, -1)
+        phase = np.remainder(-2.0 * self.k_rad_m * z, 2 * np.pi).astype(np.float32)
+        iz = (z - z0) / dz + self.pad[0]
+        ix = (x - x0) / dx + self.pad[1]
         fz, fx = np.floor(iz), np.floor(ix)
-        wz, wx = iz - fz, ix - fx
-        keep = (fz >= 0) & (fz < ph - 1) & (fx >= 0) & (fx < pw - 1)
-        frame = np.broadcast_to(np.arange(n_frames)[:, None], keep.shape)[keep]
-        base = frame * (ph * pw) + fz[keep].astype(np.int64) * pw + fx[keep].astype(np.int64)
-        wz, wx, v = wz[keep], wx[keep], value[keep]
-        index = np.concatenate([base, base + 1, base + pw, base + pw + 1])
-        weights = np.concatenate([(1 - wz) * (1 - wx), (1 - wz) * wx, wz * (1 - wx), wz * wx])
-        values = np.tile(v, 4) * weights
+        wz, wx = (iz - fz).astype(np.float32), (ix - fx).astype(np.float32)
+        inside = (fz >= 0) & (fz < ph - 1) & (fx >= 0) & (fx < pw - 1)
+        a32 = np.where(inside, a, 0.0).astype(np.float32)
+        base = (
+            np.arange(n_frames, dtype=np.int64)[:, None] * (ph * pw)
+            + np.clip(fz, 0, ph - 2).astype(np.int64) * pw
+            + np.clip(fx, 0, pw - 2).astype(np.int64)
+        ).ravel()
+        re, im = (a32 * np.cos(phase)).ravel(), (a32 * np.sin(phase)).ravel()
+        wz, wx = wz.ravel(), wx.ravel()
+        corners = (
+            ((1 - wz) * (1 - wx), 0),
+            ((1 - wz) * wx, 1),
+            (wz * (1 - wx), pw),
+            (wz * wx, pw + 1),
+        )
+        index = np.concatenate([base + off for _, off in corners])
+        weights = np.concatenate([w for w, _ in corners])
         size = n_frames * ph * pw
         out = np.empty(size, dtype=np.complex64)
-        out.real = np.bincount(index, weights=values.real, minlength=size)
-        out.imag = np.bincount(index, weights=values.imag, minlength=size)
+        out.real = np.bincount(index, weights=np.tile(re, 4) * weights, minlength=size)
+        out.imag = np.bincount(index, weights=np.tile(im, 4) * weights, minlength=size)
         return out.reshape(*lead, ph, pw)
 
     def spectrum(self, padded: npt.NDArray[np.complex64]) -> npt.NDArray[np.complex64]:
         """Spectrum of the imaged field (PSF applied) of splatted scatterers."""
-        return np.fft.fft2(padded, axes=(-2, -1)) * self.kernel_spectrum
+        spec = np.fft.fft2(padded, axes=(-2, -1)) * self.kernel_spectrum
+        return spec.astype(np.complex64, copy=False)
 
-    def shift_spectrum(
-        self, spectrum: npt.NDArray[np.complex64], displacement_m: npt.ArrayLike
-    ) -> npt.NDArray[np.complex64]:
-        """Spectra of the field moved rigidly by each ``(dz, dx)`` row of ``displacement_m``.
+    def moved_kernel_spectra(self, displacement_m: npt.ArrayLike) -> npt.NDArray[np.complex64]:
+        """PSF spectra that image a field moved rigidly by each ``(dz, dx)`` row.
 
-        Returns ``(n, padded_h, padded_w)``; includes the two-way phase ``exp(-2j k dz)``.
+        ``fft2(field) * moved_kernel_spectra(d)`` is the image of the field shifted by ``d``:
+        an exact integer-pixel roll times the PSF sampled at the fractional offset (tabulated
+        at 1/64 pixel), times the two-way phase ``exp(-2j k dz)``. Unlike a Fourier shift this
+        stays exact when the PSF is coarsely sampled. Returns ``(n, padded_h, padded_w)``.
         """
         d = np.atleast_2d(np.asarray(displacement_m, dtype=np.float64))
-        dz_px = d[:, 0] / self.grid.spacing_m[0]
-        dx_px = d[:, 1] / self.grid.spacing_m[1]
+        table_z, table_x = self._fraction_tables()
+        steps = table_z.shape[0] - 1
+        pz = d[:, 0] / self.grid.spacing_m[0]
+        px = d[:, 1] / self.grid.spacing_m[1]
+        iz, ix = np.floor(pz), np.floor(px)
+        fz = np.rint((pz - iz) * steps).astype(np.int64)
+        fx = np.rint((px - ix) * steps).astype(np.int64)
         ramp_z = np.exp(
-            -2j * np.pi * np.multiply.outer(dz_px, self._fz) - 2j * self.k_rad_m * d[:, :1]
+            -2j * np.pi * np.multiply.outer(iz, self._fz) - 2j * self.k_rad_m * d[:, :1]
         )
-        ramp_x = np.exp(-2j * np.pi * np.multiply.outer(dx_px, self._fx))
-        ramp = (ramp_z[:, :, None] * ramp_x[:, None, :]).astype(np.complex64)
-        return spectrum * ramp
+        ramp_x = np.exp(-2j * np.pi * np.multiply.outer(ix, self._fx))
+        spec_z = (ramp_z * table_z[fz]).astype(np.complex64)
+        spec_x = (ramp_x * table_x[fx]).astype(np.complex64)
+        return spec_z[:, :, None] * spec_x[:, None, :]
+
+    def _fraction_tables(self) -> tuple[npt.NDArray[np.complex64], npt.NDArray[np.complex64]]:
+        """1-D spectra of the PSF factors at fractional offsets 0, 1/64, ..., 1 pixel."""
+        if self._tables is None:
+            steps = 64
+            ph, pw = self.padded_shape
+            table_z = np.zeros((steps + 1, ph), dtype=np.complex64)
+            table_x = np.zeros((steps + 1, pw), dtype=np.complex64)
+            for i in range(steps + 1):
+                off = i / steps
+                az, lx = psf_factors(
+                    self.probe,
+                    self.grid.spacing_m,
+                    offset_px=(off, off),
+                    **self._psf_args,
+                )
+                table_z[i] = np.fft.fft(np.roll(np.pad(az, (0, ph - len(az))), -(len(az) // 2)))
+                table_x[i] = np.fft.fft(np.roll(np.pad(lx, (0, pw - len(lx))), -(len(lx) // 2)))
+            self._tables = (table_z, table_x)
+        return self._tables
 
     def to_image(self, spectrum: npt.NDArray[np.complex64]) -> npt.NDArray[np.complex64]:
         """Inverse FFT and crop to the visible grid (``(..., h, w)`` complex64)."""
@@ -189,23 +228,30 @@ class Imager:
         return self.to_image(self.spectrum(self.splat(z_m, x_m, amplitude)))
 
     def expected_intensity(
-        self, scatterer_power_per_px: npt.NDArray[np.floating]
+        self, scatterer_power_per_px: npt.NDArray[np.floating], splatted: bool = True
     ) -> npt.NDArray[np.float32]:
         """Mean ``|IQ|²`` (speckle-free) for a map of scatterer power per pixel on the grid.
 
-        ``scatterer_power_per_px`` is (h, w): expected sum of ``|a|²`` of scatterers per pixel.
+        ``scatterer_power_per_px`` is (h, w): expected sum of ``|a|²`` of scatterers per pixel;
+        ``splatted=False`` when the reflectivity was placed on pixels directly (no splatting).
         """
         h, w = self.grid.shape
         pz, px = self.pad
         padded = np.zeros(self.padded_shape, dtype=np.float64)
         padded[pz : pz + h, px : px + w] = scatterer_power_per_px
-        kernel = self.splat_power_kernel()
+        kernel = self.power_kernel(splatted)
         kh, kw = kernel.shape
         placed = np.zeros(self.padded_shape, dtype=np.float64)
         placed[:kh, :kw] = kernel
         placed = np.roll(placed, (-(kh // 2), -(kw // 2)), axis=(0, 1))
         out = np.fft.ifft2(np.fft.fft2(padded) * np.fft.fft2(placed)).real
         return np.maximum(out[pz : pz + h, px : px + w], 0).astype(np.float32)
+
+    def power_kernel(self, splatted: bool = True) -> FloatArray:
+        """Mean ``|response|²`` of one unit scatterer (splatted or on a pixel centre)."""
+        if splatted:
+            return self.splat_power_kernel()
+        return np.pad(np.abs(self.kernel.astype(np.complex128)) ** 2, 1)
 
     def splat_power_kernel(self, n_offsets: int = 8) -> FloatArray:
         """Mean ``|response|²`` of one unit scatterer, averaged over its sub-pixel position.

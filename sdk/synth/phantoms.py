@@ -31,7 +31,9 @@ class Phantom:
     points_m: npt.NDArray[np.float64]
     points_amplitude: npt.NDArray[np.float64]
 
-    def amplitude_at(self, z_m: npt.NDArray[np.float64], x_m: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    def amplitude_at(
+        self, z_m: npt.NDArray[np.float64], x_m: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
         """Scatterer amplitude multiplier ``10^(dB/20)`` at positions (nearest pixel, clamped)."""
         (h, w), (dz, dx), (z0, x0) = self.grid.shape, self.grid.spacing_m, self.grid.origin_m
         iz = np.clip(np.rint((z_m - z0) / dz).astype(np.int64), 0, h - 1)

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from sonoedge.errors import ConfigError
 from sonoedge.synth.imaging import Grid, Imager, check_size, default_spacing_m
-from sonoedge.synth.phantoms import PhantomKind, make_phantom
+from sonoedge.synth.phantoms import Phantom, PhantomKind, make_phantom
 from sonoedge.synth.transducer import (
     SECTOR_HALF_ANGLE_RAD,
     Transmit,
@@ -76,7 +76,7 @@ def simulate_bmode(
     f_number: float = 1.5,
     n_cycles: float = 1.0,
     transmit: Transmit = "focused",
-    scatterers_per_cell: float = 10.0,
+    scatterers_per_cell: float | None = None,
     db_range: tuple[float, float] = (-45.0, 15.0),
     noise_db: float | None = None,
 ) -> BmodeSample:
@@ -85,6 +85,9 @@ def simulate_bmode(
     ``spacing_m`` is the beam-space (IQ) pixel spacing (default: the probe's depth range and
     aperture over ``height × width``; lateral is arc length at mid-depth for convex/phased).
     ``noise_db`` adds thermal noise at that power relative to background tissue.
+    ``scatterers_per_cell=None`` uses the diffuse limit (a complex Gaussian reflectivity per
+    pixel: fully developed speckle); a number places that many discrete point scatterers per
+    -6 dB resolution cell instead (speckle approaches Rayleigh statistics from about 50 up).
 
     Example::
 
@@ -97,7 +100,7 @@ def simulate_bmode(
     if not lo < hi:
         raise ConfigError(f"db_range={db_range!r} is invalid: expected (low, high) with low < high")
     rng = np.random.default_rng(seed)
-    near, far = probe.depth_range_m
+    near = probe.depth_range_m[0]
     geometry = probe.geometry
     if spacing_m is None:
         spacing_m = default_spacing_m(probe, height, width)
@@ -108,26 +111,31 @@ def simulate_bmode(
     out_grid = beam_grid if geometry == "linear" else _sector_grid(probe, height, width)
     ph = make_phantom(phantom, out_grid, rng)
 
-    z0, z1, x0, x1 = imager.field_extent_m()
-    density = scatterer_density_per_m2(probe, f_number, n_cycles, transmit, scatterers_per_cell)
-    n = int(density * (z1 - z0) * (x1 - x0))
-    z = rng.uniform(z0, z1, n)
-    x = rng.uniform(x0, x1, n)
-    cz, cx = _to_cartesian(probe, z, x)
-    amp = rng.standard_normal(n) * ph.amplitude_at(cz, cx)
     px_area = spacing_m[0] * spacing_m[1]
-    background = density * px_area * float(imager.splat_power_kernel().sum())
+    if scatterers_per_cell is None:
+        # Diffuse limit: the sum of many sub-resolution scatterers in a pixel is complex Gaussian.
+        density = 1.0 / px_area
+        field = _diffuse_field(probe, imager, ph, rng)
+    else:
+        density = scatterer_density_per_m2(probe, f_number, n_cycles, transmit, scatterers_per_cell)
+        z0, z1, x0, x1 = imager.field_extent_m()
+        n = int(density * (z1 - z0) * (x1 - x0))
+        z = rng.uniform(z0, z1, n)
+        x = rng.uniform(x0, x1, n)
+        amp = rng.standard_normal(n) * ph.amplitude_at(*_to_cartesian(probe, z, x))
+        field = imager.splat(z, x, amp)
+    splatted = scatterers_per_cell is not None
+    background = density * px_area * float(imager.power_kernel(splatted).sum())
     if len(ph.points_m):
         pz, px = _from_cartesian(probe, ph.points_m[:, 0], ph.points_m[:, 1])
-        z, x = np.concatenate([z, pz]), np.concatenate([x, px])
-        amp = np.concatenate([amp, ph.points_amplitude * math.sqrt(background)])
-    iq = imager.render(z, x, amp)
+        field = field + imager.splat(pz, px, ph.points_amplitude * math.sqrt(background))
+    iq = imager.to_image(imager.spectrum(field))
 
     # Expected intensity: echogenicity power at beam-space pixels, convolved with the PSF power.
     bz, bx = beam_grid.centres_m()
     bzz, bxx = np.meshgrid(bz, bx, indexing="ij")
     echo_power = ph.amplitude_at(*_to_cartesian(probe, bzz, bxx)) ** 2
-    mean_intensity = imager.expected_intensity(density * px_area * echo_power)
+    mean_intensity = imager.expected_intensity(density * px_area * echo_power, splatted)
     if len(ph.points_m):
         point_map = np.abs(imager.render(pz, px, ph.points_amplitude * math.sqrt(background))) ** 2
         mean_intensity = mean_intensity + point_map
@@ -152,6 +160,22 @@ def simulate_bmode(
         db_range=(float(lo), float(hi)),
         background_power=background,
     )
+
+
+def _diffuse_field(
+    probe: ProbeInfo, imager: Imager, ph: Phantom, rng: np.random.Generator
+) -> npt.NDArray[np.complex64]:
+    """Unit-power complex Gaussian reflectivity × echogenicity on the padded beam-space grid."""
+    ph_, pw_ = imager.padded_shape
+    pad_z, pad_x = imager.pad
+    dz, dx = imager.grid.spacing_m
+    z0, x0 = imager.grid.origin_m
+    bz = z0 + (np.arange(ph_) - pad_z) * dz
+    bx = x0 + (np.arange(pw_) - pad_x) * dx
+    bzz, bxx = np.meshgrid(bz, bx, indexing="ij")
+    amp = ph.amplitude_at(*_to_cartesian(probe, bzz, bxx)) / math.sqrt(2.0)
+    noise = rng.standard_normal((2, ph_, pw_))
+    return ((noise[0] + 1j * noise[1]) * amp).astype(np.complex64)
 
 
 def _half_angle(probe: ProbeInfo) -> float:
@@ -210,4 +234,7 @@ def _scan_convert(
     r, s = _from_cartesian(probe, zz, xx)
     map_y = ((r - beam.origin_m[0]) / beam.spacing_m[0]).astype(np.float32)
     map_x = ((s - beam.origin_m[1]) / beam.spacing_m[1]).astype(np.float32)
-    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    converted = cv2.remap(
+        image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0
+    )
+    return np.asarray(converted, dtype=np.float32)

@@ -5,13 +5,14 @@ separable into an axial pulse and a lateral beam profile:
 
 - axial: the pulse-echo spectrum is an ``n_cycles`` tone burst at the centre frequency times a
   generalised-normal (flat-topped Gaussian) transducer response whose -6 dB pulse-echo
-  fractional bandwidth is ``probe.bandwidth_fraction``; demodulated to baseband and mapped to depth by ``z = c t / 2``.
+  fractional bandwidth is ``probe.bandwidth_fraction``; demodulated to baseband and mapped to
+  depth by ``z = c t / 2``.
 - lateral: the Fraunhofer pattern of the receive aperture at the focus. With dynamic receive
   focusing the aperture grows with depth as ``D = z / F#``, so the profile is the Fourier
   transform of the apodisation over normalised aperture ``[-1/(2 F#), 1/(2 F#)]``, weighted by
-  element directivity and summed over the pulse spectrum. A plane-wave transmit leaves the receive profile as is (one-way lateral focusing);
-  ``transmit="focused"`` squares it (ideal two-way focusing, as after synthetic-aperture or
-  coherent compounding).
+  element directivity and summed over the pulse spectrum. A plane-wave transmit leaves the
+  receive profile as is (one-way lateral focusing); ``transmit="focused"`` squares it (ideal
+  two-way focusing, as after synthetic-aperture imaging or coherent compounding).
 
 Narrowband, with rectangular apodisation and no directivity, the lateral amplitude FWHM is
 ``1.207 λ F#``; directivity widens it at small F-numbers (about +20 % at F# 1 for L11-5v).
@@ -20,7 +21,6 @@ Narrowband, with rectangular apodisation and no directivity, the lateral amplitu
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Literal
 
 import numpy as np
@@ -98,25 +98,6 @@ def get_preset(name: str) -> ProbeInfo:
         ) from None
 
 
-def with_params(
-    probe: ProbeInfo,
-    center_frequency_hz: float | None = None,
-    bandwidth_fraction: float | None = None,
-    pitch_m: float | None = None,
-) -> ProbeInfo:
-    """A copy of ``probe`` with some transducer parameters replaced (validated by ProbeInfo)."""
-    changes: dict[str, float] = {}
-    if center_frequency_hz is not None:
-        check_positive("center_frequency_hz", center_frequency_hz)
-        changes["center_frequency_hz"] = center_frequency_hz
-        changes["sampling_frequency_hz"] = max(probe.sampling_frequency_hz, 4 * center_frequency_hz)
-    if bandwidth_fraction is not None:
-        changes["bandwidth_fraction"] = bandwidth_fraction
-    if pitch_m is not None:
-        changes["pitch_m"] = pitch_m
-    return replace(probe, **changes)  # type: ignore[arg-type]
-
-
 def check_positive(name: str, value: float) -> None:
     """Raise ConfigError unless ``value`` is a finite number > 0."""
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -155,9 +136,9 @@ def lateral_profile(
 ) -> npt.NDArray[np.float64]:
     """Lateral beam amplitude at offsets ``x_m`` from the beam axis (peak 1, real, signed).
 
-    The aperture weights include (unless ``directivity=False``) each element's directivity (obliquity × element-width sinc,
-    element width ``ELEMENT_FILL × pitch``), and the pattern is summed over the pulse spectrum
-    (a broadband beam at the pulse peak), not only at the centre wavelength.
+    The aperture weights include (unless ``directivity=False``) each element's directivity
+    (obliquity × element-width sinc, element width ``ELEMENT_FILL × pitch``), and the pattern is
+    summed over the pulse spectrum (a broadband beam at the pulse peak).
     """
     check_f_number(f_number)
     if transmit not in ("plane", "focused"):
@@ -223,6 +204,28 @@ def psf(
     The kernel spans ``support`` times the -6 dB widths on each side (odd sizes, centre pixel at
     ``(h // 2, w // 2)``) and has peak magnitude 1. ``depth_m`` clips the aperture to the array.
     """
+    axial, lateral = psf_factors(
+        probe, spacing_m, f_number, n_cycles, transmit, apodization, depth_m, support
+    )
+    return np.multiply.outer(axial, lateral).astype(np.complex64)
+
+
+def psf_factors(
+    probe: ProbeInfo,
+    spacing_m: tuple[float, float],
+    f_number: float = 1.5,
+    n_cycles: float = 1.0,
+    transmit: Transmit = "plane",
+    apodization: Apodization = "rect",
+    depth_m: float | None = None,
+    support: float = 3.0,
+    offset_px: tuple[float, float] = (0.0, 0.0),
+) -> tuple[npt.NDArray[np.complex128], npt.NDArray[np.float64]]:
+    """The separable factors of :func:`psf`: axial pulse and lateral profile samples.
+
+    ``offset_px`` moves the point by a fraction of a pixel (the samples are the PSF at
+    ``(i - offset) · spacing``), for exact sub-pixel rendering of a moved field.
+    """
     dz, dx = spacing_m
     check_positive("spacing_m[0]", dz)
     check_positive("spacing_m[1]", dx)
@@ -232,13 +235,12 @@ def psf(
     # Side lobes of the rect aperture extend further than the main lobe: keep a few of them.
     half_z = max(2, math.ceil(support * fw_z / dz))
     half_x = max(2, math.ceil(2 * support * fw_x / dx))
-    z = np.arange(-half_z, half_z + 1) * dz
-    x = np.arange(-half_x, half_x + 1) * dx
-    kernel = np.multiply.outer(
+    z = (np.arange(-half_z, half_z + 1, dtype=np.float64) - offset_px[0]) * dz
+    x = (np.arange(-half_x, half_x + 1, dtype=np.float64) - offset_px[1]) * dx
+    return (
         axial_pulse(probe, z, n_cycles),
         lateral_profile(probe, x, f_eff, transmit, apodization, n_cycles),
     )
-    return kernel.astype(np.complex64)
 
 
 def analytic_fwhm_m(

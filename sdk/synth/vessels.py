@@ -43,6 +43,11 @@ class VesselTree:
         d = (self.end_m - self.start_m) / np.maximum(self.length_m, 1e-12)[:, None]
         return d, np.stack([-d[:, 1], d[:, 0]], axis=1)
 
+    def translated(self, offset_m: npt.ArrayLike) -> VesselTree:
+        """The same tree moved by ``offset_m`` = (dz, dx)."""
+        d = np.asarray(offset_m, dtype=np.float64).reshape(1, 2)
+        return VesselTree(self.start_m + d, self.end_m + d, self.radius_m, self.v_max_m_s)
+
     def lumen_area_m2(self) -> float:
         return float(np.sum(2 * self.radius_m * self.length_m))
 

@@ -1,0 +1,319 @@
+"""``sweep2vol`` as a library call: load a sweep (PLUS file, recording, simulation), make a volume.
+
+Inputs: PLUS sequence files (``.igs.mha``, ``.mha``, ``.igs.nrrd``, ``.seq.nrrd``) with tracked
+poses; sonoedge HDF5 recordings (``.h5``) with B-mode frames and IMU; ``sim:fan``,
+``sim:linear``, ``sim:rotation`` (a simulated sweep, handy for trying the tool). With a PLUS config,
+every setting PLUS takes from its ``VolumeReconstruction`` element comes from there. Example::
+
+    opts = Sweep2VolOptions(spacing_mm=0.5, interpolation="linear")
+    result = convert_sweep("NwirePhantomFreehand.igs.mha", "volumes/", opts, plus_config="x.xml")
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sonoedge.errors import ConfigError, DataError, RecordingError
+from sonoedge.freehand.holes import HOLE_METHODS
+from sonoedge.freehand.poses import MOTIONS, pixel_to_world
+from sonoedge.freehand.quality import sweep_quality
+from sonoedge.freehand.reconstruct import COMPOUNDINGS, ClipRectangle, FanMask
+from sonoedge.freehand.sweep import estimate_poses, reconstruct
+from sonoedge.types import BmodeFrame, ImuBatch, ProbeInfo, Sweep
+
+SEQUENCE_SUFFIXES = (".mha", ".nrrd")
+RECORDING_SUFFIXES = (".h5", ".hdf5")
+VOLUME_FORMATS = ("nrrd", "nii", "nii.gz", "mha")
+_INTERP = {"nn": "nearest", "nearest": "nearest", "linear": "linear"}
+
+
+@dataclass(frozen=True)
+class Sweep2VolOptions:
+    """What ``sonoedge sweep2vol`` was asked for (CLI names, mm in user units)."""
+
+    spacing_mm: float = 0.5
+    interpolation: str = "linear"
+    compounding: str = "mean"
+    fill_holes: str = "none"
+    fill_size: int | None = None
+    motion: str | None = None
+    speed_mm_s: float | None = None
+    volume_format: str = "nrrd"
+    weights: bool = False
+    mip: bool = True
+    max_memory_gb: float = 4.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not (0.01 <= self.spacing_mm <= 50):
+            raise ConfigError(f"--spacing {self.spacing_mm} mm is invalid: expected 0.01..50 mm")
+        if self.interpolation not in _INTERP:
+            raise ConfigError(f"--interp {self.interpolation!r}: expected nn or linear")
+        if self.compounding not in ("mean", "max", "latest"):
+            raise ConfigError(f"--compound {self.compounding!r}: expected one of {COMPOUNDINGS}")
+        if self.fill_holes not in ("none", *HOLE_METHODS):
+            raise ConfigError(
+                f"--fill-holes {self.fill_holes!r}: expected none or one of {HOLE_METHODS}"
+            )
+        if self.motion is not None and self.motion not in MOTIONS:
+            raise ConfigError(f"--motion {self.motion!r}: expected one of {MOTIONS}")
+        if self.volume_format not in VOLUME_FORMATS:
+            raise ConfigError(f"--format {self.volume_format!r}: expected one of {VOLUME_FORMATS}")
+        if self.max_memory_gb <= 0:
+            raise ConfigError("--max-memory-gb must be > 0")
+
+
+@dataclass
+class ConvertResult:
+    """Files written for one input and its sweep quality report."""
+
+    input: str
+    outputs: list[Path] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def expand_inputs(inputs: list[str]) -> list[str]:
+    """Files and ``sim:`` names as given; folders become their sweep files (sorted)."""
+    out: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if item.startswith("sim:"):
+            out.append(item)
+        elif path.is_dir():
+            found = sorted(
+                str(p)
+                for p in path.iterdir()
+                if p.is_file() and p.name.lower().endswith(SEQUENCE_SUFFIXES + RECORDING_SUFFIXES)
+            )
+            if not found:
+                raise RecordingError(f"folder {path} holds no sweep files (.mha, .nrrd, .h5)")
+            out.extend(found)
+        elif path.exists():
+            out.append(item)
+        else:
+            raise RecordingError(f"input {item} does not exist")
+    return out
+
+
+def output_stem(name: str) -> str:
+    """``a/b/sweep.igs.mha`` → ``sweep``; ``sim:fan`` → ``sim_fan``."""
+    if name.startswith("sim:"):
+        return name.replace(":", "_")
+    base = Path(name).name
+    for suffix in (".igs.mha", ".igs.nrrd", ".seq.nrrd", ".mha", ".nrrd", ".h5", ".hdf5"):
+        if base.lower().endswith(suffix):
+            return base[: -len(suffix)]
+    return Path(base).stem
+
+
+def load_recording(path: str | Path) -> Sweep:
+    """B-mode frames and IMU samples of a sonoedge recording as a :class:`Sweep`."""
+    from sonoedge.io.recording import RecordingReader
+
+    frames: list[BmodeFrame] = []
+    imu: list[ImuBatch] = []
+    with RecordingReader(path) as reader:
+        probe = reader.probe_info
+        for sample in reader.samples():
+            if isinstance(sample, BmodeFrame):
+                frames.append(sample)
+            elif isinstance(sample, ImuBatch):
+                imu.append(sample)
+    if not frames:
+        raise RecordingError(f"{path} holds no B-mode frames", hint="record with --preset bmode")
+    if any(f.grid != "cartesian" for f in frames):
+        raise DataError(f"{path}: frames are in beam (polar) space; scan-convert them first")
+    shapes = {f.image.shape for f in frames}
+    if len(shapes) != 1:
+        raise DataError(f"{path}: frame size changes during the sweep ({sorted(shapes)})")
+    stack = np.stack([f.image for f in frames])
+    imu_batch = None
+    if imu:
+        times = np.concatenate([b.times_s for b in imu])
+        order = np.argsort(times, kind="stable")
+        keep = order[np.concatenate([[True], np.diff(times[order]) > 0])]
+        imu_batch = ImuBatch(
+            times_s=times[keep],
+            gyro_dps=np.concatenate([b.gyro_dps for b in imu])[keep],
+            accel_g=np.concatenate([b.accel_g for b in imu])[keep],
+        )
+    return Sweep(
+        frames=stack,
+        spacing_m=frames[0].spacing_m,
+        timestamps_s=np.array([f.timestamp_s for f in frames]),
+        imu=imu_batch,
+        probe=probe,
+    )
+
+
+def _simulated(name: str, seed: int) -> Sweep:
+    from sonoedge.synth.sweeps import simulate_sweep
+
+    motion = name.split(":", 1)[1]
+    return simulate_sweep(ProbeInfo(), motion=motion, seed=seed, spacing_m=(0.3e-3, 0.3e-3))
+
+
+def convert_sweep(
+    name: str,
+    out_dir: str | Path,
+    options: Sweep2VolOptions,
+    plus_config: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ConvertResult:
+    """Reconstruct one input and write its volume, MIP, optional weights and quality report."""
+    from sonoedge.io.volume import write_mips, write_volume
+
+    result = ConvertResult(name)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    spacing_m = options.spacing_mm * 1e-3
+    interp = _INTERP[options.interpolation]
+    compound = options.compounding
+    fill = None if options.fill_holes == "none" else options.fill_holes
+    fill_size = options.fill_size
+    clip: ClipRectangle | None = None
+    fan: FanMask | None = None
+    plus_extent = False
+    heading = None
+    lower = name.lower()
+    if not name.startswith("sim:") and lower.endswith(SEQUENCE_SUFFIXES):
+        frames, p2w, valid, times_plus, settings = _load_plus(name, plus_config, options)
+        spacing_m, interp, compound, clip, fan, fill, fill_size = settings
+        plus_extent = True
+        px_spacing = (1.0, 1.0)
+        times = times_plus
+        poses_for_report = p2w
+    else:
+        if plus_config is not None:
+            raise ConfigError("--plus-config applies to PLUS sequence files only")
+        if name.startswith("sim:"):
+            sweep = _simulated(name, options.seed)
+        elif lower.endswith(RECORDING_SUFFIXES):
+            sweep = load_recording(name)
+        else:
+            raise ConfigError(f"{name}: unknown input type; expected .mha/.nrrd/.h5 or sim:MOTION")
+        default_motion = name.split(":", 1)[1] if name.startswith("sim:") else "fan"
+        motion = options.motion or default_motion
+        speed = None if options.speed_mm_s is None else options.speed_mm_s * 1e-3
+        poses = estimate_poses(sweep, motion, speed_m_s=speed)
+        frames = np.asarray(sweep.frames)
+        p2w = pixel_to_world(poses.poses, sweep.spacing_m)
+        valid = poses.valid
+        heading = poses.heading_drift_dps
+        px_spacing = (1.0, 1.0)
+        times = np.asarray(sweep.timestamps_s, dtype=np.float64)
+        poses_for_report = p2w
+        result.report["time_offset_ms"] = poses.time_offset_s * 1e3
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rec = reconstruct(
+            frames,
+            p2w,
+            valid,
+            spacing_m,
+            interp,
+            compound,
+            clip,
+            fan,
+            fill,
+            fill_size,
+            plus_extent=plus_extent,
+            max_bytes=int(options.max_memory_gb * 2**30),
+            progress=None if progress is None else (lambda i: progress(i + 1, len(frames))),
+        )
+    stem = output_stem(name)
+    vol_path = write_volume(out / f"{stem}.{options.volume_format}", rec.volume)
+    result.outputs.append(vol_path)
+    if options.mip:
+        result.outputs.append(write_mips(out / f"{stem}_mip.png", rec.volume))
+    if options.weights:
+        result.outputs.append(
+            write_volume(out / f"{stem}_weights.{options.volume_format}", rec.weights)
+        )
+    voxel = float(np.min(np.broadcast_to(spacing_m, (3,))))
+    report = sweep_quality(
+        times,
+        poses_for_report,
+        valid,
+        frames.shape[1:3],
+        px_spacing,
+        voxel,
+        coverage=rec.weights.data > 0,
+        heading_drift=heading,
+    )
+    report["warnings"] = [str(w.message) for w in caught] + report["warnings"]
+    report["n_frames_skipped"] = rec.n_frames_skipped
+    report["volume_shape_ijk"] = list(rec.volume.data.shape[::-1])
+    report["origin_mm"] = [v * 1e3 for v in rec.volume.origin_m]
+    result.report.update(report)
+    report_path = out / f"{stem}_quality.json"
+    report_path.write_text(json.dumps(result.report, indent=2) + "\n")
+    result.outputs.append(report_path)
+    return result
+
+
+def _load_plus(
+    name: str, plus_config: str | Path | None, options: Sweep2VolOptions
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[Any, ...]]:
+    from sonoedge.freehand.tracked import tracked_pixel_to_world
+    from sonoedge.io.plus import frames_to_mf, read_plus_config, read_sequence
+
+    seq = read_sequence(name)
+    if seq.frames.size == 0 or seq.frames.ndim != 3:
+        raise DataError(f"{name} holds no grayscale image frames (tracker-only or RGB sequence)")
+    frames = frames_to_mf(seq.frames, seq.image_orientation)
+    spacing: Any = options.spacing_mm * 1e-3
+    interp = _INTERP[options.interpolation]
+    compound = options.compounding
+    clip = fan = None
+    fill = None if options.fill_holes == "none" else options.fill_holes
+    fill_size = options.fill_size
+    static: dict[tuple[str, str], Any] = {}
+    image_frame, reference_frame = "Image", "Reference"
+    if plus_config is not None:
+        cfg = read_plus_config(plus_config)
+        rc = cfg.reconstruction
+        assert rc is not None
+        static = dict(cfg.transforms)
+        image_frame, reference_frame = rc.image_frame, rc.reference_frame
+        spacing = tuple(v * 1e-3 for v in rc.output_spacing_mm)
+        interp = "linear" if rc.interpolation == "LINEAR" else "nearest"
+        compound = {"MAXIMUM": "max", "LATEST": "latest"}.get(rc.compounding, "mean")
+        if rc.compounding == "IMPORTANCE_MASK":
+            warnings.warn(
+                "IMPORTANCE_MASK compounding needs a mask image: using MEAN", stacklevel=2
+            )
+        clip = ClipRectangle(rc.clip_rectangle_origin, rc.clip_rectangle_size)
+        if rc.fan_angles_deg is not None:
+            fan = FanMask(
+                rc.fan_origin_px, rc.fan_angles_deg, rc.fan_radius_start_px, rc.fan_radius_stop_px
+            )
+        fill, fill_size = _plus_hole_filling(rc.fill_holes, rc.hole_filling)
+    p2w, valid = tracked_pixel_to_world(seq, static, image_frame, reference_frame)
+    settings = (spacing, interp, compound, clip, fan, fill, fill_size)
+    return frames, p2w, valid, seq.timestamps_s, settings
+
+
+def _plus_hole_filling(
+    on: bool, elements: tuple[dict[str, str], ...]
+) -> tuple[str | None, int | None]:
+    """PLUS's first HoleFillingElement as (method, size); PLUS defaults when none is given."""
+    if not on:
+        return None, None
+    if not elements:
+        return "gaussian", 3
+    el = elements[0]
+    kind = el.get("Type", "GAUSSIAN").upper()
+    method = {"NEAREST_NEIGHBOR": "nearest", "STICK": "stick"}.get(kind, "gaussian")
+    try:
+        size = int(float(el.get("Size", el.get("StickLengthLimit", "3"))))
+    except ValueError as err:
+        raise ConfigError(f"HoleFillingElement Size={el.get('Size')!r} is not a number") from err
+    return method, size

@@ -1,0 +1,121 @@
+"""The CLI of the probe link: real processes, real exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SONOEDGE = str(Path(sys.executable).with_name("sonoedge"))
+
+
+def run(
+    *args: str, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SONOEDGE, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd
+    )
+
+
+def test_help_lists_the_commands() -> None:
+    out = run("--help")
+    assert out.returncode == 0
+    for command in ("probe", "stream", "demo", "bench"):
+        assert command in out.stdout
+
+
+def test_stream_json_and_record(tmp_path: Path) -> None:
+    rec = tmp_path / "s.h5"
+    out = run(
+        "stream",
+        "emulator://?preset=bmode&bmode_shape=32x32",
+        "--seconds",
+        "1",
+        "--json",
+        "--record",
+        str(rec),
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["samples"]["BmodeFrame"] >= 15
+    assert summary["rejected"] == {} and summary["sequence_lost"] == 0
+    replay = run("stream", f"file://{rec}?speed=max", "--json")
+    assert replay.returncode == 0, replay.stderr
+    assert json.loads(replay.stdout)["samples"]["BmodeFrame"] >= summary["samples"]["BmodeFrame"]
+
+
+def test_probe_info() -> None:
+    out = run("probe", "info", "emulator://?preset=doppler")
+    assert out.returncode == 0, out.stderr
+    assert "virtual-L7" in out.stdout and "7.50 MHz" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (["stream", "/dev/ttyNOPE0"], "no probe at /dev/ttyNOPE0", 1),
+        (["stream", "gopher://x"], "unsupported probe URL scheme", 2),
+        (["stream", "not-a-recording.h5"], "does not exist", 1),
+        (["probe", "emulate", "--preset", "mri"], "unknown emulator preset", 2),
+    ],
+)
+def test_errors_are_clear_and_without_traceback(args: list[str], message: str, code: int) -> None:
+    out = run(*args)
+    assert out.returncode == code
+    assert message in out.stderr and "hint:" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_emulate_on_a_pty_then_stream_through_pyserial(tmp_path: Path) -> None:
+    link = tmp_path / "ttyVIRTUAL"
+    emulator = subprocess.Popen(
+        [
+            SONOEDGE,
+            "probe",
+            "emulate",
+            "--link",
+            str(link),
+            "--seconds",
+            "20",
+            "-o",
+            "bmode_shape=32x32",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(100):
+            if link.exists():
+                break
+            time.sleep(0.05)
+        out = run("stream", str(link), "--seconds", "1", "--json")
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["samples"]["BmodeFrame"] >= 15
+    finally:
+        emulator.terminate()
+        emulator.wait(5)
+
+
+def test_bench_ingest_quick_json() -> None:
+    out = run("bench", "ingest", "--quick", "--json", "--repeats", "1")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    for key in ("decode_mb_s", "imu_msgs_s", "valid_lost", "corrupt_accepted"):
+        assert key in result
+    assert result["valid_lost"] == 0 and result["corrupt_accepted"] == 0
+    assert result["decode_mb_s"] > 0
+
+
+def test_demo(tmp_path: Path) -> None:
+    out = run("demo", "--seconds", "0.7", cwd=tmp_path, timeout=180)
+    assert out.returncode == 0, out.stderr
+    assert "replay matches the live stream" in out.stdout
+    assert (tmp_path / "sonoedge-demo" / "recording.h5").stat().st_size > 0
+    assert (tmp_path / "sonoedge-demo" / "bmode.png").exists()
+    assert os.path.exists(tmp_path / "sonoedge-demo" / "doppler_power.png")
