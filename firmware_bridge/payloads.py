@@ -166,6 +166,8 @@ def pack_imu(batch: ImuBatch, times_us: np.ndarray) -> list[bytes | memoryview]:
     n = len(batch)
     if not 1 <= n <= MAX_IMU_SAMPLES:
         raise ProtocolError(f"IMU batch of {n} samples cannot be sent: 1..{MAX_IMU_SAMPLES}")
+    if len(times_us) != n:
+        raise ProtocolError(f"IMU batch has {n} samples but {len(times_us)} timestamps")
     parts: list[bytes | memoryview] = [
         IMU.pack(n, IMU_HAS_MAG if batch.mag_ut is not None else 0),
         np.ascontiguousarray(times_us, dtype="<u8").tobytes(),
@@ -191,6 +193,8 @@ def pack_status(status: ProbeStatus) -> bytes:
 
 
 def pack_error(fault: ProbeFault) -> bytes:
+    if not 0 <= fault.code <= 0xFFFFFFFF:
+        raise ProtocolError(f"error code {fault.code} cannot be sent: 0..2^32-1")
     return ERROR.pack(fault.code) + _text(fault.message, MAX_ERROR_TEXT_BYTES, "error message")
 
 
@@ -404,6 +408,8 @@ def encode_parts(
     IMU batches need their per-sample probe timestamps ``times_us``; frames carry their own.
     """
     if isinstance(obj, IQEnsemble):
+        if not (obj.iq.ndim == 3 and obj.prf_hz > 0):
+            raise ProtocolError("an IQ ensemble needs (N, H, W) samples and prf_hz > 0")
         parts = pack_image(
             obj.iq, obj.frame_index, obj.spacing_m, obj.origin_m, obj.grid, obj.prf_hz
         )

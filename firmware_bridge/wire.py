@@ -121,6 +121,8 @@ class Encoder:
         timestamp_us: int,
         flags: int = 0,
     ) -> bytes:
+        if flags & ~int(Flags.CLOCK_RESET):
+            raise ValueError(f"flags 0x{flags:04x} use bits protocol v1 reserves (send 0)")
         parts = frame_parts(msg_type, payload_parts, self.sequence, timestamp_us, flags)
         self.sequence = (self.sequence + 1) & 0xFFFFFFFF
         return b"".join(parts)

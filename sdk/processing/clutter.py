@@ -2,10 +2,10 @@
 
 The ensemble ``iq[frame, axial, lateral]`` is reshaped into the Casorati matrix ``S`` (pixels x
 frames). Its right singular vectors come from the eigen-decomposition of the small Gram matrix
-``G = S^H S`` (frames x frames), ``G = V diag(sigma^2) V^H``, which costs ``P N^2 + N^3`` instead of
-the larger constant of a full SVD of ``S``. Components are sorted by decreasing singular value and numbered from 0; the
-filter keeps ``low <= k < high``: ``S_f = S V_k V_k^H``. Tissue occupies the first components,
-blood the middle ones and noise the last.
+``G = S^H S`` (frames x frames), ``G = V diag(sigma^2) V^H``: ``P N^2 + N^3`` work with a far
+smaller constant than a full SVD of ``S``. Components are sorted by decreasing singular value and
+numbered from 0; the filter keeps ``low <= k < high``: ``S_f = S V_k V_k^H``. Tissue occupies the
+first components, blood the middle ones and noise the last.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ def _check_cutoff_args(n: int, cutoff: str, low: int | None, high: int | None) -
             f"the ensemble has N={n} frame(s) but the SVD cutoff low={lo} removes all of them",
             hint=f"use a longer ensemble or low < {n}",
         )
-    require(0 <= lo, "low", f"0 <= low < {n}", low)
+    require(lo >= 0, "low", f"0 <= low < {n}", low)
     require(lo < hi <= n, "high", f"low < high <= N={n}", high)
 
 
