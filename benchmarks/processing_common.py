@@ -10,7 +10,10 @@ import numpy as np
 
 
 def time_call(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> dict[str, float]:
-    """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times; seconds as median and p99."""
+    """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times; seconds as median, p99, min.
+
+    The minimum is the least disturbed run when other work shares the CPU.
+    """
     for _ in range(warmup):
         fn()
     times = []
@@ -22,5 +25,6 @@ def time_call(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> dict[
     return {
         "median_s": float(np.median(arr)),
         "p99_s": float(np.percentile(arr, 99)),
+        "min_s": float(arr.min()),
         "repeats": repeats,
     }

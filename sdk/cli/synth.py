@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-TASKS_HELP = "bmode (despeckling pairs) | enhance (degraded/target) | doppler | bubbles"
+TASKS_HELP = "bmode (despeckling pairs) | enhance (degraded/target) | doppler | bubbles | sweep"
 
 
 def synth(
@@ -20,7 +20,7 @@ def synth(
         "L11-5v", "--probe", help="Probe preset: L11-5v, linear-7.5, convex-3.5, phased-2.7."
     ),
     size: int = typer.Option(128, "--size", help="Image height and width in pixels."),
-    frames: int = typer.Option(32, "--frames", help="Frames per sample (doppler, bubbles)."),
+    frames: int = typer.Option(32, "--frames", help="Frames per sample (doppler, bubbles, sweep)."),
     prf_hz: float = typer.Option(1000.0, "--prf-hz", help="Pulse repetition frequency (doppler)."),
     split: str = typer.Option(
         "train", "--split", help="train, or eval (disjoint seeds, partly disjoint parameters)."
@@ -39,6 +39,8 @@ def synth(
       sonoedge synth doppler --n 200 --frames 128 --out sonic.h5 --probe linear-7.5
 
       sonoedge synth bubbles --n 50 --frames 64 --out ulm_eval.h5 --split eval --seed 7
+
+      sonoedge synth sweep --n 20 --frames 60 --out sweeps.h5 --probe convex-3.5
     """
     import os
 

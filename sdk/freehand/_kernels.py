@@ -22,6 +22,23 @@ else:
 MODE_MEAN, MODE_MAX, MODE_LATEST = 0, 1, 2
 
 
+def _column_range(
+    base: float, slope: float, upper: float, strict: bool, lo: int, hi: int
+) -> tuple[int, int]:  # pragma: no cover - compiled
+    """Columns ``c`` in ``[lo, hi)`` with ``0 <= base + slope·c`` and ``< upper`` (``<=`` unless
+    ``strict``), widened by one column each side; the kernel re-checks those edge columns."""
+    if slope == 0.0:
+        inside = base >= 0 and (base < upper if strict else base <= upper)
+        return (lo, hi) if inside else (lo, lo)
+    a = -base / slope
+    b = (upper - base) / slope
+    if a > b:
+        a, b = b, a
+    first = max(lo, int(np.floor(a)) - 1)
+    last = min(hi, int(np.ceil(b)) + 2)
+    return (first, last) if first < last else (lo, lo)
+
+
 def _splat_nearest(
     img: Any, w: Any, has_w: bool, m: Any, c0: int, r0: int, shape: Any, value: Any,
     weight: Any, stamp: Any, frame: int, mode: int, threshold: float,
@@ -33,7 +50,11 @@ def _splat_nearest(
         bx = m[0, 1] * rr + m[0, 3] + 0.5
         by = m[1, 1] * rr + m[1, 3] + 0.5
         bz = m[2, 1] * rr + m[2, 3] + 0.5
-        for c in range(img.shape[1]):
+        lo, hi = 0, img.shape[1]
+        lo, hi = _column_range(bx + m[0, 0] * c0, m[0, 0], float(ni), True, lo, hi)
+        lo, hi = _column_range(by + m[1, 0] * c0, m[1, 0], float(nj), True, lo, hi)
+        lo, hi = _column_range(bz + m[2, 0] * c0, m[2, 0], float(nk), True, lo, hi)
+        for c in range(lo, hi):
             wt = w[r, c] if has_w else 1.0
             v = float(img[r, c])
             if wt <= 0 or v < threshold:
@@ -70,7 +91,11 @@ def _splat_linear(
         bx = m[0, 1] * rr + m[0, 3]
         by = m[1, 1] * rr + m[1, 3]
         bz = m[2, 1] * rr + m[2, 3]
-        for c in range(img.shape[1]):
+        lo, hi = 0, img.shape[1]
+        lo, hi = _column_range(bx + m[0, 0] * c0, m[0, 0], float(ni - 1), False, lo, hi)
+        lo, hi = _column_range(by + m[1, 0] * c0, m[1, 0], float(nj - 1), False, lo, hi)
+        lo, hi = _column_range(bz + m[2, 0] * c0, m[2, 0], float(nk - 1), False, lo, hi)
+        for c in range(lo, hi):
             wt = w[r, c] if has_w else 1.0
             v = float(img[r, c])
             if wt <= 0 or v < threshold:
@@ -108,6 +133,7 @@ def _splat_linear(
 
 
 if AVAILABLE:
+    _column_range = njit(cache=True, inline="always")(_column_range)
     splat_nearest = njit(cache=True, nogil=True)(_splat_nearest)
     splat_linear = njit(cache=True, nogil=True)(_splat_linear)
 

@@ -157,7 +157,7 @@ def _stick(values: np.ndarray, mask: np.ndarray, length: int) -> tuple[np.ndarra
         stick = d1 + d2
         better = np.isfinite(stick) & (stick < best_len)
         if better.any():
-            interp = (v1 * d2 + v2 * d1) / np.where(np.isfinite(stick), stick, 1)
-            out[better] = interp[better]
+            a, b = d1[better], d2[better]
+            out[better] = (v1[better] * b + v2[better] * a) / (a + b)
             best_len[better] = stick[better]
     return out, np.isfinite(best_len)

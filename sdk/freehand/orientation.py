@@ -32,7 +32,7 @@ class FusionSettings:
     acceleration_rejection_deg: float = 10.0
     rejection_timeout_s: float = 5.0
     bias_threshold_dps: float = 3.0
-    stationary_threshold_dps: float = 1.0
+    stationary_threshold_dps: float = 0.3
     bias_period_s: float = 3.0
     stationary_window_s: float = 0.25
 
@@ -68,7 +68,7 @@ def _check_imu(imu: ImuBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, float
 
 
 def stationary_mask(
-    imu: ImuBatch, threshold_dps: float = 1.0, window_s: float = 0.25, accel_std_g: float = 0.02
+    imu: ImuBatch, threshold_dps: float = 0.3, window_s: float = 0.25, accel_std_g: float = 0.02
 ) -> np.ndarray:
     """Samples in windows where gyro and accelerometer barely vary and |accel| ≈ 1 g."""
     _, gyro, accel, dt = _check_imu(imu)
@@ -87,11 +87,13 @@ def stationary_mask(
     half = n_win // 2
     quiet[:half] = quiet[half] if len(quiet) > half else False
     quiet[len(quiet) - half :] = quiet[len(quiet) - half - 1] if len(quiet) > half else False
-    return quiet
+    # A window that only grazes the start of a motion still looks quiet: erode by half a window.
+    loud = np.convolve((~quiet).astype(np.float64), np.ones(2 * half + 1), mode="same") > 0
+    return ~loud
 
 
 def estimate_gyro_bias(
-    imu: ImuBatch, threshold_dps: float = 1.0, window_s: float = 0.25, max_bias_dps: float = 5.0
+    imu: ImuBatch, threshold_dps: float = 0.3, window_s: float = 0.25, max_bias_dps: float = 5.0
 ) -> npt.NDArray[np.float64]:
     """Mean gyro reading (°/s) over stationary samples; zeros when the probe never rests.
 

@@ -25,8 +25,10 @@ import numpy as np
 import numpy.typing as npt
 
 from sonoedge.errors import ConfigError, DataError
+from sonoedge.freehand import _kernels
 from sonoedge.types import Volume
 
+Engine = Literal["auto", "numpy", "numba"]
 Interpolation = Literal["nearest", "linear"]
 Compounding = Literal["mean", "max", "latest"]
 INTERPOLATIONS: tuple[Interpolation, ...] = ("nearest", "linear")
@@ -174,12 +176,20 @@ class VolumeReconstructor:
         importance: npt.ArrayLike | None = None,
         pixel_rejection_threshold: float | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        engine: Engine = "auto",
     ) -> None:
         if interpolation not in INTERPOLATIONS:
             raise ConfigError(f"interpolation={interpolation!r}: expected one of {INTERPOLATIONS}")
         if compounding not in COMPOUNDINGS:
             raise ConfigError(f"compounding={compounding!r}: expected one of {COMPOUNDINGS}")
+        if engine not in ("auto", "numpy", "numba"):
+            raise ConfigError(f"engine={engine!r}: expected auto, numpy or numba")
+        if engine == "numba" and not _kernels.AVAILABLE:
+            raise ConfigError(
+                "engine='numba' needs numba", hint="pip install 'sonoedge[fast]' or use numpy"
+            )
         check_memory(grid, max_bytes)
+        self.engine = "numba" if engine != "numpy" and _kernels.AVAILABLE else "numpy"
         self.grid = grid
         self.interpolation = interpolation
         self.compounding = compounding
@@ -231,6 +241,19 @@ class VolumeReconstructor:
         if not np.all(np.isfinite(mat)):
             raise DataError("pixel_to_world contains NaN/Inf")
         (c0, c1, r0, r1), weights = self._pixels((img.shape[0], img.shape[1]))
+        if self.engine == "numba":
+            mode = {"mean": _kernels.MODE_MEAN, "max": _kernels.MODE_MAX}.get(
+                self.compounding, _kernels.MODE_LATEST
+            )
+            pasted = _kernels.paste(
+                img[r0 : r1 + 1, c0 : c1 + 1], weights, (self._world_to_index @ mat)[:3],
+                c0, r0, self.grid.shape, self.value, self.weight, self._stamp, self.n_frames,
+                mode, -np.inf if self.threshold is None else float(self.threshold),
+                self.interpolation == "nearest",
+            )
+            self.n_frames += 1
+            self.n_pixels += pasted
+            return pasted
         m = (self._world_to_index @ mat)[:3].astype(np.float32)
         cols = np.arange(c0, c1 + 1, dtype=np.float32)
         n_cols = cols.size

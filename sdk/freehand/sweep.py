@@ -167,12 +167,12 @@ def reconstruct(
     ok = np.ones(len(arr), bool) if valid is None else np.asarray(valid, bool).copy()
     ok &= np.all(np.isfinite(mats), axis=(1, 2))
     skipped = int((~ok).sum())
+    if not ok.any():
+        raise DataError(f"none of the {len(arr)} frames has a valid pose: nothing to reconstruct")
     if skipped:
         warnings.warn(
             f"skipped {skipped} of {len(arr)} frames with missing or invalid poses", stacklevel=2
         )
-    if not ok.any():
-        raise DataError(f"none of the {len(arr)} frames has a valid pose: nothing to reconstruct")
     if ok.sum() == 1:
         warnings.warn("only one frame has a valid pose: the volume is a single slice", stacklevel=2)
     if grid is None:

@@ -12,6 +12,9 @@ Layout (``format = "sonoedge-recording"``, ``format_version = 1``)::
     /messages/offset        uint64[n]   start of the payload in /messages/payload
     /messages/length        uint32[n]
     /messages/payload       uint8[...]  payloads back to back
+    /processed/<stage>/data         float32[n, H, W]  pipeline outputs (when a pipeline records)
+    /processed/<stage>/timestamp_s  float64[n]        acquisition time of the input sample
+    /processed/<stage>/frame_index  int64[n]          the pipeline's frame counter
 
 Payloads are stored exactly as received, so a replay runs the same decoding path as the live
 link. The writer flushes at least every ``flush_interval_s`` so a crash loses at most that much;
@@ -24,6 +27,7 @@ import contextlib
 import datetime as _dt
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -117,6 +121,7 @@ class RecordingWriter:
         self.flush_bytes = flush_bytes
         self._last_flush = time.monotonic()
         self.closed = False
+        self._lock = threading.RLock()
         if info is not None:
             self.set_info(info)
 
@@ -124,7 +129,11 @@ class RecordingWriter:
         self._file.attrs["probe_descriptor"] = info_to_json(info)
 
     def write(self, msg: Message, host_time_s: float) -> None:
-        """Append one message (call from one thread)."""
+        """Append one message."""
+        with self._lock:
+            self._append(msg, host_time_s)
+
+    def _append(self, msg: Message, host_time_s: float) -> None:
         rows = self._rows
         rows["type"].append(msg.type)
         rows["flags"].append(msg.flags)
@@ -142,10 +151,48 @@ class RecordingWriter:
             self._pending_bytes >= self.flush_bytes
             or time.monotonic() - self._last_flush >= self.flush_interval_s
         ):
-            self.flush()
+            self._flush()
+
+    def write_processed(
+        self, name: str, image: np.ndarray, timestamp_s: float, frame_index: int
+    ) -> None:
+        """Append one processed image to ``/processed/<name>`` (``data``, ``timestamp_s``,
+        ``frame_index``); thread-safe with :meth:`write`."""
+        arr = np.asarray(image, dtype=np.float32)
+        with self._lock:
+            group = self._file.require_group("processed").require_group(name)
+            if "data" not in group:
+                group.create_dataset(
+                    "data",
+                    shape=(0, *arr.shape),
+                    maxshape=(None, *arr.shape),
+                    dtype=np.float32,
+                    chunks=(1, *arr.shape),
+                    compression="lzf",
+                )
+                for key, dtype in (("timestamp_s", np.float64), ("frame_index", np.int64)):
+                    group.create_dataset(
+                        key, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,)
+                    )
+            data = group["data"]
+            if data.shape[1:] != arr.shape:
+                raise ValueError(f"processed output {name} changed shape to {arr.shape}")
+            n = data.shape[0]
+            for key, value in (
+                ("data", arr),
+                ("timestamp_s", timestamp_s),
+                ("frame_index", frame_index),
+            ):
+                ds = group[key]
+                ds.resize((n + 1, *ds.shape[1:]))
+                ds[n] = value
 
     def flush(self) -> None:
         """Write buffered messages to disk (payload first, then the index that points at it)."""
+        with self._lock:
+            self._flush()
+
+    def _flush(self) -> None:
         self._last_flush = time.monotonic()
         n_new = len(self._rows["type"])
         if not n_new:
@@ -167,11 +214,12 @@ class RecordingWriter:
         self._file.flush()
 
     def close(self) -> None:
-        if self.closed:
-            return
-        self.flush()
-        self._file.close()
-        self.closed = True
+        with self._lock:
+            if self.closed:
+                return
+            self._flush()
+            self._file.close()
+            self.closed = True
 
     def __enter__(self) -> RecordingWriter:
         return self
@@ -292,6 +340,21 @@ class RecordingReader:
             except ProtocolError:
                 continue
             yield obj  # type: ignore[misc]
+
+    def processed_names(self) -> list[str]:
+        """Names of the pipeline outputs stored in this recording."""
+        return sorted(self._file["processed"]) if "processed" in self._file else []
+
+    def processed(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """A pipeline output: ``(images [n, H, W], timestamps_s [n])``."""
+        if name not in self.processed_names():
+            raise RecordingError(
+                f"{self.path} has no processed output {name!r}",
+                hint=f"it has: {', '.join(self.processed_names()) or 'none'}",
+            )
+        group = self._file["processed"][name]
+        n = min(group["data"].shape[0], group["timestamp_s"].shape[0])
+        return group["data"][:n], group["timestamp_s"][:n]
 
     def close(self) -> None:
         self._file.close()

@@ -33,30 +33,33 @@ def casorati(iq: npt.ArrayLike) -> ComplexArray:
     return arr.reshape(arr.shape[0], -1).T
 
 
-def _gram(s: npt.NDArray[np.complexfloating]) -> npt.NDArray[np.complex128]:
-    """``S^H S`` for a stack ``s[block, pixel, frame]``, accumulated in float64.
+def _gram(x: npt.NDArray[np.complexfloating]) -> npt.NDArray[np.complex128]:
+    """``S^H S = conj(X) X^T`` for a stack ``x[block, frame, pixel]`` (``X = S^T``), in float64.
 
-    With ``R = [Re S, Im S]`` one real product ``R^T R = [[A, B], [B^T, D]]`` gives
-    ``S^H S = (A + D) + i (B - B^T)``; real float64 BLAS is faster than complex128 here.
+    With ``R = [Re X; Im X]`` one real product ``R R^T = [[A, B], [B^T, D]]`` gives
+    ``S^H S = (A + D) + i (B - B^T)``; real float64 BLAS on frame-major rows is faster than
+    complex128 on the Casorati layout.
     """
-    n = s.shape[-1]
-    real = np.zeros((s.shape[0], 2 * n, 2 * n))
-    for start in range(0, s.shape[1], _GRAM_CHUNK_PX):
-        chunk = s[:, start : start + _GRAM_CHUNK_PX]
-        r = np.concatenate([chunk.real, chunk.imag], axis=-1).astype(np.float64)
-        real += np.matmul(r.transpose(0, 2, 1), r)
+    n = x.shape[1]
+    real = np.zeros((x.shape[0], 2 * n, 2 * n))
+    for start in range(0, x.shape[2], _GRAM_CHUNK_PX):
+        chunk = x[:, :, start : start + _GRAM_CHUNK_PX]
+        r = np.concatenate([chunk.real, chunk.imag], axis=1).astype(np.float64)
+        for k in range(x.shape[0]):
+            real[k] += r[k] @ r[k].T
     a, b, d = real[:, :n, :n], real[:, :n, n:], real[:, n:, n:]
     return (a + d) + 1j * (b - b.transpose(0, 2, 1))
 
 
 def _eig_stack(
-    s: npt.NDArray[np.complexfloating], solver: Solver
+    x: npt.NDArray[np.complexfloating], solver: Solver
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.complex128]]:
+    """Singular values and right singular vectors of ``S = X^T`` for ``x[block, frame, pixel]``."""
     if solver == "full":
-        _, sv, vh = np.linalg.svd(s, full_matrices=False)
-        return sv.astype(np.float64), np.conj(vh.transpose(0, 2, 1)).astype(np.complex128)
+        u, sv, _ = np.linalg.svd(x, full_matrices=False)  # X = U Σ W^H, so S = conj(W) Σ U^T
+        return sv.astype(np.float64), np.conj(u).astype(np.complex128)
     require(solver == "gram", "solver", "'gram' or 'full'", solver)
-    eigval, eigvec = np.linalg.eigh(_gram(s))
+    eigval, eigvec = np.linalg.eigh(_gram(x))
     sv = np.sqrt(np.clip(eigval[:, ::-1], 0.0, None))
     return sv, eigvec[:, :, ::-1]
 
@@ -69,7 +72,7 @@ def gram_eig(
     ``solver="gram"`` forms ``S^H S`` in float64 chunk by chunk and calls ``eigh``; ``"full"``
     runs ``numpy.linalg.svd`` on ``S`` (the slow reference).
     """
-    sv, v = _eig_stack(np.asarray(s)[None], solver)
+    sv, v = _eig_stack(np.asarray(s).T[None], solver)
     return sv[0], v[0]
 
 
@@ -87,14 +90,14 @@ def energy_cutoff(sv: npt.ArrayLike, energy_fraction: float = 0.9) -> int:
 
 
 def _ssm_stack(
-    s: npt.NDArray[np.complexfloating], sv: npt.NDArray[np.float64], v: npt.NDArray[np.complex128]
+    x: npt.NDArray[np.complexfloating], sv: npt.NDArray[np.float64], v: npt.NDArray[np.complex128]
 ) -> npt.NDArray[np.float64]:
-    u = np.abs(np.matmul(s, v.astype(s.dtype))) / np.maximum(sv, 1e-30)[:, None, :].astype(
-        np.float32
-    )
-    u = u - u.mean(axis=1, keepdims=True)
-    u = u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-30)
-    return np.asarray(np.matmul(u.transpose(0, 2, 1), u), np.float64)
+    """SSMs of a stack ``x[block, frame, pixel]``: rows of ``|V^T X| / sigma`` are ``|u_i|``."""
+    vt = v.transpose(0, 2, 1).astype(x.dtype)
+    u = np.abs(np.matmul(vt, x)) / np.maximum(sv, 1e-30)[:, :, None].astype(np.float32)
+    u = u - u.mean(axis=2, keepdims=True)
+    u = u / np.maximum(np.linalg.norm(u, axis=2, keepdims=True), 1e-30)
+    return np.asarray(np.matmul(u, u.transpose(0, 2, 1)), np.float64)
 
 
 def spatial_similarity_matrix(
@@ -106,7 +109,7 @@ def spatial_similarity_matrix(
     over pixels.
     """
     svals = np.asarray(sv, np.float64)[None]
-    return _ssm_stack(np.asarray(s)[None], svals, np.asarray(v, np.complex128)[None])[0]
+    return _ssm_stack(np.asarray(s).T[None], svals, np.asarray(v, np.complex128)[None])[0]
 
 
 def ssm_cutoffs(ssm: npt.ArrayLike) -> tuple[int, int]:
@@ -137,7 +140,7 @@ def ssm_cutoffs(ssm: npt.ArrayLike) -> tuple[int, int]:
 
 
 def _band_masks(
-    s: npt.NDArray[np.complexfloating],
+    x: npt.NDArray[np.complexfloating],
     sv: npt.NDArray[np.float64],
     v: npt.NDArray[np.complex128],
     cutoff: CutoffMethod,
@@ -155,7 +158,7 @@ def _band_masks(
         hi = n if high is None else int(high)
         bands = [(lo, max(hi, lo + 1)) for lo in (energy_cutoff(x, energy_fraction) for x in sv)]
     else:
-        ssm = _ssm_stack(s, sv, v)
+        ssm = _ssm_stack(x, sv, v)
         bands = [ssm_cutoffs(c) for c in ssm]
     bands = [(min(lo, n - 1), min(hi, n)) for lo, hi in bands]
     k = np.arange(n)
@@ -164,19 +167,22 @@ def _band_masks(
 
 
 def _filter_stack(
-    s: ComplexArray,
+    x: ComplexArray,
     cutoff: CutoffMethod,
     low: int | None,
     high: int | None,
     energy_fraction: float,
     solver: Solver,
 ) -> tuple[ComplexArray, list[tuple[int, int]]]:
-    """Filter a stack of Casorati matrices ``s[block, pixel, frame]``."""
-    sv, v = _eig_stack(s, solver)
-    masks, bands = _band_masks(s, sv, v, cutoff, low, high, energy_fraction)
+    """Filter a stack ``x[block, frame, pixel]`` (transposed Casorati matrices).
+
+    ``S_f = S V_k V_k^H`` becomes ``X_f = conj(V_k V_k^H) X`` in this layout.
+    """
+    sv, v = _eig_stack(x, solver)
+    masks, bands = _band_masks(x, sv, v, cutoff, low, high, energy_fraction)
     kept = v * masks[:, None, :]
-    projector = np.matmul(kept, np.conj(v.transpose(0, 2, 1))).astype(np.complex64)
-    return np.matmul(s, projector), bands
+    projector = np.conj(np.matmul(kept, np.conj(v.transpose(0, 2, 1)))).astype(np.complex64)
+    return np.matmul(projector, x), bands
 
 
 def _check_cutoff_args(n: int, cutoff: str, low: int | None, high: int | None) -> None:
@@ -219,9 +225,8 @@ def svd_filter(
     n, h, w = arr.shape
     _check_cutoff_args(n, cutoff, low, high)
     if block_px is None:
-        s = arr.reshape(n, -1).T[None]
-        out, _ = _filter_stack(s, cutoff, low, high, energy_fraction, solver)
-        return np.ascontiguousarray(out[0].T.reshape(n, h, w))
+        out, _ = _filter_stack(arr.reshape(1, n, -1), cutoff, low, high, energy_fraction, solver)
+        return out.reshape(n, h, w)
     require(block_px >= 4, "block_px", ">= 4 pixels", block_px)
     require(0 <= block_overlap < 1, "block_overlap", "0 <= overlap < 1", block_overlap)
     return _blockwise(arr, cutoff, low, high, energy_fraction, block_px, block_overlap, solver)
@@ -250,13 +255,13 @@ def _blockwise(
     bh, bw = min(block_px, h), min(block_px, w)
     step = max(1, round(block_px * (1 - overlap)))
     corners = [(z0, x0) for z0 in _starts(h, bh, step) for x0 in _starts(w, bw, step)]
-    stack = np.stack([arr[:, z0 : z0 + bh, x0 : x0 + bw].reshape(n, -1).T for z0, x0 in corners])
+    stack = np.stack([arr[:, z0 : z0 + bh, x0 : x0 + bw].reshape(n, -1) for z0, x0 in corners])
     filtered, _ = _filter_stack(stack, cutoff, low, high, energy_fraction, solver)
     win = np.outer(np.hanning(bh + 2)[1:-1], np.hanning(bw + 2)[1:-1]).astype(np.float32)
     acc = np.zeros((n, h, w), np.complex64)
     weight = np.zeros((h, w), np.float32)
     for (z0, x0), block in zip(corners, filtered, strict=True):
-        acc[:, z0 : z0 + bh, x0 : x0 + bw] += block.T.reshape(n, bh, bw) * win
+        acc[:, z0 : z0 + bh, x0 : x0 + bw] += block.reshape(n, bh, bw) * win
         weight[z0 : z0 + bh, x0 : x0 + bw] += win
     return acc / weight
 
@@ -271,9 +276,9 @@ def svd_cutoffs(
     """The ``(low, high)`` band that :func:`svd_filter` keeps for the whole field."""
     arr = as_ensemble(iq, min_frames=2)
     _check_cutoff_args(arr.shape[0], cutoff, low, high)
-    s = arr.reshape(arr.shape[0], -1).T[None]
-    sv, v = _eig_stack(s, "gram")
-    return _band_masks(s, sv, v, cutoff, low, high, energy_fraction)[1][0]
+    x = arr.reshape(1, arr.shape[0], -1)
+    sv, v = _eig_stack(x, "gram")
+    return _band_masks(x, sv, v, cutoff, low, high, energy_fraction)[1][0]
 
 
 def power_doppler(

@@ -11,6 +11,10 @@ Tasks and what each sample holds (``N`` samples, ``H × W`` pixels, ``F`` frames
   vector), and ground truth as flat tables ``positions_m`` (M, 2), ``track_ids`` (M,) with
   ``position_offsets`` (N·F + 1,): rows ``offsets[i·F + f] : offsets[i·F + f + 1]`` belong to
   frame ``f`` of sample ``i``.
+- ``sweep``: freehand sweeps from :func:`sonoedge.synth.sweeps.simulate_sweep` (fan, linear or
+  rotation at random): ``frames`` (N, F, rows, cols) uint8 (about ``size`` pixels square),
+  ``poses`` (N, F, 4, 4) image→world in metres, ``timestamps_s`` (N, F), ``imu_times_s`` (N, K),
+  ``gyro_dps`` and ``accel_g`` (N, K, 3), ``motion`` (N,) 0 = fan, 1 = linear, 2 = rotation.
 
 Every dataset is chunked one sample per chunk. The file's ``spec`` attribute holds the JSON of
 the :class:`DatasetSpec` (and the sonoedge version). Sample ``i`` is seeded by
@@ -34,9 +38,10 @@ import numpy as np
 from sonoedge.errors import ConfigError, RecordingError
 from sonoedge.synth.imaging import check_size
 from sonoedge.synth.transducer import check_positive, get_preset
+from sonoedge.types import ProbeInfo
 
-Task = Literal["bmode", "enhance", "doppler", "bubbles"]
-TASKS: tuple[Task, ...] = ("bmode", "enhance", "doppler", "bubbles")
+Task = Literal["bmode", "enhance", "doppler", "bubbles", "sweep"]
+TASKS: tuple[Task, ...] = ("bmode", "enhance", "doppler", "bubbles", "sweep")
 Split = Literal["train", "eval"]
 SPLITS: tuple[Split, ...] = ("train", "eval")
 
@@ -130,6 +135,8 @@ def make_sample(spec: DatasetSpec, index: int) -> Sample:
             "blood_db": np.float32(d.blood_db),
             "noise_db": np.float32(d.noise_db),
         }
+    if spec.task == "sweep":
+        return _sweep_sample(spec, probe, seed, rng, held_out)
     from sonoedge.synth.microbubbles import BubbleParams, simulate_bubbles
 
     params = BubbleParams.random(rng, held_out=held_out)
@@ -139,6 +146,35 @@ def make_sample(spec: DatasetSpec, index: int) -> Sample:
         "params": params.as_vector(),
         "positions_m": bub.positions_m,
         "track_ids": bub.track_ids,
+    }
+
+
+def _sweep_sample(
+    spec: DatasetSpec, probe: ProbeInfo, seed: int, rng: np.random.Generator, held_out: bool
+) -> Sample:
+    from sonoedge.synth.sweeps import SWEEP_MOTIONS, simulate_sweep
+
+    motion = int(rng.integers(len(SWEEP_MOTIONS)))
+    near, far = probe.depth_range_m
+    spacing = ((far - near) / spec.size, probe.aperture_m / spec.size)
+    sweep = simulate_sweep(
+        probe,
+        motion=SWEEP_MOTIONS[motion],
+        seed=seed,
+        n_frames=spec.frames,
+        spacing_m=spacing,
+        angle_deg=float(rng.uniform(40.0, 50.0) if held_out else rng.uniform(15.0, 40.0)),
+        length_m=float(rng.uniform(0.04, 0.05) if held_out else rng.uniform(0.015, 0.04)),
+    )
+    assert sweep.imu is not None and sweep.poses is not None
+    return {
+        "frames": sweep.frames,
+        "poses": sweep.poses,
+        "timestamps_s": sweep.timestamps_s,
+        "imu_times_s": sweep.imu.times_s,
+        "gyro_dps": sweep.imu.gyro_dps,
+        "accel_g": sweep.imu.accel_g,
+        "motion": np.int8(motion),
     }
 
 

@@ -75,7 +75,7 @@ def trajectory(
     t = np.asarray(times_s, dtype=np.float64)
     s = _smoothstep((t - start_s) / duration_s) - 0.5
     # Hand tremor while moving; the probe rests still before the sweep starts.
-    wobble = np.radians(0.5) * np.sin(2 * np.pi * 0.8 * (t - start_s)) * (t > start_s)
+    wobble = np.radians(0.25) * (1 - np.cos(2 * np.pi * 0.8 * (t - start_s))) * (t > start_s)
     c = np.asarray(contact_m, dtype=np.float64)
     translation = np.zeros((len(t), 3))
     if motion == "fan":

@@ -83,3 +83,12 @@ def test_cli_writes_a_dataset_and_reports_errors_cleanly(tmp_path: Path) -> None
     assert bad.returncode == 2
     assert "n=0" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_sweep_task_records_poses_and_imu(tmp_path: Path) -> None:
+    spec = DatasetSpec("sweep", n=1, seed=0, size=32, frames=4)
+    with h5py.File(write_dataset(spec, tmp_path / "s.h5", workers=1)) as f:
+        assert f["frames"].shape[:2] == (1, 4) and f["frames"].dtype == np.uint8
+        assert f["poses"].shape == (1, 4, 4, 4)
+        assert f["gyro_dps"].shape[2] == 3 and f["gyro_dps"].shape == f["accel_g"].shape
+        assert np.allclose(f["poses"][0, :, 3], [0, 0, 0, 1])

@@ -1,0 +1,79 @@
+"""Shipped student models (ONNX + model card), run with onnxruntime — never torch.
+
+Example::
+
+    from sonoedge import zoo
+    model = zoo.load("sonic-16")            # or a path to any exported SONIC .onnx
+    pd_db = model.power_doppler(iq, prf_hz=1000.0, spacing_m=(0.625e-3, 0.6e-3))
+
+Each model ``NAME`` is ``NAME.onnx`` plus its model card ``NAME.json`` (what it was trained for:
+ensemble length, PRF range, pixel spacing, normalisation; provenance: command, data spec, commit;
+metrics) and a human-readable ``NAME.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sonoedge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sonoedge.zoo.sonic import SonicModel
+
+ZOO_DIR = Path(__file__).resolve().parent
+
+
+def available() -> list[str]:
+    """Names of the models shipped with this install."""
+    return sorted(p.stem for p in ZOO_DIR.glob("*.json") if p.with_suffix(".onnx").exists())
+
+
+def read_card(onnx_path: str | Path) -> dict[str, Any]:
+    """The model card (JSON) that sits next to an ONNX file."""
+    card_path = Path(onnx_path).with_suffix(".json")
+    if not card_path.exists():
+        raise ConfigError(
+            f"no model card {card_path} next to {onnx_path}",
+            hint="export with `sonoedge train` (it writes NAME.onnx and NAME.json together)",
+        )
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"model card {card_path} is unreadable: {err}") from None
+    if not isinstance(card, dict) or "task" not in card or "input" not in card:
+        raise ConfigError(f"model card {card_path} is not a sonoedge model card (no task/input)")
+    return card
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """The ONNX file of a shipped model name or of a path (``.onnx`` or a directory holding one)."""
+    path = Path(name_or_path)
+    if path.suffix == ".onnx" and path.exists():
+        return path
+    if path.is_dir():
+        found = sorted(path.glob("*.onnx"))
+        if len(found) == 1:
+            return found[0]
+        raise ConfigError(f"{path} holds {len(found)} .onnx files: expected exactly one")
+    shipped = ZOO_DIR / f"{name_or_path}.onnx"
+    if shipped.exists():
+        return shipped
+    raise ConfigError(
+        f"model {str(name_or_path)!r} not found: expected a shipped name "
+        f"({', '.join(available()) or 'none installed'}) or a path to an .onnx file"
+    )
+
+
+def load(name_or_path: str | Path, threads: int = 2) -> SonicModel:
+    """Load a shipped model by name (``"sonic-16"``) or an exported ``.onnx`` with its card."""
+    onnx_path = resolve(name_or_path)
+    card = read_card(onnx_path)
+    if card["task"] != "sonic":
+        raise ConfigError(
+            f"{onnx_path} is a {card['task']!r} model: this loader runs 'sonic' models"
+        )
+    from sonoedge.zoo.sonic import SonicModel
+
+    return SonicModel(onnx_path, card, threads=threads)

@@ -1,0 +1,219 @@
+"""Torch-free SONIC inference: IQ ensemble → power Doppler with an exported student (onnxruntime).
+
+The network input is the ensemble divided by its RMS with real and imaginary parts interleaved
+(:func:`ensemble_to_input`); its output ``y`` in ``[0, 1]`` is blood power in dB relative to tissue,
+``dB = DB_LOW + y * DB_SPAN``. Training code imports the same helpers so both sides agree.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from sonoedge.errors import ConfigError, DataError
+
+DB_LOW = -70.0
+DB_SPAN = 50.0
+SIZE_MULTIPLE = 4
+MIN_SIZE = 16
+MAX_SIZE = 2048
+SPACING_TOLERANCE = 0.2  # relative; beyond it the input is resampled to the trained spacing
+FloatArray = npt.NDArray[np.float32]
+
+
+def power_to_unit(power: npt.ArrayLike) -> FloatArray:
+    """Map linear power (relative to tissue) to the network's ``[0, 1]`` range."""
+    db = 10.0 * np.log10(np.maximum(np.asarray(power, np.float64), 1e-12))
+    return np.clip((db - DB_LOW) / DB_SPAN, 0.0, 1.0).astype(np.float32)
+
+
+def unit_to_db(unit: npt.ArrayLike) -> FloatArray:
+    return (DB_LOW + np.asarray(unit, np.float32) * DB_SPAN).astype(np.float32)
+
+
+def ensemble_scale(iq: npt.NDArray[np.complex64]) -> float:
+    """RMS of the ensemble (the normalisation every SONIC input goes through)."""
+    rms = math.sqrt(float(np.mean(iq.real.astype(np.float64) ** 2 + iq.imag.astype(np.float64) ** 2)))
+    return rms if rms > 0 else 1.0
+
+
+def ensemble_to_input(iq: npt.NDArray[np.complex64]) -> FloatArray:
+    """``(N, H, W)`` complex → ``(2N, H, W)`` float32, RMS-normalised, Re/Im interleaved."""
+    x = iq / np.float32(ensemble_scale(iq))
+    out = np.empty((2 * iq.shape[0], *iq.shape[1:]), np.float32)
+    out[0::2] = x.real
+    out[1::2] = x.imag
+    return out
+
+
+def _check_ensemble(iq: object, n_frames: int) -> npt.NDArray[np.complex64]:
+    arr = np.asarray(iq)
+    if arr.ndim != 3:
+        raise DataError(f"iq has shape {arr.shape}: expected (frames, axial, lateral)")
+    if not np.iscomplexobj(arr):
+        raise DataError(f"iq has real dtype {arr.dtype}: expected complex IQ (complex64)")
+    if arr.shape[0] < n_frames:
+        raise DataError(
+            f"iq has {arr.shape[0]} frame(s): this model needs an ensemble of at least {n_frames}",
+            hint=f"acquire >= {n_frames} frames or use a model trained for shorter ensembles",
+        )
+    if min(arr.shape[1:]) < MIN_SIZE or max(arr.shape[1:]) > MAX_SIZE:
+        raise DataError(
+            f"iq has {arr.shape[1]}x{arr.shape[2]} pixels: expected {MIN_SIZE}..{MAX_SIZE} per axis"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise DataError("iq contains NaN/Inf values", hint="drop invalid frames first")
+    return arr.astype(np.complex64, copy=False)
+
+
+def _resize_complex(iq: npt.NDArray[np.complex64], shape: tuple[int, int]) -> Any:
+    import cv2
+
+    h, w = shape
+    out = np.empty((iq.shape[0], h, w), np.complex64)
+    for k, frame in enumerate(iq):
+        re = cv2.resize(np.ascontiguousarray(frame.real), (w, h), interpolation=cv2.INTER_LINEAR)
+        im = cv2.resize(np.ascontiguousarray(frame.imag), (w, h), interpolation=cv2.INTER_LINEAR)
+        out[k] = re + 1j * im
+    return out
+
+
+class SonicModel:
+    """An exported SONIC student/teacher run by onnxruntime (CPU unless told otherwise)."""
+
+    def __init__(self, onnx_path: str | Path, card: dict[str, Any], threads: int = 2) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(onnx_path)
+        self.card = card
+        spec = card["input"]
+        try:
+            self.n_frames = int(spec["n_frames"])
+            lo, hi = (float(v) for v in spec["prf_hz_range"])
+            self.prf_range_hz = (lo, hi)
+            sa, sl = (float(v) for v in spec["spacing_m"])
+            self.spacing_m = (sa, sl)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"model card of {self.path} lacks input field {err}") from None
+        self.name = str(card.get("name", self.path.stem))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = max(1, int(threads))
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as err:  # onnxruntime raises its own exception types
+            raise ConfigError(f"{self.path} is not a loadable ONNX model: {err}") from None
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        channels = inp.shape[1]
+        if channels != 2 * self.n_frames:
+            raise ConfigError(
+                f"{self.path} takes {channels} input channels but its card says "
+                f"{self.n_frames} frames (= {2 * self.n_frames} channels)",
+                hint="the weights come from another architecture; re-export with its own card",
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"SonicModel({self.name!r}, n_frames={self.n_frames}, prf_hz={self.prf_range_hz}, "
+            f"spacing_m={self.spacing_m})"
+        )
+
+    def _check_meta(
+        self, prf_hz: float | None, spacing_m: tuple[float, float] | None
+    ) -> tuple[float, float]:
+        if prf_hz is None:
+            raise DataError(
+                f"prf_hz is missing: {self.name} needs the ensemble's PRF "
+                f"({self.prf_range_hz[0]:g}..{self.prf_range_hz[1]:g} Hz)"
+            )
+        prf = float(prf_hz)
+        lo, hi = self.prf_range_hz
+        if not (math.isfinite(prf) and lo * 0.999 <= prf <= hi * 1.001):
+            raise DataError(
+                f"prf_hz={prf_hz!r} is outside what {self.name} was trained for: "
+                f"expected {lo:g}..{hi:g} Hz"
+            )
+        if spacing_m is None:
+            raise DataError(
+                f"spacing_m is missing: {self.name} needs the pixel spacing (axial, lateral) in m "
+                f"(trained on {self.spacing_m[0] * 1e3:.3f} x {self.spacing_m[1] * 1e3:.3f} mm)"
+            )
+        try:
+            sa, sl = (float(v) for v in spacing_m)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"spacing_m={spacing_m!r} is invalid: expected (axial_m, lateral_m)"
+            ) from None
+        if not (sa > 0 and sl > 0 and math.isfinite(sa) and math.isfinite(sl)):
+            raise DataError(f"spacing_m={spacing_m!r} is invalid: expected two positive lengths")
+        return sa, sl
+
+    def predict_unit(self, iq_windows: npt.NDArray[np.complex64]) -> FloatArray:
+        """Raw network output ``(B, H, W)`` in ``[0, 1]`` for windows ``(B, n_frames, H, W)``
+        whose size is already a multiple of :data:`SIZE_MULTIPLE`."""
+        x = np.stack([ensemble_to_input(w) for w in iq_windows])
+        (y,) = self.session.run(None, {self.input_name: x})
+        return np.asarray(y, np.float32)[:, 0]
+
+    def blood_power_db(
+        self,
+        iq: npt.ArrayLike,
+        prf_hz: float | None,
+        spacing_m: tuple[float, float] | None,
+        max_windows: int = 4,
+    ) -> FloatArray:
+        """Blood power in dB relative to tissue, ``(H, W)``, floor ``DB_LOW``.
+
+        Ensembles longer than the model's length are cut into consecutive windows (at most
+        ``max_windows``) whose powers are averaged. Other pixel spacings are resampled to the
+        trained one (and the result back); sizes are padded to a multiple of 4.
+        """
+        arr = _check_ensemble(iq, self.n_frames)
+        sa, sl = self._check_meta(prf_hz, spacing_m)
+        _, h, w = arr.shape
+        ta, tl = self.spacing_m
+        work = arr
+        resampled = abs(sa / ta - 1) > SPACING_TOLERANCE or abs(sl / tl - 1) > SPACING_TOLERANCE
+        if resampled:
+            shape = (round(h * sa / ta), round(w * sl / tl))
+            if min(shape) < MIN_SIZE or max(shape) > MAX_SIZE:
+                raise DataError(
+                    f"resampling {h}x{w} pixels of {sa * 1e3:.3f}x{sl * 1e3:.3f} mm to the trained "
+                    f"spacing gives {shape[0]}x{shape[1]}: expected {MIN_SIZE}..{MAX_SIZE} per axis"
+                )
+            work = _resize_complex(arr, shape)
+        n_win = max(1, min(max_windows, arr.shape[0] // self.n_frames))
+        wh, ww = work.shape[1:]
+        ph, pw = (-wh) % SIZE_MULTIPLE, (-ww) % SIZE_MULTIPLE
+        windows = np.stack(
+            [work[k * self.n_frames : (k + 1) * self.n_frames] for k in range(n_win)]
+        )
+        if ph or pw:
+            windows = np.pad(windows, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="reflect")
+        unit = self.predict_unit(windows)[:, :wh, :ww]
+        power = np.mean(10.0 ** (unit_to_db(unit).astype(np.float64) / 10.0), axis=0)
+        db = (10.0 * np.log10(power)).astype(np.float32)
+        if resampled:
+            import cv2
+
+            db = cv2.resize(db, (w, h), interpolation=cv2.INTER_LINEAR)
+        return np.asarray(db, np.float32)
+
+    def power_doppler(
+        self,
+        iq: npt.ArrayLike,
+        prf_hz: float | None,
+        spacing_m: tuple[float, float] | None,
+    ) -> FloatArray:
+        """Power Doppler in dB relative to its peak, ``(H, W)`` float32 (like
+        :func:`sonoedge.processing.clutter.power_doppler`), from an ensemble ``(N, H, W)``."""
+        db = self.blood_power_db(iq, prf_hz, spacing_m)
+        return (db - db.max()).astype(np.float32)
