@@ -15,6 +15,10 @@ Writes docs/results/processing_despeckle.json and .png.
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: stable timings on a shared CPU
+
 import argparse
 import math
 import sys
@@ -185,7 +189,9 @@ def main() -> None:
     print("point FWHM (px): " + ", ".join(f"{m} {v[0]:.2f}x{v[1]:.2f}" for m, v in fwhm.items()))
     name = "processing_despeckle_quick" if args.quick else "processing_despeckle"
     command = "python benchmarks/processing_despeckle.py" + (" --quick" if args.quick else "")
-    path = write_result(name, metrics, {"input": "the speckled or degraded image itself"}, command)
+    baselines = {"input": "the speckled or degraded image itself"}
+    threads = os.environ["OPENBLAS_NUM_THREADS"]
+    path = write_result(name, metrics, baselines, command, blas_threads=threads)
     plot(example, path.with_suffix(".png"))
     print(f"wrote {path}")
 

@@ -10,6 +10,10 @@ docs/results/processing_doppler.json and .png: the curve the SONIC student must 
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: stable timings on a shared CPU
+
 import argparse
 import sys
 import time
@@ -130,7 +134,9 @@ def main() -> None:
     name = "processing_doppler_quick" if args.quick else "processing_doppler"
     command = "python benchmarks/processing_doppler.py" + (" --quick" if args.quick else "")
     baselines = {"oracle_fixed": "fixed SVD cutoff tuned per scene on the ground truth"}
-    path = write_result(name, metrics, baselines, command=command)
+    path = write_result(
+        name, metrics, baselines, command=command, blas_threads=os.environ["OPENBLAS_NUM_THREADS"]
+    )
     plot(metrics, lengths, path.with_suffix(".png"))
     print(f"wrote {path}")
 

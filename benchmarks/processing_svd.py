@@ -7,6 +7,10 @@ three solvers do the same job; block-wise uses 32x32 blocks with 50 % overlap.
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: stable timings on a shared CPU
+
 import argparse
 import sys
 from functools import partial
@@ -79,7 +83,9 @@ def main() -> None:
     baselines = {"full_svd": "numpy.linalg.svd of the Casorati matrix (complex64)"}
     name = "processing_svd_quick" if args.quick else "processing_svd"
     command = "python benchmarks/processing_svd.py" + (" --quick" if args.quick else "")
-    path = write_result(name, metrics, baselines, command=command)
+    path = write_result(
+        name, metrics, baselines, command=command, blas_threads=os.environ["OPENBLAS_NUM_THREADS"]
+    )
     plot(rows, path.with_suffix(".png"))
     print(f"wrote {path}")
 

@@ -1,8 +1,9 @@
-"""``sonoedge stream``: watch (and record) a probe's data stream."""
+"""``sonoedge stream``: watch, process, record and serve a probe's data stream."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -12,81 +13,68 @@ def stream(
         ...,
         help="Probe URL: /dev/ttyACM0, socket://host:port, emulator://?preset=doppler, file://rec.h5",
     ),
+    preset: str = typer.Option(
+        "", "--preset", "-p", help="Run a pipeline: bmode, doppler, ulm or a preset .toml file."
+    ),
+    device: str = typer.Option("auto", help="Backend for model stages: auto, cpu, openvino-cpu, …"),
     record: Path | None = typer.Option(
-        None, "--record", "-r", help="Record every message to this HDF5 file."
+        None, "--record", "-r", help="Record raw messages (and pipeline outputs) to this HDF5 file."
     ),
-    seconds: float = typer.Option(
-        0.0, help="Stop after this many seconds (0: until Ctrl-C or end of replay)."
-    ),
-    json_out: bool = typer.Option(
-        False, "--json", help="Print one JSON summary at the end instead of a live view."
-    ),
+    igtl: int = typer.Option(0, help="Serve images and the probe pose to 3D Slicer on this port."),
+    show: bool = typer.Option(False, "--show", help="Open a preview window (needs a display)."),
+    video: Path | None = typer.Option(None, help="Write the processed images to this MP4 file."),
+    seconds: float = typer.Option(0.0, help="Stop after this many seconds (0: until Ctrl-C)."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary at the end."),
 ) -> None:
-    """Stream from a probe, showing live rates, drops and latency.
+    """Stream from a probe, optionally through a processing pipeline, with live statistics.
 
     \b
     Examples:
       sonoedge stream emulator://?preset=doppler --seconds 5
-      sonoedge stream /dev/ttyACM0 --record session.h5    # Ctrl-C stops; the file stays valid
-      sonoedge stream "file://session.h5?speed=max" --json  # replay a recording at full speed
+      sonoedge stream /dev/ttyACM0 --preset doppler --record session.h5 --igtl 18944
+      sonoedge stream "file://session.h5?speed=max" --preset bmode --video out.mp4 --json
     """
     import json
     import time
 
     from rich.console import Console
     from rich.live import Live
-    from rich.table import Table
 
-    from sonoedge.ingest import LinkStats, open_probe
+    from sonoedge.ingest import open_probe
     from sonoedge.ingest.monitor import StreamMonitor
 
     console = Console(stderr=json_out)
-
-    def render(monitor: StreamMonitor, stats: LinkStats) -> Table:
-        table = Table(title=f"{url}  ({monitor.elapsed_s:.1f} s)", show_header=True)
-        table.add_column("stream")
-        table.add_column("rate", justify="right")
-        for kind, rate in monitor.rates_hz().items():
-            table.add_row(kind, f"{rate:.1f} /s")
-        lat = monitor.latency_ms()
-        table.add_row("link", f"{stats.bytes_received / monitor.elapsed_s / 1e6:.2f} MB/s")
-        if lat:
-            table.add_row("latency p50 / p99", f"{lat['p50']:.1f} / {lat['p99']:.1f} ms")
-        drops = stats.queue_dropped + stats.sequence_lost + stats.total_rejected
-        table.add_row(
-            "drops",
-            f"{drops} (queue {stats.queue_dropped}, lost {stats.sequence_lost}, "
-            f"rejected {stats.total_rejected})",
-        )
-        if stats.gaps:
-            table.add_row(
-                "link gaps", f"{len(stats.gaps)} ({sum(g.duration_s for g in stats.gaps):.2f} s)"
-            )
-        return table
-
+    pipeline = _build_pipeline(preset, device, igtl, show, video) if preset else None
     monitor = StreamMonitor()
     interrupted = False
     with open_probe(url, record=record) as probe:
+        if pipeline is not None and record is not None and probe.recorder is not None:
+            from sonoedge.pipeline.sinks import RecorderSink
+
+            pipeline.add_sink(RecorderSink(probe.recorder))
         try:
-            with Live(
-                render(monitor, probe.stats()),
-                console=console,
-                refresh_per_second=4,
-                transient=json_out,
-            ) as live:
+            with Live(console=console, refresh_per_second=4, transient=json_out) as live:
                 last = 0.0
-                for sample in probe.samples(seconds=seconds or None):
-                    monitor.add(sample)
+                items: Any = (
+                    probe.samples(seconds=seconds or None)
+                    if pipeline is None
+                    else pipeline.run(probe, seconds=seconds or None)
+                )
+                for item in items:
+                    monitor.add(item if pipeline is None else item.sample)
                     now = time.monotonic()
                     if now - last > 0.25:
-                        live.update(render(monitor, probe.stats()))
+                        live.update(_table(url, monitor, probe, pipeline))
                         last = now
-                live.update(render(monitor, probe.stats()))
+                live.update(_table(url, monitor, probe, pipeline))
         except KeyboardInterrupt:
             interrupted = True
+        finally:
+            if pipeline is not None:
+                pipeline.stop()
         stats = probe.stats()
         error = probe.error
-    summary = monitor.summary()
+    summary: dict[str, Any] = monitor.summary()
     summary.update(
         url=url,
         bytes_received=stats.bytes_received,
@@ -96,6 +84,8 @@ def stream(
         clock_drift_ppm=round(stats.clock_drift_ppm, 2),
         recording=str(record) if record else None,
     )
+    if pipeline is not None:
+        summary["pipeline"] = {"preset": pipeline.name, **pipeline.stats().as_dict()}
     if json_out:
         typer.echo(json.dumps(summary))
     elif record:
@@ -104,3 +94,62 @@ def stream(
         raise error
     if interrupted:
         raise typer.Exit(130)
+
+
+def _build_pipeline(preset: str, device: str, igtl: int, show: bool, video: Path | None) -> Any:
+    from sonoedge.devices.targets import resolve_device
+    from sonoedge.pipeline import Pipeline
+    from sonoedge.pipeline.sinks import IgtlSink, PreviewSink, VideoSink
+
+    pipeline = Pipeline.from_preset(preset)
+    pipeline.device = resolve_device(device)
+    if show:
+        pipeline.add_sink(PreviewSink(f"sonoedge {pipeline.name}", pipeline.stats))
+    if video is not None:
+        pipeline.add_sink(VideoSink(video))
+    if igtl:
+        from sonoedge.pipeline.pose import LivePose
+
+        pipeline.add_sink(
+            IgtlSink(igtl, device_name=f"sonoedge-{pipeline.name}", pose_source=LivePose())
+        )
+    return pipeline
+
+
+def _table(url: str, monitor: Any, probe: Any, pipeline: Any) -> Any:
+    from rich.table import Table
+
+    stats = probe.stats()
+    table = Table(title=f"{url}  ({monitor.elapsed_s:.1f} s)")
+    table.add_column("stream")
+    table.add_column("value", justify="right")
+    for kind, rate in monitor.rates_hz().items():
+        table.add_row(kind, f"{rate:.1f} /s")
+    table.add_row("link", f"{stats.bytes_received / monitor.elapsed_s / 1e6:.2f} MB/s")
+    lat = monitor.latency_ms()
+    if lat:
+        table.add_row("acquisition → here p50 / p99", f"{lat['p50']:.1f} / {lat['p99']:.1f} ms")
+    drops = stats.queue_dropped + stats.sequence_lost + stats.total_rejected
+    table.add_row(
+        "link drops",
+        f"{drops} (queue {stats.queue_dropped}, lost {stats.sequence_lost}, "
+        f"rejected {stats.total_rejected})",
+    )
+    if stats.gaps:
+        table.add_row(
+            "link gaps", f"{len(stats.gaps)} ({sum(g.duration_s for g in stats.gaps):.2f} s)"
+        )
+    if pipeline is not None:
+        p = pipeline.stats()
+        table.add_row(f"pipeline {pipeline.name}", f"{p.fps:.1f} fps")
+        for stage in p.stages:
+            table.add_row(
+                f"  {stage.name} p50 / p99",
+                f"{stage.latency_ms['p50']:.1f} / {stage.latency_ms['p99']:.1f} ms",
+            )
+        table.add_row(
+            "  end to end p50 / p99",
+            f"{p.end_to_end_ms['p50']:.1f} / {p.end_to_end_ms['p99']:.1f} ms",
+        )
+        table.add_row("  dropped (input) / errors", f"{p.input_dropped} / {p.errors}")
+    return table

@@ -34,12 +34,10 @@ def synth(
 
     Examples:
 
+    \b
       sonoedge synth bmode --n 1000 --out despeckle.h5 --seed 1
-
       sonoedge synth doppler --n 200 --frames 128 --out sonic.h5 --probe linear-7.5
-
       sonoedge synth bubbles --n 50 --frames 64 --out ulm_eval.h5 --split eval --seed 7
-
       sonoedge synth sweep --n 20 --frames 60 --out sweeps.h5 --probe convex-3.5
     """
     import os

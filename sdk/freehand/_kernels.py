@@ -40,8 +40,19 @@ def _column_range(
 
 
 def _splat_nearest(
-    img: Any, w: Any, has_w: bool, m: Any, c0: int, r0: int, shape: Any, value: Any,
-    weight: Any, stamp: Any, frame: int, mode: int, threshold: float,
+    img: Any,
+    w: Any,
+    has_w: bool,
+    m: Any,
+    c0: int,
+    r0: int,
+    shape: Any,
+    value: Any,
+    weight: Any,
+    stamp: Any,
+    frame: int,
+    mode: int,
+    threshold: float,
 ) -> int:  # pragma: no cover - compiled
     nk, nj, ni = shape[0], shape[1], shape[2]
     count = 0
@@ -81,8 +92,19 @@ def _splat_nearest(
 
 
 def _splat_linear(
-    img: Any, w: Any, has_w: bool, m: Any, c0: int, r0: int, shape: Any, value: Any,
-    weight: Any, stamp: Any, frame: int, mode: int, threshold: float,
+    img: Any,
+    w: Any,
+    has_w: bool,
+    m: Any,
+    c0: int,
+    r0: int,
+    shape: Any,
+    value: Any,
+    weight: Any,
+    stamp: Any,
+    frame: int,
+    mode: int,
+    threshold: float,
 ) -> int:  # pragma: no cover - compiled
     nk, nj, ni = shape[0], shape[1], shape[2]
     count = 0
@@ -139,14 +161,37 @@ if AVAILABLE:
 
 
 def paste(
-    img: np.ndarray, w: np.ndarray | None, m: np.ndarray, c0: int, r0: int,
-    shape: tuple[int, int, int], value: np.ndarray, weight: np.ndarray, stamp: np.ndarray,
-    frame: int, mode: int, threshold: float, nearest: bool,
+    img: np.ndarray,
+    w: np.ndarray | None,
+    m: np.ndarray,
+    c0: int,
+    r0: int,
+    shape: tuple[int, int, int],
+    value: np.ndarray,
+    weight: np.ndarray,
+    stamp: np.ndarray,
+    frame: int,
+    mode: int,
+    threshold: float,
+    nearest: bool,
 ) -> int:
     """Paste the clipped frame ``img`` (rows/cols offset by ``r0``/``c0``) with numba."""
     kernel = splat_nearest if nearest else splat_linear
     weights = np.ones((1, 1), np.float32) if w is None else w
     return int(
-        kernel(img, weights, w is not None, np.ascontiguousarray(m, np.float64), c0, r0,
-               np.asarray(shape, np.int64), value, weight, stamp, frame, mode, threshold)
+        kernel(
+            img,
+            weights,
+            w is not None,
+            np.ascontiguousarray(m, np.float64),
+            c0,
+            r0,
+            np.asarray(shape, np.int64),
+            value,
+            weight,
+            stamp,
+            frame,
+            mode,
+            threshold,
+        )
     )

@@ -246,9 +246,18 @@ class VolumeReconstructor:
                 self.compounding, _kernels.MODE_LATEST
             )
             pasted = _kernels.paste(
-                img[r0 : r1 + 1, c0 : c1 + 1], weights, (self._world_to_index @ mat)[:3],
-                c0, r0, self.grid.shape, self.value, self.weight, self._stamp, self.n_frames,
-                mode, -np.inf if self.threshold is None else float(self.threshold),
+                img[r0 : r1 + 1, c0 : c1 + 1],
+                weights,
+                (self._world_to_index @ mat)[:3],
+                c0,
+                r0,
+                self.grid.shape,
+                self.value,
+                self.weight,
+                self._stamp,
+                self.n_frames,
+                mode,
+                -np.inf if self.threshold is None else float(self.threshold),
                 self.interpolation == "nearest",
             )
             self.n_frames += 1

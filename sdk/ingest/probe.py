@@ -232,6 +232,11 @@ class Probe:
             self._recorder = writer
         return writer
 
+    @property
+    def recorder(self) -> RecordingWriter | None:
+        """The active recording, if any (pipelines add their outputs to it)."""
+        return self._recorder
+
     def stop_recording(self) -> Path | None:
         with self._record_lock:
             writer, self._recorder = self._recorder, None

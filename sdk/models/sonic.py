@@ -136,9 +136,7 @@ class SonicDeploy(nn.Module):
 
 def count_parameters(module: nn.Module, deploy_only: bool = True) -> int:
     names = ("ds_filtered", "ds_bottleneck") if deploy_only else ()
-    return sum(
-        p.numel() for n, p in module.named_parameters() if not n.split(".")[0] in names
-    )
+    return sum(p.numel() for n, p in module.named_parameters() if not n.split(".")[0] in names)
 
 
 def build(arch: SonicArch | dict[str, Any]) -> SonicNet:

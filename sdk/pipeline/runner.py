@@ -123,6 +123,7 @@ class Pipeline:
     ) -> None:
         self.name = name
         self.probe_mode = probe_mode
+        self.device = "cpu"  # backend for model stages (see sonoedge.devices.targets)
         self.stages = list(stages)
         self._workers = [_StageWorker(s, stats_window) for s in self.stages]
         self._queues: list[BoundedQueue[Result]] = [

@@ -212,9 +212,11 @@ def image_to_lps(spacing_m: tuple[float, float], origin_m: tuple[float, float]) 
     """
     dz, dx = spacing_m
     z0, x0 = origin_m
-    m = np.eye(4)
+    m = np.zeros((4, 4))
     m[0, 0] = -dx * 1e3  # i (column, lateral) → −L (i.e. towards patient right)
     m[2, 1] = -dz * 1e3  # j (row, depth) → −S (down)
+    m[1, 2] = 1.0  # k (a single slice, 1 mm thick) → +P
+    m[3, 3] = 1.0
     m[0, 3] = -x0 * 1e3
     m[2, 3] = -z0 * 1e3
     return m

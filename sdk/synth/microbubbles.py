@@ -15,7 +15,7 @@ relative to it. ``frames`` is the envelope ``|iq|`` (float32), the input of ULM 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 import numpy.typing as npt
@@ -93,9 +93,6 @@ class BubbleParams:
             dtype=np.float32,
         )
 
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
     @classmethod
     def random(
         cls, rng: np.random.Generator, held_out: bool = False, **fixed: object
@@ -170,6 +167,11 @@ def simulate_bubbles(
         )
     probe = params.probe()
     z_top = params.depth_m - dz * (height - 1) / 2
+    if z_top < 0:
+        raise ConfigError(
+            f"depth_m={params.depth_m!r} is invalid for a {height}-pixel-high image: expected "
+            f">= {dz * (height - 1) / 2:.4g} m (the image must start below the probe)"
+        )
     grid = Grid((height, width), params.spacing_m, (z_top, -dx * (width - 1) / 2))
     imager = Imager(probe, grid, f_number=params.f_number, n_cycles=params.n_cycles)
     extent = grid.extent_m()

@@ -73,7 +73,6 @@ class FlowScene:
         self.phantom = Phantom(
             grid, echo.astype(np.float32), phantom.points_m, phantom.points_amplitude
         )
-        self.lumen_mask = lumen
         self.tissue_field_spectrum = np.fft.fft2(self._tissue_field(rng)).astype(np.complex64)
         self.background_power = float(self.imager.power_kernel(splatted=False).sum())
         fw_z, fw_x = analytic_fwhm_m(probe, f_number, transmit=transmit)

@@ -37,7 +37,9 @@ def unit_to_db(unit: npt.ArrayLike) -> FloatArray:
 
 def ensemble_scale(iq: npt.NDArray[np.complex64]) -> float:
     """RMS of the ensemble (the normalisation every SONIC input goes through)."""
-    rms = math.sqrt(float(np.mean(iq.real.astype(np.float64) ** 2 + iq.imag.astype(np.float64) ** 2)))
+    rms = math.sqrt(
+        float(np.mean(iq.real.astype(np.float64) ** 2 + iq.imag.astype(np.float64) ** 2))
+    )
     return rms if rms > 0 else 1.0
 
 

@@ -1,0 +1,69 @@
+"""``sonoedge sweep2vol`` end to end: PLUS file with config, simulated sweeps, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from freehand_data import NWIRE, NWIRE_CONFIG
+from typer.testing import CliRunner
+
+from sonoedge.cli import app
+from sonoedge.io.volume import read_volume
+
+runner = CliRunner()
+
+
+def test_help_teaches() -> None:
+    result = runner.invoke(app, ["sweep2vol", "--help"])
+    assert result.exit_code == 0
+    assert "--plus-config" in result.output and "Examples" in result.output
+
+
+def test_plus_file_with_config(plus_data: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["sweep2vol", str(NWIRE), "--plus-config", str(NWIRE_CONFIG), "-o", str(tmp_path),
+              "--weights", "--format", "mha"]
+    )
+    assert result.exit_code == 0, result.output
+    vol = read_volume(tmp_path / "NwirePhantomFreehand.mha")
+    assert vol.data.shape == (74, 104, 101)
+    assert vol.origin_m[0] == pytest.approx(-22.2573e-3, abs=1e-6)
+    assert (tmp_path / "NwirePhantomFreehand_weights.mha").exists()
+    assert (tmp_path / "NwirePhantomFreehand_mip.png").exists()
+    report = json.loads((tmp_path / "NwirePhantomFreehand_quality.json").read_text())
+    assert report["n_frames"] == 97 and report["n_frames_skipped"] == 0
+    assert 0 <= report["hole_fraction"] < 0.2
+
+
+def test_simulated_fan_with_options(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["sweep2vol", "sim:fan", "-o", str(tmp_path), "--spacing", "1.0", "--interp", "nn",
+              "--compound", "max", "--fill-holes", "nearest", "--format", "nii.gz"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "sim_fan.nii.gz").exists()
+    report = json.loads((tmp_path / "sim_fan_quality.json").read_text())
+    assert report["heading_drift_dps"] < 1.0 and "time_offset_ms" in report
+
+
+def test_bad_inputs(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["sweep2vol", str(tmp_path / "missing.igs.mha")])
+    assert result.exit_code != 0 and "does not exist" in str(result.exception)
+    bad = tmp_path / "bad.igs.mha"
+    bad.write_bytes(b"ObjectType = Image\nNDims = 3\nDimSize = 4 4 2\nElementType = MET_UCHAR\n"
+                    b"CompressedData = True\nElementDataFile = LOCAL\n\x01\x02garbage")
+    result = runner.invoke(app, ["sweep2vol", str(bad), "-o", str(tmp_path)])
+    assert result.exit_code == 1 and "corrupt" in result.output
+    result = runner.invoke(app, ["sweep2vol", "sim:fan", "--interp", "cubic"])
+    assert result.exit_code != 0 and "--interp" in str(result.exception)
+
+
+def test_absurd_spacing_is_refused_with_size(plus_data: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["sweep2vol", str(NWIRE), "--plus-config", str(NWIRE_CONFIG), "-o", str(tmp_path),
+              "--max-memory-gb", "0.001"]
+    )
+    assert result.exit_code == 1 and "would need" in result.output
+    assert not (tmp_path / "NwirePhantomFreehand.nrrd").exists()
