@@ -34,8 +34,12 @@ from sonoedge.freehand.sweep import estimate_poses, reconstruct, reconstruct_swe
 from sonoedge.freehand.tracked import tracked_pixel_to_world
 from sonoedge.io.plus import read_plus_config, read_sequence
 from sonoedge.io.volume import mips, read_volume
-from sonoedge.synth.sweeps import EARTH_FROM_WORLD, default_phantom, doppler_ensembles
-from sonoedge.synth.sweeps import simulate_sweep
+from sonoedge.synth.sweeps import (
+    EARTH_FROM_WORLD,
+    default_phantom,
+    doppler_ensembles,
+    simulate_sweep,
+)
 from sonoedge.types import ProbeInfo
 
 PLUS = Path(os.environ.get("SONOEDGE_PLUS_DATA", "/work/shared/data/plus"))
@@ -71,12 +75,23 @@ def plus_parity() -> tuple[dict, dict]:
         "mean_abs_diff": float(diff.mean()),
     }
     images = {"plus_ref": ref.data, "plus_ours": ours}
-    return metrics, {"metrics": metrics, "images": images, "seq": seq, "p2w": p2w,
-                     "valid": valid, "clip": clip, "grid": grid}
+    return metrics, {
+        "metrics": metrics,
+        "images": images,
+        "seq": seq,
+        "p2w": p2w,
+        "valid": valid,
+        "clip": clip,
+        "grid": grid,
+    }
 
 
 def throughput(seq, p2w, valid, clip, grid, repeats: int) -> dict:  # type: ignore[no-untyped-def]
-    """Input pixels per second over the whole sweep; per-frame latency median and p99."""
+    """Input pixels per second over the whole sweep; per-frame latency median and p99.
+
+    ``*_mpix_s`` divides by wall time; ``*_mpix_cpu_s`` by this thread's CPU time, which is the
+    one-thread rate when other processes share the cores (see ``load_average`` in the JSON).
+    """
     out: dict = {}
     engines = ["numba", "numpy"] if _kernels.AVAILABLE else ["numpy"]
     for interp in ("nearest", "linear"):
@@ -85,21 +100,25 @@ def throughput(seq, p2w, valid, clip, grid, repeats: int) -> dict:  # type: igno
             rec.add_frames(seq.frames[:3], p2w[:3])  # warm up (numba compiles here)
             per_frame: list[float] = []
             rates = []
+            cpu_rates = []
             for _ in range(repeats):
                 rec = VolumeReconstructor(grid, interp, "mean", clip=clip, engine=engine)
                 total = 0
                 start = time.perf_counter()
+                cpu_start = time.thread_time()
                 for i in range(len(seq.frames)):
                     t0 = time.perf_counter()
                     total += rec.add_frame(seq.frames[i], p2w[i])
                     per_frame.append(time.perf_counter() - t0)
                 rates.append(total / (time.perf_counter() - start) / 1e6)
+                cpu_rates.append(total / (time.thread_time() - cpu_start) / 1e6)
             out[f"{interp}_{engine}_mpix_s"] = float(np.median(rates))
+            out[f"{interp}_{engine}_mpix_cpu_s"] = float(np.median(cpu_rates))
             out[f"{interp}_{engine}_frame_ms_median"] = float(np.median(per_frame) * 1e3)
             out[f"{interp}_{engine}_frame_ms_p99"] = float(np.percentile(per_frame, 99) * 1e3)
         if "numba" in engines:
             out[f"{interp}_speedup_vs_numpy"] = (
-                out[f"{interp}_numba_mpix_s"] / out[f"{interp}_numpy_mpix_s"]
+                out[f"{interp}_numba_mpix_cpu_s"] / out[f"{interp}_numpy_mpix_cpu_s"]
             )
     return out
 
@@ -122,8 +141,15 @@ def fan_sweeps(n_seeds: int) -> tuple[dict, dict]:
     example: dict = {}
     for seed in range(n_seeds):
         offset = 0.02 * (seed % 3) - 0.02
-        sweep = simulate_sweep(probe, "fan", seed=seed, n_frames=60, spacing_m=(0.3e-3, 0.3e-3),
-                               angle_deg=30.0, imu_time_offset_s=offset)
+        sweep = simulate_sweep(
+            probe,
+            "fan",
+            seed=seed,
+            n_frames=60,
+            spacing_m=(0.3e-3, 0.3e-3),
+            angle_deg=30.0,
+            imu_time_offset_s=offset,
+        )
         assert sweep.poses is not None and sweep.imu is not None
         est = estimate_poses(sweep, "fan")
         rel_true = np.linalg.inv(sweep.poses[0]) @ sweep.poses
@@ -226,13 +252,17 @@ def main() -> None:
     parity_metrics, parity = plus_parity()
     metrics["plus_parity"] = parity_metrics
     print("PLUS parity:", parity_metrics)
-    tp = throughput(parity["seq"], parity["p2w"], parity["valid"], parity["clip"], parity["grid"],
-                    args.repeats)
+    tp = throughput(
+        parity["seq"], parity["p2w"], parity["valid"], parity["clip"], parity["grid"], args.repeats
+    )
     metrics["throughput_one_thread"] = {k: v for k, v in tp.items() if "numpy" not in k}
     baselines["throughput_numpy"] = {k: v for k, v in tp.items() if "numpy" in k}
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for interp in ("nearest", "linear"):
-        line = f"{interp}: numba {tp.get(f'{interp}_numba_mpix_s', float('nan')):.1f} Mpix/s, "
-        line += f"numpy {tp[f'{interp}_numpy_mpix_s']:.1f} Mpix/s"
+        line = f"{interp} (Mpix per CPU-second / wall-second): numba "
+        line += f"{tp.get(f'{interp}_numba_mpix_cpu_s', float('nan')):.1f} / "
+        line += f"{tp.get(f'{interp}_numba_mpix_s', float('nan')):.1f}, numpy "
+        line += f"{tp[f'{interp}_numpy_mpix_cpu_s']:.1f} / {tp[f'{interp}_numpy_mpix_s']:.1f}"
         if f"{interp}_speedup_vs_numpy" in tp:
             line += f" (x{tp[f'{interp}_speedup_vs_numpy']:.2f})"
         print(line)
@@ -246,18 +276,22 @@ def main() -> None:
     metrics["targets"] = {
         "plus_same_origin": parity_metrics["origin_diff_mm"] < 1e-3,
         "plus_ncc_ge_0.98": parity_metrics["ncc"] >= 0.98,
-        "nn_ge_100_mpix_s": tp.get("nearest_numba_mpix_s", tp["nearest_numpy_mpix_s"]) >= 100,
-        "linear_ge_50_mpix_s": tp.get("linear_numba_mpix_s", tp["linear_numpy_mpix_s"]) >= 50,
+        "nn_ge_100_mpix_cpu_s": tp.get("nearest_numba_mpix_cpu_s", 0.0) >= 100,
+        "linear_ge_50_mpix_cpu_s": tp.get("linear_numba_mpix_cpu_s", 0.0) >= 50,
         "tilt_error_le_1_deg": fan["metrics"]["tilt_error_deg_max"] <= 1.0,
         "geometry_error_le_1_mm": fan["metrics"]["geometry_error_mm_max"] <= 1.0,
     }
     print("targets:", metrics["targets"])
     out = Path("docs/results")
     out.mkdir(parents=True, exist_ok=True)
-    write_result("freehand", metrics, baselines,
-                 command="python benchmarks/freehand.py " + " ".join(
-                     f"--{k} {v}" for k, v in vars(args).items()),
-                 load_average=os.getloadavg())
+    write_result(
+        "freehand",
+        metrics,
+        baselines,
+        command="python benchmarks/freehand.py "
+        + " ".join(f"--{k} {v}" for k, v in vars(args).items()),
+        load_average=os.getloadavg(),
+    )
     figure(out / "freehand.png", parity, fan_example, pd_vols)
 
 

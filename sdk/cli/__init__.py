@@ -62,6 +62,10 @@ app.command("synth")(synth)
 from sonoedge.cli.sweep2vol import sweep2vol  # noqa: E402
 
 app.command("sweep2vol")(sweep2vol)
+from sonoedge.cli.train import eval_, train  # noqa: E402
+
+app.command("train")(train)
+app.command("eval")(eval_)
 
 
 def report_error(err: SonoedgeError) -> None:

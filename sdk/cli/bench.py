@@ -8,8 +8,119 @@ import typer
 
 app = typer.Typer(
     help="Benchmarks: print ratios measured side by side; optionally write docs/results/.",
-    no_args_is_help=True,
+    invoke_without_command=True,
 )
+
+
+@app.callback()
+def overview(
+    ctx: typer.Context,
+    quick: bool = typer.Option(False, help="Small sizes (seconds, for smoke tests)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Without a sub-command: the overview (ingest, then the bmode and doppler pipelines).
+
+    \b
+    Examples:
+      sonoedge bench                       # overview table
+      sonoedge bench pipeline --preset doppler --json
+      sonoedge bench ingest --write docs/results
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from sonoedge.bench import ingest as bench_ingest
+    from sonoedge.bench import pipeline as bench_pipeline
+
+    link = bench_ingest.run(quick=True, repeats=3)
+    runs = {p: bench_pipeline.run(p, count=40, quick=quick) for p in ("bmode", "doppler")}
+    if json_out:
+        typer.echo(json.dumps({"ingest": link, "pipelines": runs}))
+        return
+    table = Table("what", "median", "p99", "reference", title="sonoedge bench (this machine)")
+    m = link["metrics"]
+    assert isinstance(m, dict)
+    table.add_row(
+        "decode 2 MB ensembles",
+        f"{m['decode_mb_s']} MB/s",
+        f"{m['decode_mb_s_p99']} MB/s",
+        "≥ 400 MB/s",
+    )
+    table.add_row(
+        "IMU messages", f"{m['imu_msgs_s']:,}/s", f"{m['imu_msgs_s_p99']:,}/s", "≥ 200k/s"
+    )
+    for name, result in runs.items():
+        pm, pb = result["metrics"], result["baselines"]
+        table.add_row(
+            f"pipeline {name}: throughput",
+            f"{pm['fps']} fps",
+            "",
+            f"{pb['pipelined_vs_sequential']}× sequential",
+        )
+        for stage, lat in pm["stages"].items():
+            table.add_row(
+                f"  {stage} ({name})", f"{lat['p50_ms']:.1f} ms", f"{lat['p99_ms']:.1f} ms", ""
+            )
+        table.add_row(
+            f"  end to end ({name})",
+            f"{pm['end_to_end_p50_ms']:.1f} ms",
+            f"{pm['end_to_end_p99_ms']:.1f} ms",
+            f"cold start {pm['cold_start_s']} s",
+        )
+    Console().print(table)
+
+
+@app.command("pipeline")
+def pipeline(
+    preset: str = typer.Option("doppler", "--preset", "-p", help="Preset name or .toml file."),
+    device: str = typer.Option("auto", help="Backend for model stages."),
+    count: int = typer.Option(200, min=4, help="Inputs to push through."),
+    quick: bool = typer.Option(False, help="Small sizes (seconds, for smoke tests)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    write: Path | None = typer.Option(None, help="Also write <DIR>/pipeline_<preset>.json."),
+) -> None:
+    """Throughput (pipelined vs sequential), per-stage and end-to-end latency p50/p99, cold
+    start and memory of a pipeline preset, on generated inputs of the preset's probe mode.
+
+    \b
+    Example:
+      sonoedge bench pipeline --preset bmode --json
+    """
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from sonoedge.bench import pipeline as bench_pipeline
+    from sonoedge.bench.results import write_result
+    from sonoedge.devices.targets import resolve_device
+
+    target = resolve_device(device)
+    result = bench_pipeline.run(preset, count=count, quick=quick)
+    result["metrics"]["device"] = target
+    if write is not None:
+        name = Path(preset).stem
+        write_result(f"pipeline_{name}", result["metrics"], result["baselines"], results_dir=write)
+    if json_out:
+        typer.echo(json.dumps({**result["metrics"], "baselines": result["baselines"]}))
+        return
+    m, b = result["metrics"], result["baselines"]
+    table = Table("measure", "value", title=f"pipeline {preset} on {target}")
+    table.add_row(
+        "throughput",
+        f"{m['fps']} fps ({b['pipelined_vs_sequential']}× sequential {b['sequential_fps']} fps)",
+    )
+    for stage, lat in m["stages"].items():
+        table.add_row(f"{stage} p50 / p99", f"{lat['p50_ms']:.1f} / {lat['p99_ms']:.1f} ms")
+    e2e = f"{m['end_to_end_p50_ms']:.1f} / {m['end_to_end_p99_ms']:.1f} ms"
+    table.add_row("end to end p50 / p99", f"{e2e} at {m['paced_rate_hz']} Hz")
+    table.add_row("cold start", f"{m['cold_start_s']} s")
+    table.add_row("memory", f"{m['rss_mb_before']} → {m['rss_mb_after']} MB")
+    Console().print(table)
 
 
 @app.command("ingest")

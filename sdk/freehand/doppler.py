@@ -35,7 +35,9 @@ def power_doppler_slices(
 
     arr = np.asarray(ensembles)
     if arr.ndim != 4 or arr.shape[1] < 2 or not np.iscomplexobj(arr):
-        raise DataError(f"ensembles have shape {arr.shape}: expected complex [n, N >= 2, rows, cols]")
+        raise DataError(
+            f"ensembles have shape {arr.shape}: expected complex [n, N >= 2, rows, cols]"
+        )
     if floor_db >= 0:
         raise ConfigError(f"floor_db={floor_db} is invalid: expected < 0 dB")
     filt = clutter_filter or (lambda iq: svd_filter(iq, cutoff="ssm"))

@@ -23,7 +23,7 @@ from sonoedge.types import SPEED_OF_SOUND_M_S
 CutoffMethod = Literal["fixed", "energy", "ssm"]
 CUTOFF_METHODS: tuple[CutoffMethod, ...] = ("fixed", "energy", "ssm")
 ComplexArray = npt.NDArray[np.complex64]
-_GRAM_CHUNK_PX = 8192
+_GRAM_CHUNK_PX = 4096
 Solver = Literal["gram", "full"]
 
 
@@ -42,11 +42,13 @@ def _gram(x: npt.NDArray[np.complexfloating]) -> npt.NDArray[np.complex128]:
     """
     n = x.shape[1]
     real = np.zeros((x.shape[0], 2 * n, 2 * n))
-    for start in range(0, x.shape[2], _GRAM_CHUNK_PX):
-        chunk = x[:, :, start : start + _GRAM_CHUNK_PX]
-        r = np.concatenate([chunk.real, chunk.imag], axis=1).astype(np.float64)
-        for k in range(x.shape[0]):
-            real[k] += r[k] @ r[k].T
+    for k in range(x.shape[0]):  # small temporaries: large allocations are slow on some hosts
+        for start in range(0, x.shape[2], _GRAM_CHUNK_PX):
+            chunk = x[k, :, start : start + _GRAM_CHUNK_PX]
+            r = np.empty((2 * n, chunk.shape[1]))
+            r[:n] = chunk.real
+            r[n:] = chunk.imag
+            real[k] += r @ r.T
     a, b, d = real[:, :n, :n], real[:, :n, n:], real[:, n:, n:]
     return (a + d) + 1j * (b - b.transpose(0, 2, 1))
 

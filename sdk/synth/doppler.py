@@ -137,10 +137,9 @@ def simulate_doppler(
     blood_power = np.zeros((height, width), dtype=np.float64)
     for start in range(0, n_frames, 32):
         t = times[start : start + 32]
-        tissue, blood = scene.spectra(t)
-        blood_iq = scene.imager.to_image(blood)
+        tissue_iq, blood_iq = scene.parts(t)
         blood_power += np.sum(np.abs(blood_iq) ** 2, axis=0)
-        iq[start : start + 32] = scene.imager.to_image(tissue) + blood_iq + scene.noise(t)
+        iq[start : start + 32] = tissue_iq + blood_iq + scene.noise(t)
     mask, velocity = scene.vessels_at(float(times[n_frames // 2]))
     return DopplerScene(
         iq=iq,

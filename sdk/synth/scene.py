@@ -117,14 +117,13 @@ class FlowScene:
         d = self.motion.displacement_m(t)
         return z + d[:, :1], x + d[:, 1:], wraps
 
-    def spectra(self, times_s: npt.ArrayLike) -> tuple[Complex64Array, Complex64Array]:
-        """Imaged spectra of tissue and of blood at ``times_s`` (each ``(n_t, ph, pw)``)."""
+    def parts(self, times_s: npt.ArrayLike) -> tuple[Complex64Array, Complex64Array]:
+        """IQ of tissue and of blood alone at ``times_s`` (each ``(n_t, h, w)``)."""
         t = np.atleast_1d(np.asarray(times_s, dtype=np.float64))
         moved = self.imager.moved_kernel_spectra(self.motion.displacement_m(t))
-        tissue = self.tissue_field_spectrum * moved
+        tissue = self.imager.to_image(self.tissue_field_spectrum * moved)
         z, x, _ = self.blood_positions_m(t)
-        blood = self.imager.spectrum(self.imager.splat(z, x, self.blood_amplitude))
-        return tissue, blood
+        return tissue, self.imager.render(z, x, self.blood_amplitude)
 
     def noise(self, times_s: npt.ArrayLike) -> Complex64Array:
         """Thermal noise frames, each a pure function of (seed, time)."""
@@ -143,5 +142,5 @@ class FlowScene:
 
     def render(self, times_s: npt.ArrayLike) -> Complex64Array:
         """IQ frames ``(n_t, h, w)`` complex64 at ``times_s``."""
-        tissue, blood = self.spectra(times_s)
-        return self.imager.to_image(tissue + blood) + self.noise(times_s)
+        tissue, blood = self.parts(times_s)
+        return tissue + blood + self.noise(times_s)

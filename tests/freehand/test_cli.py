@@ -23,8 +23,18 @@ def test_help_teaches() -> None:
 
 def test_plus_file_with_config(plus_data: Path, tmp_path: Path) -> None:
     result = runner.invoke(
-        app, ["sweep2vol", str(NWIRE), "--plus-config", str(NWIRE_CONFIG), "-o", str(tmp_path),
-              "--weights", "--format", "mha"]
+        app,
+        [
+            "sweep2vol",
+            str(NWIRE),
+            "--plus-config",
+            str(NWIRE_CONFIG),
+            "-o",
+            str(tmp_path),
+            "--weights",
+            "--format",
+            "mha",
+        ],
     )
     assert result.exit_code == 0, result.output
     vol = read_volume(tmp_path / "NwirePhantomFreehand.mha")
@@ -39,8 +49,23 @@ def test_plus_file_with_config(plus_data: Path, tmp_path: Path) -> None:
 
 def test_simulated_fan_with_options(tmp_path: Path) -> None:
     result = runner.invoke(
-        app, ["sweep2vol", "sim:fan", "-o", str(tmp_path), "--spacing", "1.0", "--interp", "nn",
-              "--compound", "max", "--fill-holes", "nearest", "--format", "nii.gz"]
+        app,
+        [
+            "sweep2vol",
+            "sim:fan",
+            "-o",
+            str(tmp_path),
+            "--spacing",
+            "1.0",
+            "--interp",
+            "nn",
+            "--compound",
+            "max",
+            "--fill-holes",
+            "nearest",
+            "--format",
+            "nii.gz",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "sim_fan.nii.gz").exists()
@@ -52,8 +77,10 @@ def test_bad_inputs(tmp_path: Path) -> None:
     result = runner.invoke(app, ["sweep2vol", str(tmp_path / "missing.igs.mha")])
     assert result.exit_code != 0 and "does not exist" in str(result.exception)
     bad = tmp_path / "bad.igs.mha"
-    bad.write_bytes(b"ObjectType = Image\nNDims = 3\nDimSize = 4 4 2\nElementType = MET_UCHAR\n"
-                    b"CompressedData = True\nElementDataFile = LOCAL\n\x01\x02garbage")
+    bad.write_bytes(
+        b"ObjectType = Image\nNDims = 3\nDimSize = 4 4 2\nElementType = MET_UCHAR\n"
+        b"CompressedData = True\nElementDataFile = LOCAL\n\x01\x02garbage"
+    )
     result = runner.invoke(app, ["sweep2vol", str(bad), "-o", str(tmp_path)])
     assert result.exit_code == 1 and "corrupt" in result.output
     result = runner.invoke(app, ["sweep2vol", "sim:fan", "--interp", "cubic"])
@@ -62,8 +89,17 @@ def test_bad_inputs(tmp_path: Path) -> None:
 
 def test_absurd_spacing_is_refused_with_size(plus_data: Path, tmp_path: Path) -> None:
     result = runner.invoke(
-        app, ["sweep2vol", str(NWIRE), "--plus-config", str(NWIRE_CONFIG), "-o", str(tmp_path),
-              "--max-memory-gb", "0.001"]
+        app,
+        [
+            "sweep2vol",
+            str(NWIRE),
+            "--plus-config",
+            str(NWIRE_CONFIG),
+            "-o",
+            str(tmp_path),
+            "--max-memory-gb",
+            "0.001",
+        ],
     )
     assert result.exit_code == 1 and "would need" in result.output
     assert not (tmp_path / "NwirePhantomFreehand.nrrd").exists()

@@ -36,7 +36,9 @@ def test_quaternion_helpers() -> None:
     mid = quat.slerp(a, b, 0.25)
     assert quat.angle_rad(mid, a) == pytest.approx(0.25)
     np.testing.assert_allclose(quat.slerp(a, -b, 1.0) * np.sign(quat.slerp(a, -b, 1.0)[0]), b)
-    twist = quat.multiply(quat.from_axis_angle([0, 1, 0], 0.3), quat.from_axis_angle([1, 0, 0], 0.2))
+    twist = quat.multiply(
+        quat.from_axis_angle([0, 1, 0], 0.3), quat.from_axis_angle([1, 0, 0], 0.2)
+    )
     assert quat.twist_angle_rad(twist, [0, 1, 0]) == pytest.approx(0.3, abs=0.02)
 
 
@@ -59,6 +61,7 @@ def test_fusion_tracks_fan_tilt_within_a_degree(fan_sweep: Sweep) -> None:
     )
     assert ok.all()
     assert _tilt_error_deg(fan_sweep, q_frames).max() < 1.0
+
     # Absolute tilt (gravity in image axes; heading is free without a magnetometer) needs the
     # IMU-to-image calibration: without it the same IMU data is 90° off.
     def up_in_image(q: np.ndarray) -> np.ndarray:
@@ -74,10 +77,20 @@ def test_fusion_tracks_fan_tilt_within_a_degree(fan_sweep: Sweep) -> None:
 def test_time_offset_coarse_then_fine(fan_sweep: Sweep) -> None:
     assert fan_sweep.imu is not None and fan_sweep.probe is not None
     bias = estimate_gyro_bias(fan_sweep.imu)
-    imu_sig = imu_motion_signal(fan_sweep.imu, fan_sweep.frames.shape[1:], fan_sweep.spacing_m,
-                                fan_sweep.probe.imu_to_image, bias)
-    found = estimate_time_offset(pair_times(fan_sweep.timestamps_s), motion_signal(fan_sweep.frames),
-                                 fan_sweep.imu.times_s, imu_sig, max_offset_s=0.2)
+    imu_sig = imu_motion_signal(
+        fan_sweep.imu,
+        fan_sweep.frames.shape[1:],
+        fan_sweep.spacing_m,
+        fan_sweep.probe.imu_to_image,
+        bias,
+    )
+    found = estimate_time_offset(
+        pair_times(fan_sweep.timestamps_s),
+        motion_signal(fan_sweep.frames),
+        fan_sweep.imu.times_s,
+        imu_sig,
+        max_offset_s=0.2,
+    )
     assert found.offset_s == pytest.approx(0.03, abs=0.012)  # frames every 50 ms
     assert found.score > 0.8
 

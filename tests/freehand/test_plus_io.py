@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from freehand_data import NWIRE, NWIRE_CONFIG
 
 from sonoedge.errors import ConfigError, RecordingError
 from sonoedge.io.plus import (
@@ -17,7 +18,6 @@ from sonoedge.io.plus import (
     read_sequence,
     write_sequence,
 )
-from freehand_data import NWIRE, NWIRE_CONFIG
 
 
 def _small_sequence(n: int = 3) -> SequenceFile:
@@ -113,7 +113,9 @@ def test_uncompressed_mha_size_is_checked(tmp_path: Path) -> None:
 
 def test_reads_nwire_config(plus_data: Path) -> None:
     cfg = read_plus_config(NWIRE_CONFIG)
-    np.testing.assert_allclose(cfg.transform("Image", "Probe")[0], [-0.0094, -0.0739, -0.0028, -103.5322])
+    np.testing.assert_allclose(
+        cfg.transform("Image", "Probe")[0], [-0.0094, -0.0739, -0.0028, -103.5322]
+    )
     np.testing.assert_allclose(cfg.transform("Reference", "Phantom"), np.eye(4))
     rc = cfg.reconstruction
     assert rc is not None
@@ -130,7 +132,9 @@ def test_config_without_needed_elements(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no VolumeReconstruction"):
         read_plus_config(path)
     assert read_plus_config(path, require_reconstruction=False).reconstruction is None
-    path.write_text('<PlusConfiguration><VolumeReconstruction Interpolation="LINEAR"/></PlusConfiguration>')
+    path.write_text(
+        '<PlusConfiguration><VolumeReconstruction Interpolation="LINEAR"/></PlusConfiguration>'
+    )
     with pytest.raises(ConfigError, match="OutputSpacing"):
         read_plus_config(path)
     path.write_text(

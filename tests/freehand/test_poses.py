@@ -7,6 +7,7 @@ import pytest
 from freehand_data import small_probe
 
 from sonoedge.errors import ConfigError, DataError
+from sonoedge.freehand import quaternion as quat
 from sonoedge.freehand.poses import (
     contact_point_m,
     fan_poses,
@@ -17,7 +18,6 @@ from sonoedge.freehand.poses import (
 )
 from sonoedge.freehand.quality import hole_fraction, sweep_quality
 from sonoedge.freehand.sweep import estimate_poses, reconstruct_sweep
-from sonoedge.freehand import quaternion as quat
 from sonoedge.synth.sweeps import default_phantom, simulate_sweep
 from sonoedge.types import Sweep
 
@@ -33,8 +33,10 @@ def test_fan_pose_keeps_contact_point_fixed() -> None:
 
 
 def test_rotation_pose_keeps_only_twist() -> None:
-    q = quat.multiply(quat.from_axis_angle([0, 1, 0], np.radians(30)),
-                      quat.from_axis_angle([1, 0, 0], np.radians(2)))
+    q = quat.multiply(
+        quat.from_axis_angle([0, 1, 0], np.radians(30)),
+        quat.from_axis_angle([1, 0, 0], np.radians(2)),
+    )
     poses = rotation_poses(np.stack([quat.from_axis_angle([0, 1, 0], 0.0), q]), [0.0, 0.0, 0.0])
     angle = np.degrees(np.arctan2(poses[1, 0, 2], poses[1, 0, 0]))
     assert angle == pytest.approx(30, abs=0.1)
@@ -47,7 +49,9 @@ def test_linear_and_learned_poses() -> None:
     with pytest.raises(ConfigError):
         linear_poses([0.0], 5.0)
 
-    def one_mm(previous: np.ndarray, current: np.ndarray, spacing_m: tuple[float, float]) -> np.ndarray:
+    def one_mm(
+        previous: np.ndarray, current: np.ndarray, spacing_m: tuple[float, float]
+    ) -> np.ndarray:
         step = np.eye(4)
         step[2, 3] = 1e-3
         return step
@@ -81,23 +85,47 @@ def test_fan_sweep_geometry_within_a_millimetre(fan_sweep: Sweep) -> None:
     vol = result.volume
     assert _lesion_error_mm(fan_sweep, vol.data, vol.spacing_m, vol.origin_m) < 1.0
     truth = reconstruct_sweep(fan_sweep, type(est)(fan_sweep.poses, est.valid), spacing_m=0.4e-3)
-    err = _lesion_error_mm(fan_sweep, truth.volume.data, truth.volume.spacing_m, truth.volume.origin_m)
+    err = _lesion_error_mm(
+        fan_sweep, truth.volume.data, truth.volume.spacing_m, truth.volume.origin_m
+    )
     assert err < 1.0
 
 
 @pytest.mark.parametrize("motion", ["linear", "rotation"])
 def test_linear_and_rotation_sweeps(motion: str) -> None:
-    sweep = simulate_sweep(small_probe(), motion, seed=5, n_frames=24, frame_rate_hz=12,
-                           spacing_m=(0.5e-3, 0.5e-3), angle_deg=40, length_m=0.02)
+    sweep = simulate_sweep(
+        small_probe(),
+        motion,
+        seed=5,
+        n_frames=24,
+        frame_rate_hz=12,
+        spacing_m=(0.5e-3, 0.5e-3),
+        angle_deg=40,
+        length_m=0.02,
+    )
     assert sweep.poses is not None
     est = estimate_poses(sweep, motion, speed_m_s=0.02 / 2.0 if motion == "linear" else None)
     rel_true = np.linalg.inv(sweep.poses[0]) @ sweep.poses
     if motion == "linear":
         np.testing.assert_allclose(est.poses[:, 2, 3], rel_true[:, 2, 3], atol=2e-4)
     else:
-        err = np.degrees(np.arccos(np.clip(
-            (np.trace(np.swapaxes(est.poses[:, :3, :3], 1, 2) @ rel_true[:, :3, :3],
-                      axis1=1, axis2=2) - 1) / 2, -1, 1)))
+        err = np.degrees(
+            np.arccos(
+                np.clip(
+                    (
+                        np.trace(
+                            np.swapaxes(est.poses[:, :3, :3], 1, 2) @ rel_true[:, :3, :3],
+                            axis1=1,
+                            axis2=2,
+                        )
+                        - 1
+                    )
+                    / 2,
+                    -1,
+                    1,
+                )
+            )
+        )
         assert err.max() < 1.5  # hand tremor about other axes is not modelled
 
 
@@ -106,8 +134,9 @@ def test_tracked_and_missing_imu() -> None:
     assert sweep.poses is not None
     poses = sweep.poses.copy()
     poses[2] = np.nan
-    tracked = estimate_poses(Sweep(sweep.frames, sweep.spacing_m, sweep.timestamps_s, poses),
-                             "tracked")
+    tracked = estimate_poses(
+        Sweep(sweep.frames, sweep.spacing_m, sweep.timestamps_s, poses), "tracked"
+    )
     assert tracked.valid.tolist() == [True, True, False, True, True, True]
     bare = Sweep(sweep.frames, sweep.spacing_m, sweep.timestamps_s)
     with pytest.raises(DataError, match="IMU"):
@@ -122,10 +151,19 @@ def test_quality_report(fan_sweep: Sweep) -> None:
     assert fan_sweep.poses is not None
     times = fan_sweep.timestamps_s.copy()
     times[10:] += 0.2  # one dropped burst
-    rep = sweep_quality(times, fan_sweep.poses, np.ones(len(times), bool), fan_sweep.frames.shape[1:],
-                        fan_sweep.spacing_m, voxel_m=0.1e-3, heading_drift=0.1)
+    rep = sweep_quality(
+        times,
+        fan_sweep.poses,
+        np.ones(len(times), bool),
+        fan_sweep.frames.shape[1:],
+        fan_sweep.spacing_m,
+        voxel_m=0.1e-3,
+        heading_drift=0.1,
+    )
     assert rep["frame_gaps"] == 1
-    assert rep["angular_speed_dps"]["max"] == pytest.approx(30 * 1.5 / 2, rel=0.1)  # smoothstep peak
+    assert rep["angular_speed_dps"]["max"] == pytest.approx(
+        30 * 1.5 / 2, rel=0.1
+    )  # smoothstep peak
     assert rep["max_spacing_over_voxel"] > 1 and any("holes" in w for w in rep["warnings"])
     cov = np.ones((6, 6, 6), bool)
     cov[3, 3, 3] = False

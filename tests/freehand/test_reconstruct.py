@@ -78,8 +78,9 @@ def test_clip_fan_importance_and_threshold(engine: str) -> None:
     assert n_fan == int(fan.mask((6, 8)).sum()) and 0 < n_fan < 48
     importance = np.ones((6, 8), np.float32)
     importance[:, :4] = 0.0
-    rec = VolumeReconstructor(GRID, "nearest", importance=importance, pixel_rejection_threshold=10,
-                              engine=engine)  # type: ignore[arg-type]
+    rec = VolumeReconstructor(
+        GRID, "nearest", importance=importance, pixel_rejection_threshold=10, engine=engine
+    )  # type: ignore[arg-type]
     assert rec.add_frame(img, _plane(0)) == 24
 
 
@@ -109,8 +110,9 @@ def test_plus_grid_from_clip_corners() -> None:
     grid = OutputGrid.covering(mats, (6, 8), 1e-3, clip=ClipRectangle((1, 1), (4, 3)))
     assert grid.origin_m == pytest.approx((1e-3, 1e-3, 0.0))
     assert grid.shape == (3, 4, 5)  # extents int(2.6)=2, int(3)=3, int(4.5)=4 → +1
-    rounded = OutputGrid.covering(mats, (6, 8), 1e-3, clip=ClipRectangle((1, 1), (4, 3)),
-                                  plus_extent=False)
+    rounded = OutputGrid.covering(
+        mats, (6, 8), 1e-3, clip=ClipRectangle((1, 1), (4, 3)), plus_extent=False
+    )
     assert rounded.shape == (4, 4, 6)
 
 

@@ -228,5 +228,6 @@ def test_recording_input_doppler_and_polar_bmode(tmp_path):
     assert result.exit_code == 0, result.output
     assert "scan-converted" in result.output
     with np.load(out2) as data:
-        assert data["image"].shape[1] > 31  # fan is wider than the beam count at 0.2 mm pixels
+        r_max = 39 * 2e-4  # fan: +-0.3 rad out to 7.8 mm, on 0.2 mm pixels
+        assert data["image"].shape == (40, int(2 * r_max * np.sin(0.3) / 2e-4) + 1)
         np.testing.assert_allclose(np.diff(data["x_m"]), 2e-4)

@@ -1,0 +1,162 @@
+"""Pipeline benchmark, in the manner of OpenVINO's benchmark_app or trtexec.
+
+For a preset, measured side by side in one run on the same pre-generated inputs:
+
+- throughput: the threaded pipeline saturated (input never empty) vs the same stages called one
+  after another on one thread (the ratio is what pipelining buys on this machine), and vs that
+  sequential loop with BLAS left at its default threading (what a naive script gets);
+- latency: per-stage service time and end-to-end p50/p99 with the input paced at a rate the
+  pipeline sustains (so queueing does not dominate);
+- cold start: building the pipeline and getting the first result;
+- memory: resident set size before and after the run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from sonoedge.firmware_bridge.virtual_probe import SimpleScene
+from sonoedge.pipeline.presets import load_preset
+from sonoedge.pipeline.result import Result, initial_image
+from sonoedge.pipeline.runner import Pipeline
+from sonoedge.types import BmodeFrame, IQEnsemble, Sample
+
+DEFAULT_SHAPES = {"bmode": (256, 256), "doppler": (128, 128), "iq": (128, 128)}
+
+
+def rss_mb() -> float:
+    """Current resident set size of this process (Linux), in MB."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            pages = int(f.read().split()[1])
+    except OSError:
+        return float("nan")
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def make_inputs(
+    mode: str, n: int, shape: tuple[int, int], frames: int = 16, seed: int = 0
+) -> list[Sample]:
+    """``n`` distinct inputs of the kind a preset's probe mode delivers."""
+    scene = SimpleScene(seed, shape, shape)
+    spacing = (0.04 / shape[0], 0.0384 / shape[1])
+    out: list[Sample] = []
+    for i in range(n):
+        t = i / 30
+        if mode == "doppler":
+            out.append(
+                IQEnsemble(
+                    spacing_m=spacing,
+                    frame_index=i,
+                    timestamp_s=0.0,
+                    iq=scene.iq_ensemble(t, frames, 1000.0),
+                    prf_hz=1000.0,
+                )
+            )
+        else:
+            out.append(
+                BmodeFrame(spacing_m=spacing, frame_index=i, timestamp_s=0.0, image=scene.bmode(t))
+            )
+    return out
+
+
+def _stamped(inputs: list[Sample], count: int, rate_hz: float | None) -> Iterator[Sample]:
+    """Inputs re-stamped with the current time, optionally paced at ``rate_hz``."""
+    from dataclasses import replace
+
+    from sonoedge.ingest.clock import host_now
+
+    t0 = time.perf_counter()
+    for i in range(count):
+        if rate_hz:
+            delay = t0 + i / rate_hz - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        yield replace(inputs[i % len(inputs)], timestamp_s=host_now(), frame_index=i)  # type: ignore[type-var]
+
+
+def _sequential_fps(pipeline: Pipeline, inputs: list[Sample], count: int) -> float:
+    t0 = time.perf_counter()
+    for i in range(count):
+        sample = inputs[i % len(inputs)]
+        result = Result(sample=sample, index=i, received_s=0.0)
+        data: Any = initial_image(sample)  # type: ignore[arg-type]
+        for stage in pipeline.stages:
+            data = stage.process(data, result, None)
+    return count / (time.perf_counter() - t0)
+
+
+def run(
+    preset: str,
+    count: int = 200,
+    shape: tuple[int, int] | None = None,
+    frames: int = 16,
+    quick: bool = False,
+) -> dict[str, Any]:
+    """Benchmark one preset; returns ``{"metrics": ..., "baselines": ...}``."""
+    spec = load_preset(preset)
+    mode = spec.probe_mode
+    shape = shape or DEFAULT_SHAPES.get(mode, (128, 128))
+    if quick:
+        count, shape = min(count, 20), (min(shape[0], 64), min(shape[1], 64))
+    inputs = make_inputs(mode, min(count, 16), shape, frames)
+    rss_before = rss_mb()
+
+    t0 = time.perf_counter()
+    cold = Pipeline.from_spec(spec, queue_size=4)
+    first = next(iter(cold.run(iter(inputs[:1]))))
+    cold_start_s = time.perf_counter() - t0
+    if first.error:
+        raise RuntimeError(first.error)
+
+    # Saturated: the feeder blocks instead of dropping, so every input is processed.
+    saturated = Pipeline.from_spec(spec, queue_size=4, input_policy="block")
+    t0 = time.perf_counter()
+    n_out = sum(1 for r in saturated.run(_stamped(inputs, count, None)) if r.processed)
+    pipelined_fps = n_out / (time.perf_counter() - t0)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        sequential_fps = _sequential_fps(saturated, inputs, max(count // 2, 4))
+    naive_fps = _sequential_fps(saturated, inputs, max(count // 4, 4))  # BLAS threads as default
+    stage_stats = saturated.stats().stages
+
+    paced = Pipeline.from_spec(spec, queue_size=2)
+    rate = 0.8 * pipelined_fps
+    results = [r for r in paced.run(_stamped(inputs, count, rate)) if r.processed]
+    paced_stats = paced.stats()
+    rss_after = rss_mb()
+
+    metrics: dict[str, Any] = {
+        "preset": preset,
+        "input": {"mode": mode, "shape": list(shape), "frames": frames if mode == "doppler" else 1},
+        "fps": round(pipelined_fps, 2),
+        "stages": {
+            s.name: {
+                "p50_ms": round(s.latency_ms["p50"], 3),
+                "p99_ms": round(s.latency_ms["p99"], 3),
+            }
+            for s in stage_stats
+        },
+        "paced_rate_hz": round(rate, 2),
+        "paced_results": len(results),
+        "paced_dropped": paced_stats.input_dropped,
+        "end_to_end_p50_ms": round(paced_stats.end_to_end_ms["p50"], 3),
+        "end_to_end_p99_ms": round(paced_stats.end_to_end_ms["p99"], 3),
+        "cold_start_s": round(cold_start_s, 3),
+        "rss_mb_before": round(rss_before, 1),
+        "rss_mb_after": round(rss_after, 1),
+        "count": count,
+        "methods": [f"{s.op}/{s.method}" for s in spec.stages],
+    }
+    baselines = {
+        "sequential_fps": round(sequential_fps, 2),
+        "pipelined_vs_sequential": round(pipelined_fps / sequential_fps, 3),
+        "sequential_default_blas_fps": round(naive_fps, 2),
+        "pipelined_vs_default_blas": round(pipelined_fps / naive_fps, 3),
+    }
+    return {"metrics": metrics, "baselines": baselines}

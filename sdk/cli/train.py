@@ -1,0 +1,123 @@
+"""``sonoedge train`` and ``sonoedge eval``: the shared student tooling (torch is imported lazily)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+TASKS_HELP = "sonic (Doppler from short ensembles)"
+
+
+def _command() -> str:
+    import shlex
+    import sys
+
+    return " ".join(shlex.quote(a) for a in ["sonoedge", *sys.argv[1:]])
+
+
+def train(
+    task: str = typer.Argument(..., help=f"What to train: {TASKS_HELP}."),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="TOML file overriding the task's default config."
+    ),
+    quick: bool = typer.Option(False, "--quick", help="Tiny model on tiny data (< 1 minute)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory, e.g. runs/sonic."),
+    cache: Path = typer.Option(
+        Path("runs/cache"), "--cache", help="Where simulated data sets are cached."
+    ),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    stop_after: int | None = typer.Option(
+        None, "--stop-after", hidden=True, help="Stop after N steps (tests resuming)."
+    ),
+) -> None:
+    """Train a teacher and its student; resumable (re-run the same command to continue).
+
+    The run directory receives checkpoints, the final weights (teacher.pt, student.pt with their
+    config and data spec), the exported student (NAME.onnx + model card NAME.json/.md) and
+    metrics.json.
+
+    \b
+    Examples:
+      sonoedge train sonic --quick --out runs/sonic-quick
+      sonoedge train sonic --out runs/sonic
+      sonoedge train sonic --config my.toml --out runs/sonic-8
+    """
+    from sonoedge.train import config as cfgmod
+    from sonoedge.train import get_task
+    from sonoedge.train.loop import StopTraining, make_progress
+
+    module = get_task(task)
+    cfg = cfgmod.load(task, config, quick)
+    progress = make_progress(not no_progress)
+    try:
+        if progress is not None:
+            progress.start()
+        path = module.train(
+            cfg, out, progress=progress, stop_after=stop_after, cache_dir=cache, command=_command()
+        )
+    except StopTraining as stop:
+        typer.echo(f"{stop}; re-run the same command to resume")
+        raise typer.Exit(3) from None
+    finally:
+        if progress is not None:
+            progress.stop()
+    typer.echo(f"trained {task}: {path}")
+
+
+def eval_(
+    task: str = typer.Argument(..., help=f"What to evaluate: {TASKS_HELP}."),
+    model: list[str] = typer.Option(
+        ...,
+        "--model",
+        "-m",
+        help="Student: shipped name (sonic-16), .onnx or run dir. Repeat for other lengths.",
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="TOML config (default: the one recorded in the model card)."
+    ),
+    quick: bool = typer.Option(False, "--quick", help="One scene per held-out set."),
+    teacher: str | None = typer.Option(
+        None, "--teacher", help="Teacher weights (default: teacher.pt beside the model)."
+    ),
+    name: str = typer.Option("sonic", "--name", help="Result name: writes NAME.json/NAME.png."),
+    results_dir: Path = typer.Option(Path("docs/results"), "--results-dir", help="Output folder."),
+    cache: Path = typer.Option(Path("runs/cache"), "--cache", help="Simulated data cache."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+) -> None:
+    """Evaluate students on held-out synthetic sets against SVD baselines and the teacher.
+
+    Writes RESULTS_DIR/NAME.json (Dice, PSNR/SSIM, Dice vs ensemble length, latency) and
+    RESULTS_DIR/NAME.png (input / SVD / student / teacher / target, and the Dice curve).
+
+    \b
+    Examples:
+      sonoedge eval sonic --model sonic-16
+      sonoedge eval sonic --model runs/sonic --quick --results-dir /tmp/res
+    """
+    from sonoedge.train import config as cfgmod
+    from sonoedge.train import get_task
+    from sonoedge.train.loop import make_progress
+
+    module = get_task(task)
+    cfg = cfgmod.load(task, config, quick) if (config is not None) else None
+    progress = make_progress(not no_progress)
+    try:
+        if progress is not None:
+            progress.start()
+        metrics = module.evaluate(
+            model,
+            cfg,
+            results_dir,
+            name=name,
+            quick=quick,
+            command=_command(),
+            progress=progress,
+            cache_dir=cache,
+            teacher_path=teacher,
+        )
+    finally:
+        if progress is not None:
+            progress.stop()
+    typer.echo(module.summarize(metrics))
+    typer.echo(f"wrote {results_dir / (name + '.json')} and {results_dir / (name + '.png')}")
