@@ -1,4 +1,4 @@
-"""``sonoedge train`` and ``sonoedge eval``: the shared student tooling (torch is imported lazily)."""
+"""``sonoedge train`` and ``sonoedge eval``: shared student tooling (torch is imported lazily)."""
 
 from __future__ import annotations
 

@@ -54,21 +54,21 @@ def _splat_nearest(
 ) -> int:  # pragma: no cover - compiled
     nk, nj, ni = shape[0], shape[1], shape[2]
     count = 0
-    for r in range(img.shape[0]):
-        rr = r + r0
+    c0, c1, r0, r1 = bounds[0], bounds[1], bounds[2], bounds[3]
+    for rr in range(r0, r1 + 1):
+        r = rr - r0
         bx = m[0, 1] * rr + m[0, 3] + 0.5
         by = m[1, 1] * rr + m[1, 3] + 0.5
         bz = m[2, 1] * rr + m[2, 3] + 0.5
-        lo, hi = 0, img.shape[1]
-        lo, hi = _column_range(bx + m[0, 0] * c0, m[0, 0], float(ni), True, lo, hi)
-        lo, hi = _column_range(by + m[1, 0] * c0, m[1, 0], float(nj), True, lo, hi)
-        lo, hi = _column_range(bz + m[2, 0] * c0, m[2, 0], float(nk), True, lo, hi)
-        for c in range(lo, hi):
-            wt = w[r, c] if has_w else 1.0
-            v = float(img[r, c])
+        lo, hi = c0, c1 + 1
+        lo, hi = _column_range(bx, m[0, 0], float(ni), True, lo, hi)
+        lo, hi = _column_range(by, m[1, 0], float(nj), True, lo, hi)
+        lo, hi = _column_range(bz, m[2, 0], float(nk), True, lo, hi)
+        for cc in range(lo, hi):
+            wt = w[r, cc - c0] if has_w else 1.0
+            v = float(img[rr, cc])
             if wt <= 0 or v < threshold:
                 continue
-            cc = c + c0
             x = bx + m[0, 0] * cc
             y = by + m[1, 0] * cc
             z = bz + m[2, 0] * cc
@@ -106,21 +106,21 @@ def _splat_linear(
 ) -> int:  # pragma: no cover - compiled
     nk, nj, ni = shape[0], shape[1], shape[2]
     count = 0
-    for r in range(img.shape[0]):
-        rr = r + r0
+    c0, c1, r0, r1 = bounds[0], bounds[1], bounds[2], bounds[3]
+    for rr in range(r0, r1 + 1):
+        r = rr - r0
         bx = m[0, 1] * rr + m[0, 3]
         by = m[1, 1] * rr + m[1, 3]
         bz = m[2, 1] * rr + m[2, 3]
-        lo, hi = 0, img.shape[1]
-        lo, hi = _column_range(bx + m[0, 0] * c0, m[0, 0], float(ni - 1), False, lo, hi)
-        lo, hi = _column_range(by + m[1, 0] * c0, m[1, 0], float(nj - 1), False, lo, hi)
-        lo, hi = _column_range(bz + m[2, 0] * c0, m[2, 0], float(nk - 1), False, lo, hi)
-        for c in range(lo, hi):
-            wt = w[r, c] if has_w else 1.0
-            v = float(img[r, c])
+        lo, hi = c0, c1 + 1
+        lo, hi = _column_range(bx, m[0, 0], float(ni - 1), False, lo, hi)
+        lo, hi = _column_range(by, m[1, 0], float(nj - 1), False, lo, hi)
+        lo, hi = _column_range(bz, m[2, 0], float(nk - 1), False, lo, hi)
+        for cc in range(lo, hi):
+            wt = w[r, cc - c0] if has_w else 1.0
+            v = float(img[rr, cc])
             if wt <= 0 or v < threshold:
                 continue
-            cc = c + c0
             x = bx + m[0, 0] * cc
             y = by + m[1, 0] * cc
             z = bz + m[2, 0] * cc
@@ -167,24 +167,24 @@ def _mean_nearest(
     """MEAN compounding: runs of pixels that hit the same voxel are summed before the write."""
     nk, nj, ni = shape[0], shape[1], shape[2]
     count = 0
-    for r in range(img.shape[0]):
-        rr = r + r0
+    c0, c1, r0, r1 = bounds[0], bounds[1], bounds[2], bounds[3]
+    for rr in range(r0, r1 + 1):
+        r = rr - r0
         bx = m[0, 1] * rr + m[0, 3] + 0.5
         by = m[1, 1] * rr + m[1, 3] + 0.5
         bz = m[2, 1] * rr + m[2, 3] + 0.5
-        lo, hi = 0, img.shape[1]
-        lo, hi = _column_range(bx + m[0, 0] * c0, m[0, 0], float(ni), True, lo, hi)
-        lo, hi = _column_range(by + m[1, 0] * c0, m[1, 0], float(nj), True, lo, hi)
-        lo, hi = _column_range(bz + m[2, 0] * c0, m[2, 0], float(nk), True, lo, hi)
+        lo, hi = c0, c1 + 1
+        lo, hi = _column_range(bx, m[0, 0], float(ni), True, lo, hi)
+        lo, hi = _column_range(by, m[1, 0], float(nj), True, lo, hi)
+        lo, hi = _column_range(bz, m[2, 0], float(nk), True, lo, hi)
         run_idx = -1
         run_v = 0.0
         run_w = 0.0
-        for c in range(lo, hi):
-            wt = w[r, c] if has_w else 1.0
-            v = float(img[r, c])
+        for cc in range(lo, hi):
+            wt = w[r, cc - c0] if has_w else 1.0
+            v = float(img[rr, cc])
             if wt <= 0 or v < threshold:
                 continue
-            cc = c + c0
             x = bx + m[0, 0] * cc
             y = by + m[1, 0] * cc
             z = bz + m[2, 0] * cc
@@ -205,16 +205,6 @@ def _mean_nearest(
     return count
 
 
-def _flush8(
-    value: Any, weight: Any, base: int, sx: int, sy: int, sz: int, acc: Any
-) -> None:  # pragma: no cover - compiled
-    """Add the 8 corner sums (values then weights, corner order x fastest) at ``base``."""
-    for k in range(8):
-        idx = base + (k & 1) * sx + ((k >> 1) & 1) * sy + (k >> 2) * sz
-        value[idx] += acc[k]
-        weight[idx] += acc[8 + k]
-
-
 def _mean_linear(
     img: Any,
     w: Any,
@@ -227,30 +217,29 @@ def _mean_linear(
     weight: Any,
     threshold: float,
 ) -> int:  # pragma: no cover - compiled
-    """MEAN compounding, trilinear: per-corner sums stay in registers while the base voxel
-    repeats (consecutive pixels of a row usually share it), then go to memory once."""
+    """MEAN compounding, trilinear: per-corner sums are kept while the base voxel repeats
+    (consecutive pixels of a row usually share it), then written once."""
     nk, nj, ni = shape[0], shape[1], shape[2]
     count = 0
-    acc = np.zeros(16)
-    for r in range(img.shape[0]):
-        rr = r + r0
+    acc_v = np.zeros(8)
+    acc_w = np.zeros(8)
+    offsets = np.zeros(8, np.int64)
+    c0, c1, r0, r1 = bounds[0], bounds[1], bounds[2], bounds[3]
+    for rr in range(r0, r1 + 1):
+        r = rr - r0
         bx = m[0, 1] * rr + m[0, 3]
         by = m[1, 1] * rr + m[1, 3]
         bz = m[2, 1] * rr + m[2, 3]
-        lo, hi = 0, img.shape[1]
-        lo, hi = _column_range(bx + m[0, 0] * c0, m[0, 0], float(ni - 1), False, lo, hi)
-        lo, hi = _column_range(by + m[1, 0] * c0, m[1, 0], float(nj - 1), False, lo, hi)
-        lo, hi = _column_range(bz + m[2, 0] * c0, m[2, 0], float(nk - 1), False, lo, hi)
+        lo, hi = c0, c1 + 1
+        lo, hi = _column_range(bx, m[0, 0], float(ni - 1), False, lo, hi)
+        lo, hi = _column_range(by, m[1, 0], float(nj - 1), False, lo, hi)
+        lo, hi = _column_range(bz, m[2, 0], float(nk - 1), False, lo, hi)
         run_base = -1
-        sx = sy = sz = 0
-        v0 = v1 = v2 = v3 = v4 = v5 = v6 = v7 = 0.0
-        w0 = w1 = w2 = w3 = w4 = w5 = w6 = w7 = 0.0
-        for c in range(lo, hi):
-            wt = w[r, c] if has_w else 1.0
-            v = float(img[r, c])
+        for cc in range(lo, hi):
+            wt = w[r, cc - c0] if has_w else 1.0
+            v = float(img[rr, cc])
             if wt <= 0 or v < threshold:
                 continue
-            cc = c + c0
             x = bx + m[0, 0] * cc
             y = by + m[1, 0] * cc
             z = bz + m[2, 0] * cc
@@ -260,16 +249,16 @@ def _mean_linear(
             base = ix + ni * (iy + nj * iz)
             if base != run_base:
                 if run_base >= 0:
-                    acc[0], acc[1], acc[2], acc[3] = v0, v1, v2, v3
-                    acc[4], acc[5], acc[6], acc[7] = v4, v5, v6, v7
-                    acc[8], acc[9], acc[10], acc[11] = w0, w1, w2, w3
-                    acc[12], acc[13], acc[14], acc[15] = w4, w5, w6, w7
-                    _flush8(value, weight, run_base, sx, sy, sz, acc)
+                    for k in range(8):
+                        value[offsets[k]] += acc_v[k]
+                        weight[offsets[k]] += acc_w[k]
                 sx = 1 if ix < ni - 1 else 0
                 sy = ni if iy < nj - 1 else 0
                 sz = ni * nj if iz < nk - 1 else 0
-                v0 = v1 = v2 = v3 = v4 = v5 = v6 = v7 = 0.0
-                w0 = w1 = w2 = w3 = w4 = w5 = w6 = w7 = 0.0
+                for k in range(8):
+                    offsets[k] = base + (k & 1) * sx + ((k >> 1) & 1) * sy + (k >> 2) * sz
+                    acc_v[k] = 0.0
+                    acc_w[k] = 0.0
                 run_base = base
             fx, fy, fz = x - ix, y - iy, z - iz
             gx = 1 - fx
@@ -277,31 +266,15 @@ def _mean_linear(
             a1 = fy * (1 - fz) * wt
             a2 = (1 - fy) * fz * wt
             a3 = fy * fz * wt
-            f0, f1, f2, f3 = gx * a0, fx * a0, gx * a1, fx * a1
-            f4, f5, f6, f7 = gx * a2, fx * a2, gx * a3, fx * a3
-            w0 += f0
-            w1 += f1
-            w2 += f2
-            w3 += f3
-            w4 += f4
-            w5 += f5
-            w6 += f6
-            w7 += f7
-            v0 += v * f0
-            v1 += v * f1
-            v2 += v * f2
-            v3 += v * f3
-            v4 += v * f4
-            v5 += v * f5
-            v6 += v * f6
-            v7 += v * f7
+            f = (gx * a0, fx * a0, gx * a1, fx * a1, gx * a2, fx * a2, gx * a3, fx * a3)
+            for k in range(8):
+                acc_w[k] += f[k]
+                acc_v[k] += v * f[k]
             count += 1
         if run_base >= 0:
-            acc[0], acc[1], acc[2], acc[3] = v0, v1, v2, v3
-            acc[4], acc[5], acc[6], acc[7] = v4, v5, v6, v7
-            acc[8], acc[9], acc[10], acc[11] = w0, w1, w2, w3
-            acc[12], acc[13], acc[14], acc[15] = w4, w5, w6, w7
-            _flush8(value, weight, run_base, sx, sy, sz, acc)
+            for k in range(8):
+                value[offsets[k]] += acc_v[k]
+                weight[offsets[k]] += acc_w[k]
     return count
 
 
@@ -310,9 +283,8 @@ def _kernel(name: str) -> Callable[..., Any]:
     if not _COMPILED:
         from numba import njit
 
-        global _column_range, _flush8
+        global _column_range
         _column_range = njit(cache=True, inline="always")(_column_range)
-        _flush8 = njit(cache=True)(_flush8)
         for fn in (_splat_nearest, _splat_linear, _mean_nearest, _mean_linear):
             _COMPILED[fn.__name__] = njit(cache=True, nogil=True)(fn)
     return _COMPILED[name]
@@ -322,8 +294,7 @@ def paste(
     img: np.ndarray,
     w: np.ndarray | None,
     m: np.ndarray,
-    c0: int,
-    r0: int,
+    bounds: tuple[int, int, int, int],
     shape: tuple[int, int, int],
     value: np.ndarray,
     weight: np.ndarray,
@@ -333,32 +304,24 @@ def paste(
     threshold: float,
     nearest: bool,
 ) -> int:
-    """Paste the clipped frame ``img`` (rows/cols offset by ``r0``/``c0``) with numba."""
-    weights = np.ones((1, 1), np.float32) if w is None else w
-    shape_arr = np.asarray(shape, np.int64)
-    mat = np.ascontiguousarray(m, np.float64)
-    if mode == MODE_MEAN:
-        mean_kernel = _kernel("_mean_nearest" if nearest else "_mean_linear")
-        return int(
-            mean_kernel(
-                img, weights, w is not None, mat, c0, r0, shape_arr, value, weight, threshold
-            )
-        )
-    kernel = _kernel("_splat_nearest" if nearest else "_splat_linear")
-    return int(
-        kernel(
-            img,
-            weights,
-            w is not None,
-            np.ascontiguousarray(m, np.float64),
-            c0,
-            r0,
-            np.asarray(shape, np.int64),
-            value,
-            weight,
-            stamp,
-            frame,
-            mode,
-            threshold,
-        )
+    """Paste pixels ``bounds = (c0, c1, r0, r1)`` (inclusive) of frame ``img`` with numba.
+
+    ``w`` (optional) holds per-pixel weights for that rectangle; ``m`` maps pixel
+    ``(col, row, 0, 1)`` to voxel index coordinates (3x4).
+    """
+    image = np.ascontiguousarray(img)
+    weights = np.ones((1, 1), np.float32) if w is None else np.ascontiguousarray(w, np.float32)
+    args = (
+        image,
+        weights,
+        w is not None,
+        np.ascontiguousarray(m, np.float64),
+        np.asarray(bounds, np.int64),
+        np.asarray(shape, np.int64),
+        value,
+        weight,
     )
+    if mode == MODE_MEAN:
+        return int(_kernel("_mean_nearest" if nearest else "_mean_linear")(*args, threshold))
+    kernel = _kernel("_splat_nearest" if nearest else "_splat_linear")
+    return int(kernel(*args, stamp, frame, mode, threshold))

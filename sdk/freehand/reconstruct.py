@@ -246,11 +246,10 @@ class VolumeReconstructor:
                 self.compounding, _kernels.MODE_LATEST
             )
             pasted = _kernels.paste(
-                img[r0 : r1 + 1, c0 : c1 + 1],
+                img,
                 weights,
                 (self._world_to_index @ mat)[:3],
-                c0,
-                r0,
+                (c0, c1, r0, r1),
                 self.grid.shape,
                 self.value,
                 self.weight,

@@ -1,7 +1,7 @@
 """SONIC networks: power Doppler from an IQ ensemble (teacher: long, student: short).
 
-Input ``x[batch, 2 * n_frames, axial, lateral]``: the ensemble divided by its RMS, real and imaginary
-parts interleaved (``x[2k] = Re iq[k]``, ``x[2k + 1] = Im iq[k]``; see
+Input ``x[batch, 2 * n_frames, axial, lateral]``: the ensemble divided by its RMS, real and
+imaginary parts interleaved (``x[2k] = Re iq[k]``, ``x[2k + 1] = Im iq[k]``; see
 :func:`sonoedge.zoo.sonic.ensemble_to_input`). Output ``y[batch, 1, axial, lateral]``: blood power
 mapped to ``[0, 1]`` (``dB = DB_LOW + y * DB_SPAN``, dB relative to the tissue power).
 
@@ -136,7 +136,7 @@ class SonicDeploy(nn.Module):
 
 def count_parameters(module: nn.Module, deploy_only: bool = True) -> int:
     names = ("ds_filtered", "ds_bottleneck") if deploy_only else ()
-    return sum(p.numel() for n, p in module.named_parameters() if not n.split(".")[0] in names)
+    return sum(p.numel() for n, p in module.named_parameters() if n.split(".")[0] not in names)
 
 
 def build(arch: SonicArch | dict[str, Any]) -> SonicNet:

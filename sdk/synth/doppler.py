@@ -80,7 +80,9 @@ def simulate_doppler(
     """Simulate one Doppler ensemble of ``n_frames`` at ``prf_hz`` on ``height × width`` pixels.
 
     Blood and noise levels are drawn per scene from the given dB ranges (relative to background
-    tissue power); ``motion_scale`` scales the handheld motion (0 = probe held still).
+    tissue power); ``motion_scale`` scales the handheld motion (0 = probe held still). Images
+    are in the probe's beam space (for convex/phased probes: depth × arc length, not
+    scan-converted); ``spacing_m`` defaults to the depth range and aperture over the grid.
     """
     check_size("n_frames", n_frames, 1, 100_000)
     check_size("height", height)

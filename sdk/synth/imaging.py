@@ -18,7 +18,15 @@ import numpy as np
 import numpy.typing as npt
 
 from sonoedge.errors import ConfigError
-from sonoedge.synth.transducer import Apodization, Transmit, check_positive, psf, psf_factors
+from sonoedge.synth.transducer import (
+    Apodization,
+    Transmit,
+    arc_radius_m,
+    check_positive,
+    psf,
+    psf_factors,
+    sector_half_angle_rad,
+)
 from sonoedge.types import SPEED_OF_SOUND_M_S, ProbeInfo
 
 FloatArray = npt.NDArray[np.float64]
@@ -31,9 +39,15 @@ def check_size(name: str, value: int, low: int = 8, high: int = 4096) -> None:
 
 
 def default_spacing_m(probe: ProbeInfo, height: int, width: int) -> tuple[float, float]:
-    """Pixel spacing that fits the probe's depth range and aperture into ``height × width``."""
+    """Beam-space pixel spacing that fits the probe's field of view into ``height × width``.
+
+    Axial: the depth range. Lateral: the aperture (linear) or the sector's arc length at
+    mid-depth (convex, phased).
+    """
     near, far = probe.depth_range_m
-    return ((far - near) / height, probe.aperture_m / width)
+    if probe.geometry == "linear":
+        return ((far - near) / height, probe.aperture_m / width)
+    return ((far - near) / height, 2 * sector_half_angle_rad(probe) * arc_radius_m(probe) / width)
 
 
 def fast_size(n: int) -> int:

@@ -3,7 +3,9 @@
 Tissue with layers, cysts, lesions and point targets moves with slow handheld sway, breathing
 and tremor; blood flows in two random vessel trees. Every output is a pure function of
 ``(seed, t_s)``, so frames are continuous in time and repeatable. Images are in the probe's
-beam space (linear grid; for convex/phased probes the lateral axis is arc length at mid-depth).
+beam space: ``grid`` is ``"cartesian"`` for linear probes and ``"polar"`` for convex/phased ones
+(columns are beam angles; ``spacing_m`` and ``origin_m`` follow :mod:`sonoedge.types`: the
+lateral entries are in radians on a polar grid).
 
 Example::
 
@@ -21,8 +23,9 @@ from sonoedge.synth.imaging import Grid, check_size, default_spacing_m
 from sonoedge.synth.motion import HandheldMotion
 from sonoedge.synth.phantoms import make_phantom
 from sonoedge.synth.scene import FlowScene
-from sonoedge.synth.transducer import check_positive
+from sonoedge.synth.transducer import arc_radius_m, check_positive
 from sonoedge.synth.vessels import merge_trees, random_tree
+from sonoedge.types import Grid as GridKind
 from sonoedge.types import ProbeInfo
 
 DB_RANGE = (-45.0, 15.0)
@@ -61,7 +64,15 @@ class LiveScene:
             blood_per_cell=4.0,
         )
         self.probe = probe
-        self.spacing_m: tuple[float, float] = spacing
+        self.grid: GridKind = "cartesian" if probe.geometry == "linear" else "polar"
+        if self.grid == "cartesian":
+            self.spacing_m: tuple[float, float] = spacing
+            self.origin_m: tuple[float, float] = grid.origin_m
+        else:
+            # types.py convention for polar frames: lateral spacing/origin in radians.
+            d_theta = spacing[1] / arc_radius_m(probe)
+            self.spacing_m = (spacing[0], d_theta)
+            self.origin_m = (near, -d_theta * (width - 1) / 2)
 
     def vessel_mask(self, t_s: float) -> npt.NDArray[np.bool_]:
         """Ground-truth lumen mask ``(h, w)`` at time ``t_s`` (vessels move with the tissue)."""

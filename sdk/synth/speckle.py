@@ -24,10 +24,11 @@ from sonoedge.errors import ConfigError
 from sonoedge.synth.imaging import Grid, Imager, check_size, default_spacing_m
 from sonoedge.synth.phantoms import Phantom, PhantomKind, make_phantom
 from sonoedge.synth.transducer import (
-    SECTOR_HALF_ANGLE_RAD,
     Transmit,
     analytic_fwhm_m,
+    arc_radius_m,
     check_positive,
+    sector_half_angle_rad,
 )
 from sonoedge.types import Grid as GridKind
 from sonoedge.types import ProbeInfo
@@ -104,8 +105,6 @@ def simulate_bmode(
     geometry = probe.geometry
     if spacing_m is None:
         spacing_m = default_spacing_m(probe, height, width)
-        if geometry != "linear":
-            spacing_m = (spacing_m[0], 2 * _half_angle(probe) * _arc_radius(probe) / width)
     beam_grid = Grid((height, width), spacing_m, (near, -spacing_m[1] * (width - 1) / 2))
     imager = Imager(probe, beam_grid, f_number=f_number, n_cycles=n_cycles, transmit=transmit)
     out_grid = beam_grid if geometry == "linear" else _sector_grid(probe, height, width)
@@ -178,25 +177,13 @@ def _diffuse_field(
     return ((noise[0] + 1j * noise[1]) * amp).astype(np.complex64)
 
 
-def _half_angle(probe: ProbeInfo) -> float:
-    if probe.geometry == "convex":
-        return probe.aperture_m / 2 / probe.radius_m
-    return SECTOR_HALF_ANGLE_RAD
-
-
-def _arc_radius(probe: ProbeInfo) -> float:
-    """Radius (from the apex) at mid-depth, where beam-space lateral spacing is arc length."""
-    near, far = probe.depth_range_m
-    return (probe.radius_m if probe.geometry == "convex" else 0.0) + (near + far) / 2
-
-
 def _to_cartesian(
     probe: ProbeInfo, r_m: npt.NDArray[np.float64], s_m: npt.NDArray[np.float64]
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Beam-space (depth along the beam, arc at mid-depth) → Cartesian (z, x)."""
     if probe.geometry == "linear":
         return r_m, s_m
-    theta = s_m / _arc_radius(probe)
+    theta = s_m / arc_radius_m(probe)
     apex = probe.radius_m if probe.geometry == "convex" else 0.0
     rho = apex + r_m
     return rho * np.cos(theta) - apex, rho * np.sin(theta)
@@ -210,14 +197,14 @@ def _from_cartesian(
     apex = probe.radius_m if probe.geometry == "convex" else 0.0
     rho = np.hypot(z_m + apex, x_m)
     theta = np.arctan2(x_m, z_m + apex)
-    return rho - apex, theta * _arc_radius(probe)
+    return rho - apex, theta * arc_radius_m(probe)
 
 
 def _sector_grid(probe: ProbeInfo, height: int, width: int) -> Grid:
     """Cartesian grid covering a convex/phased sector."""
     near, far = probe.depth_range_m
     apex = probe.radius_m if probe.geometry == "convex" else 0.0
-    half = _half_angle(probe)
+    half = sector_half_angle_rad(probe)
     z_top = (apex + near) * math.cos(half) - apex
     x_half = (apex + far) * math.sin(half)
     dz = (far - z_top) / (height - 1)

@@ -98,6 +98,20 @@ def get_preset(name: str) -> ProbeInfo:
         ) from None
 
 
+def sector_half_angle_rad(probe: ProbeInfo) -> float:
+    """Half opening angle of a convex (aperture over radius) or phased probe's image sector."""
+    if probe.geometry == "convex":
+        return probe.aperture_m / 2 / probe.radius_m
+    return SECTOR_HALF_ANGLE_RAD
+
+
+def arc_radius_m(probe: ProbeInfo) -> float:
+    """Distance from a sector's apex to mid-depth: beam-space lateral spacing of convex/phased
+    images is arc length at this radius."""
+    near, far = probe.depth_range_m
+    return (probe.radius_m if probe.geometry == "convex" else 0.0) + (near + far) / 2
+
+
 def check_positive(name: str, value: float) -> None:
     """Raise ConfigError unless ``value`` is a finite number > 0."""
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):

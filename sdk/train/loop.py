@@ -101,11 +101,13 @@ def run_phase(
         rng = np.random.default_rng([seed, phase_id, step])
         loss, parts = loss_fn(rng)
         if not torch.isfinite(loss):
-            raise ConfigError(f"{name}: loss became {float(loss)} at step {step}; lower the lr")
+            raise ConfigError(
+                f"{name}: loss became {float(loss.item())} at step {step}; lower the lr"
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        history.append({"step": step, "loss": float(loss), **parts})
+        history.append({"step": step, "loss": float(loss.item()), **parts})
         done = step + 1
         if progress is not None and task is not None:
             progress.update(task, advance=1, description=f"{name} loss {float(loss):.4f}")

@@ -1,8 +1,8 @@
 """SONIC task: train the long-ensemble teacher and the short-ensemble student, export, evaluate.
 
-Data: :func:`sonoedge.synth.doppler.simulate_doppler` scenes of ``long_frames`` frames (PRF, handheld
-motion, vessel speed, blood and noise levels drawn per scene from the config's ranges), cached in
-``<cache>/sonic-<hash>.npz``. Every scene gives ``long_frames // n_frames`` short windows that share
+Data: :func:`sonoedge.synth.doppler.simulate_doppler` scenes of ``long_frames`` frames (PRF,
+handheld motion, vessel speed, blood and noise levels drawn per scene from the config's ranges),
+cached in ``<cache>/sonic-<hash>.npz``. Every scene gives ``long_frames // n_frames`` short windows that share
 its ground truth.
 
 Targets (all in the network's ``[0, 1]`` blood-power scale, see :mod:`sonoedge.zoo.sonic`):
@@ -35,7 +35,7 @@ from torch import nn
 from sonoedge.errors import ConfigError
 from sonoedge.models.sonic import SonicArch, SonicNet, build, count_parameters, load_state
 from sonoedge.train import config as cfgmod
-from sonoedge.train.loop import load_checkpoint, make_progress, run_phase, save_checkpoint
+from sonoedge.train.loop import load_checkpoint, run_phase, save_checkpoint
 from sonoedge.zoo.sonic import ensemble_scale, ensemble_to_input, power_to_unit
 
 GENERATOR = "sonoedge.synth.doppler.simulate_doppler/v1"
@@ -525,7 +525,8 @@ def write_card(
         f"{cfg['data']['width']} scenes.",
         f"- Output: `blood_power` in [0, 1] = ({card['output']['meaning']}).",
         f"- Architecture: {net.arch.to_dict()}, {card['parameters']} parameters, ONNX opset 17.",
-        f"- Data: {spec['n_scenes']} simulated scenes ({GENERATOR}), seed base {spec['seed_base']}.",
+        f"- Data: {spec['n_scenes']} simulated scenes ({GENERATOR}), "
+        f"seed base {spec['seed_base']}.",
         f"- Command: `{command}` at commit {card['provenance']['commit']}.",
         f"- Validation metrics: {json.dumps(metrics)}",
         "- Held-out evaluation: docs/results/sonic.json.",
@@ -830,7 +831,8 @@ def evaluate(
 
 def _latency(model: Any, long_n: int, d: dict[str, Any], reps: int = 15) -> dict[str, Any]:
     """Median wall time (ms) of the student (onnxruntime, 2 threads, incl. pre/post-processing)
-    against SVD (energy cutoff) + power Doppler on the long ensemble, at the trained size and 128²."""
+    against SVD (energy cutoff) + power Doppler on the long ensemble,
+    at the trained size and 128²."""
     from sonoedge.processing.clutter import power_doppler, svd_filter
 
     rng = np.random.default_rng(0)

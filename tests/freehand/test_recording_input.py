@@ -22,18 +22,21 @@ def _record(path: Path) -> int:
     from sonoedge.firmware_bridge.wire import Message
     from sonoedge.io.recording import RecordingWriter
 
-    sweep = simulate_sweep(small_probe(), "fan", seed=2, n_frames=20, frame_rate_hz=10.0,
-                           spacing_m=(0.5e-3, 0.5e-3))
+    sweep = simulate_sweep(
+        small_probe(), "fan", seed=2, n_frames=20, frame_rate_hz=10.0, spacing_m=(0.5e-3, 0.5e-3)
+    )
     assert sweep.imu is not None
     items: list[tuple[float, object]] = []
     for i, (frame, t) in enumerate(zip(sweep.frames, sweep.timestamps_s, strict=True)):
-        items.append((t, BmodeFrame(spacing_m=sweep.spacing_m, timestamp_s=t, frame_index=i,
-                                    image=frame)))
+        items.append(
+            (t, BmodeFrame(spacing_m=sweep.spacing_m, timestamp_s=t, frame_index=i, image=frame))
+        )
     imu = sweep.imu
     for s in range(0, len(imu), 20):
         sl = slice(s, s + 20)
-        items.append((imu.times_s[sl][-1], ImuBatch(imu.times_s[sl], imu.gyro_dps[sl],
-                                                    imu.accel_g[sl])))
+        items.append(
+            (imu.times_s[sl][-1], ImuBatch(imu.times_s[sl], imu.gyro_dps[sl], imu.accel_g[sl]))
+        )
     items.sort(key=lambda x: x[0])
     with RecordingWriter(path, source="test", info=small_probe()) as writer:
         for seq, (t, obj) in enumerate(items):
@@ -46,8 +49,9 @@ def _record(path: Path) -> int:
 def test_sweep2vol_reads_recordings(tmp_path: Path) -> None:
     rec = tmp_path / "sweep.h5"
     n = _record(rec)
-    result = CliRunner().invoke(app, ["sweep2vol", str(tmp_path), "-o", str(tmp_path / "out"),
-                                      "--spacing", "0.5"])
+    result = CliRunner().invoke(
+        app, ["sweep2vol", str(tmp_path), "-o", str(tmp_path / "out"), "--spacing", "0.5"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "out" / "sweep_quality.json").read_text())
     assert report["n_frames"] == n and report["n_valid_poses"] == n

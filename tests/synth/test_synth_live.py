@@ -64,3 +64,12 @@ def test_bad_input(scene: LiveScene) -> None:
         scene.iq_ensemble(0.0, 0, prf_hz=1000.0)
     with pytest.raises(ConfigError, match="height"):
         LiveScene(get_preset("L11-5v"), 0, height=2)
+
+
+def test_sector_probes_stream_polar_beam_space() -> None:
+    convex = LiveScene(get_preset("convex-3.5"), seed=1, height=64, width=64)
+    assert convex.grid == "polar"
+    # 64 beams span the convex array's sector (aperture / radius radians).
+    probe = convex.probe
+    assert convex.spacing_m[1] * 64 == pytest.approx(probe.aperture_m / probe.radius_m, rel=1e-6)
+    assert convex.bmode(0.0).shape == (64, 64)

@@ -119,3 +119,45 @@ def test_demo(tmp_path: Path) -> None:
     assert (tmp_path / "sonoedge-demo" / "recording.h5").stat().st_size > 0
     assert (tmp_path / "sonoedge-demo" / "bmode.png").exists()
     assert os.path.exists(tmp_path / "sonoedge-demo" / "doppler_power.png")
+
+
+def test_stream_with_a_pipeline_preset(tmp_path: Path) -> None:
+    out = run(
+        "stream",
+        "emulator://?preset=doppler&iq_shape=32x32&ensemble_rate_hz=20",
+        "--preset",
+        "doppler",
+        "--seconds",
+        "1.2",
+        "--json",
+        "--record",
+        str(tmp_path / "p.h5"),
+        "--video",
+        str(tmp_path / "p.mp4"),
+    )
+    assert out.returncode == 0, out.stderr
+    pipeline = json.loads(out.stdout)["pipeline"]
+    assert pipeline["results"] >= 5 and pipeline["errors"] == 0
+    assert (
+        pipeline["sinks"]["recording"]["written"] >= 5 and pipeline["sinks"]["video"]["failed"] == 0
+    )
+
+
+def test_show_without_a_display_says_what_to_do() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    out = subprocess.run(
+        [SONOEDGE, "stream", "emulator://", "--preset", "bmode", "--show", "--seconds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert out.returncode == 2 and "needs a window" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_bench_pipeline_quick_json() -> None:
+    out = run("bench", "pipeline", "--preset", "bmode", "--quick", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["fps"] > 0 and set(result["stages"]) == {"bmode", "despeckle", "enhance"}
+    assert result["baselines"]["sequential_fps"] > 0

@@ -40,3 +40,38 @@ def test_recorder(tmp_path: Path) -> None:
         check=True,
     ).stdout
     assert "BMODE_FRAME" in out and "IMU_BATCH" in out
+
+
+def test_custom_stage() -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLES / "custom_stage.py"),
+            "emulator://?preset=doppler&iq_shape=32x32",
+            "1.5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "% vessel" in out and "results at" in out
+
+
+def test_batch_processor(tmp_path: Path) -> None:
+    import sonoedge
+
+    rec_dir = tmp_path / "recs"
+    rec_dir.mkdir()
+    with sonoedge.open_probe(
+        "emulator://?preset=doppler&iq_shape=32x32&ensemble_rate_hz=20", record=rec_dir / "a.h5"
+    ) as probe:
+        sum(1 for _ in probe.samples(seconds=0.6))
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "batch_processor.py"), str(rec_dir), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "a.h5:" in out and (tmp_path / "out" / "a_doppler.mp4").stat().st_size > 0
