@@ -30,10 +30,8 @@ class Result:
     timings_s: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     done_s: float = 0.0
-
-    @property
-    def processed(self) -> bool:
-        return isinstance(self.sample, BmodeFrame | IQFrame | IQEnsemble)
+    processed: bool = False
+    """True when the sample went through the stages (False for pass-through samples)."""
 
     @property
     def spacing_m(self) -> tuple[float, float] | None:

@@ -35,6 +35,12 @@ from sonoedge.types import BmodeFrame, IQEnsemble, IQFrame, ProbeInfo, ProbeMode
 
 log = logging.getLogger(__name__)
 _POLL_S = 0.05
+MODE_INPUTS: dict[str, tuple[type, ...]] = {
+    "bmode": (BmodeFrame, IQFrame),
+    "iq": (IQFrame,),
+    "doppler": (IQEnsemble,),
+}
+"""What a pipeline for each probe mode processes; other images pass through, counted skipped."""
 
 
 def _percentiles_ms(values: Iterable[float]) -> dict[str, float]:
@@ -60,6 +66,7 @@ class PipelineStats:
     results: int
     fps: float
     input_dropped: int
+    skipped: int
     output_dropped: int
     errors: int
     end_to_end_ms: dict[str, float]
@@ -73,6 +80,7 @@ class PipelineStats:
             "results": self.results,
             "fps": round(self.fps, 2),
             "input_dropped": self.input_dropped,
+            "skipped": self.skipped,
             "output_dropped": self.output_dropped,
             "errors": self.errors,
             "end_to_end_ms": {k: round(v, 3) for k, v in self.end_to_end_ms.items()},
@@ -143,6 +151,7 @@ class Pipeline:
         self._done_times: deque[float] = deque(maxlen=stats_window)
         self._results = 0
         self._errors = 0
+        self._skipped = 0
         self._started_s = 0.0
         self._probe: ProbeInfo | None = None
         self._running = False
@@ -279,6 +288,7 @@ class Pipeline:
 
     def _feed(self, source: Iterable[Sample]) -> None:
         first = self._queues[0]
+        accepted = MODE_INPUTS.get(self.probe_mode or "", (BmodeFrame, IQFrame, IQEnsemble))
         index = 0
         try:
             for sample in source:
@@ -286,11 +296,14 @@ class Pipeline:
                     break
                 result = Result(sample=sample, index=index, received_s=host_now())
                 index += 1
-                if isinstance(sample, BmodeFrame | IQFrame | IQEnsemble):
+                if isinstance(sample, accepted):
+                    result.processed = True
                     result.image = initial_image(sample)
                     first.put(result)
-                else:
-                    self._queues[-1].put(result)  # pass-through: straight to the dispatcher
+                else:  # pass-through (IMU, status, gaps, or images of another probe mode)
+                    if isinstance(sample, BmodeFrame | IQFrame | IQEnsemble):
+                        self._skipped += 1
+                    self._queues[-1].put(result)
         except Exception as err:
             log.error("pipeline %s: source failed: %s", self.name, err)
         finally:
@@ -374,6 +387,7 @@ class Pipeline:
             results=results,
             fps=fps,
             input_dropped=self._queues[0].dropped,
+            skipped=self._skipped,
             output_dropped=self._output.dropped,
             errors=errors,
             end_to_end_ms=_percentiles_ms(e2e),

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sonoedge.errors import ConfigError, RecordingError
+from sonoedge.errors import ConfigError, DataError, RecordingError
 from sonoedge.synth.imaging import check_size
 from sonoedge.synth.transducer import check_positive, get_preset
 from sonoedge.types import ProbeInfo
@@ -166,7 +166,8 @@ def _sweep_sample(
         angle_deg=float(rng.uniform(40.0, 50.0) if held_out else rng.uniform(15.0, 40.0)),
         length_m=float(rng.uniform(0.04, 0.05) if held_out else rng.uniform(0.015, 0.04)),
     )
-    assert sweep.imu is not None and sweep.poses is not None
+    if sweep.imu is None or sweep.poses is None:
+        raise DataError("simulate_sweep returned a sweep without poses or IMU samples")
     return {
         "frames": sweep.frames,
         "poses": sweep.poses,

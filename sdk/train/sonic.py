@@ -2,8 +2,8 @@
 
 Data: :func:`sonoedge.synth.doppler.simulate_doppler` scenes of ``long_frames`` frames (PRF,
 handheld motion, vessel speed, blood and noise levels drawn per scene from the config's ranges),
-cached in ``<cache>/sonic-<hash>.npz``. Every scene gives ``long_frames // n_frames`` short windows that share
-its ground truth.
+cached in ``<cache>/sonic-<hash>.npz``. Every scene gives ``long_frames // n_frames`` short
+windows that share its ground truth.
 
 Targets (all in the network's ``[0, 1]`` blood-power scale, see :mod:`sonoedge.zoo.sonic`):
 
@@ -472,7 +472,7 @@ def write_card(
 
     probe = get_preset(cfg["data"]["probe"])
     wavelength = SPEED_OF_SOUND_M_S / probe.center_frequency_hz
-    card = {
+    card: dict[str, Any] = {
         "name": name,
         "task": "sonic",
         "format": "onnx",
@@ -781,9 +781,9 @@ def evaluate(
         for split, table in per.items()
     }
     ev = means["eval"]
-    best_policy = {
-        n: max(policies, key=lambda p, n=n: ev[f"dice svd_{p}@{n}"]) for n in [*lengths, long_n]
-    }
+    best_policy: dict[int, str] = {}
+    for n in [*lengths, long_n]:
+        best_policy[n] = max(policies, key=lambda p: ev[f"dice svd_{p}@{n}"])
     hn = head.n_frames
     student_key = f"dice {head.name}@{hn}"
     svd_short = ev[f"dice svd_{best_policy[hn]}@{hn}"]

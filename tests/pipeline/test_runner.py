@@ -108,3 +108,10 @@ def test_unknown_preset_and_bad_stage_parameters() -> None:
         OpStage("despeckle", "srad", {"iterations": 3})
     with pytest.raises(ConfigError, match="not available"):
         OpStage("despeckle", "magic")
+
+
+def test_images_of_another_probe_mode_pass_through_counted_as_skipped() -> None:
+    pipe = Pipeline([FunctionStage(lambda x: x)], probe_mode="doppler", queue_size=100)
+    results = list(pipe.run(frames(10)))
+    assert len(results) == 12 and not any(r.processed for r in results)
+    assert pipe.stats().skipped == 10 and pipe.stats().errors == 0
