@@ -219,3 +219,21 @@ class SonicModel:
         :func:`sonoedge.processing.clutter.power_doppler`), from an ensemble ``(N, H, W)``."""
         db = self.blood_power_db(iq, prf_hz, spacing_m)
         return (db - db.max()).astype(np.float32)
+
+    def as_method(self) -> Any:
+        """A ``doppler`` method for :func:`sonoedge.processing.registry.register`:
+        ``fn(iq, prf_hz=None, spacing_m=None) -> dB``. It resamples other spacings itself, so
+        register it without ``native_spacing_m``; missing PRF/spacing raise :class:`DataError`."""
+
+        def run(
+            iq: npt.ArrayLike,
+            prf_hz: float | None = None,
+            spacing_m: tuple[float, float] | None = None,
+        ) -> FloatArray:
+            return self.power_doppler(iq, prf_hz, spacing_m)
+
+        run.__doc__ = (
+            f"SONIC student {self.name} ({self.n_frames}-frame ensembles, onnxruntime) -> power "
+            "Doppler dB; needs prf_hz and spacing_m."
+        )
+        return run
