@@ -104,13 +104,13 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         ("blockwise", "block-wise (32 px, 50 % overlap)"),
     )
     for key, label in curves:
-        pts = [(w, r[key]["median_s"]) for w, r in zip(work, rows, strict=True) if key in r]
+        pts = sorted((w, r[key]["median_s"]) for w, r in zip(work, rows, strict=True) if key in r)
         if pts:
             x, y = zip(*pts, strict=True)
             ax.loglog(x, y, "o-", label=label)
     ax.set_xlabel("pixels x frames")
     ax.set_ylabel("median time per ensemble (s)")
-    ax.set_title("SVD clutter filter cost (2 CPU cores)")
+    ax.set_title("SVD clutter filter cost (one BLAS thread, shared CPU)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()

@@ -1,43 +1,38 @@
-"""Target profiles: where model stages run, and what this machine can actually offer.
+"""Target names, which of them this machine can run, and what ``auto`` picks.
 
-Backend order on a target: TensorRT EP → CUDA EP → OpenVINO → CPU EP; every fallback is logged.
+Backend order on a target: TensorRT EP → CUDA EP → OpenVINO → CPU EP; every fallback is logged
+(see :mod:`sonoedge.devices.backends`). Profiles are data: ``data/targets.toml``.
 Classical stages always run on the CPU.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 
+from sonoedge.devices import capabilities
+from sonoedge.devices.profiles import profiles
 from sonoedge.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-TARGETS = (
-    "cpu",
-    "openvino-cpu",
-    "openvino-gpu",
-    "openvino-npu",
-    "jetson-orin-nano",
-    "jetson-orin-nx",
-    "jetson-orin-agx",
-)
+TARGETS = tuple(profiles())
 
 
-def available_targets() -> list[str]:
-    """Targets whose runtime is installed here (cheap checks, no model loading)."""
-    import importlib.util
-
+def available_targets(probe_openvino: bool = False) -> list[str]:
+    """Targets whose runtime is installed here, worst first. Cheap by default; with
+    ``probe_openvino`` OpenVINO is asked for its GPU/NPU devices too (imports OpenVINO)."""
     found = ["cpu"]
     if importlib.util.find_spec("openvino") is not None:
         found.append("openvino-cpu")
-    try:
-        import onnxruntime
-
-        providers = onnxruntime.get_available_providers()
-    except ImportError:
-        providers = []
+        if probe_openvino:
+            devices = capabilities.openvino_devices()
+            found += [f"openvino-{d.lower()}" for d in ("GPU", "NPU") if d in devices]
+    providers = capabilities.ort_providers()
     if "TensorrtExecutionProvider" in providers or "CUDAExecutionProvider" in providers:
-        found += [t for t in TARGETS if t.startswith("jetson")]
+        jetson = (capabilities.jetson_model() or "").lower()
+        matching = [t for t in TARGETS if t.startswith("jetson") and t.split("-")[-1] in jetson]
+        found += matching or [t for t in TARGETS if t.startswith("jetson")]
     return found
 
 

@@ -1,5 +1,7 @@
 """A virtual probe: speaks wire protocol v1 like firmware would, with no hardware.
 
+Its images come from the physics simulators (:mod:`sonoedge.synth.live`).
+
 :class:`VirtualProbe` is transport-agnostic: feed it host→probe bytes with :meth:`handle` and
 collect the messages that are due with :meth:`poll`. ``emulator.py`` runs it on a
 pseudo-terminal or a TCP port; ``sonoedge.ingest`` runs it in-process for ``emulator://``.
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -79,76 +81,36 @@ class EmulatorConfig:
         return cls(**{**PRESETS[preset], **overrides})
 
 
-class Scene(Protocol):
-    """Image content of the virtual probe (the physics simulators provide a richer one)."""
+class PhysicsScene:
+    """The virtual probe's content: the physics simulators' live scene (sonoedge.synth.live).
 
-    def bmode(self, t_s: float) -> np.ndarray: ...
-    def iq_frame(self, t_s: float) -> np.ndarray: ...
-    def iq_ensemble(self, t_s: float, n_frames: int, prf_hz: float) -> np.ndarray: ...
+    Tissue layers, cysts and point targets under handheld motion, blood flowing in vessel trees;
+    one scene for the B-mode grid and one for the IQ grid, built on first use.
+    """
 
+    def __init__(
+        self, info: ProbeInfo, seed: int, bmode_shape: tuple[int, int], iq_shape: tuple[int, int]
+    ) -> None:
+        self._args = (info, seed)
+        self._shapes = {"bmode": bmode_shape, "iq": iq_shape}
+        self._scenes: dict[str, Any] = {}
 
-class SimpleScene:
-    """Moving speckle with an anechoic cyst, and a vessel with flowing blood for Doppler."""
+    def scene(self, grid: str) -> Any:
+        if grid not in self._scenes:
+            from sonoedge.synth.live import LiveScene
 
-    def __init__(self, seed: int, bmode_shape: tuple[int, int], iq_shape: tuple[int, int]) -> None:
-        rng = np.random.default_rng(seed)
-        h, w = bmode_shape
-        self._texture = (
-            rng.standard_normal((h + 17, w + 17)) + 1j * rng.standard_normal((h + 17, w + 17))
-        ).astype(np.complex64)
-        zz, xx = np.mgrid[0:h, 0:w]
-        self._cyst = ((zz - h * 0.55) ** 2 + (xx - w * 0.5) ** 2) < (min(h, w) * 0.12) ** 2
-        ih, iw = iq_shape
-        self._iq_shape = iq_shape
-        self._tissue = (
-            rng.standard_normal((ih, iw + 17)) + 1j * rng.standard_normal((ih, iw + 17))
-        ).astype(np.complex64) * 30.0
-        self._blood = (
-            rng.standard_normal((ih, 4 * iw)) + 1j * rng.standard_normal((ih, 4 * iw))
-        ).astype(np.complex64)
-        z = np.arange(ih)[:, None]
-        self._vessel = np.abs(z - ih * 0.5) < ih * 0.06
-        self._rng = rng
-
-    def _shift(self, t_s: float) -> int:
-        return 8 + round(8 * math.sin(2 * math.pi * 0.3 * t_s))  # 0..16 pixels
-
-    def bmode(self, t_s: float) -> np.ndarray:
-        h, w = self._cyst.shape
-        s = self._shift(t_s)
-        env = np.abs(self._texture[s : s + h, s : s + w])
-        env = np.where(self._cyst, env * 0.05, env)
-        db = 20 * np.log10(env + 1e-3)
-        return np.clip((db + 40) * (255 / 50), 0, 255).astype(np.uint8)
-
-    def iq_frame(self, t_s: float) -> np.ndarray:
-        w = self._iq_shape[1]
-        s = self._shift(t_s)
-        return np.ascontiguousarray(self._tissue[:, s : s + w])
-
-    def iq_ensemble(self, t_s: float, n_frames: int, prf_hz: float) -> np.ndarray:
-        h, w = self._iq_shape
-        out = np.empty((n_frames, h, w), np.complex64)
-        for k in range(n_frames):
-            t = t_s + k / prf_hz
-            s = self._shift(t)
-            flow = int(t * 2000) % (3 * w)  # blood scatterers move 2000 px/s
-            tissue = self._tissue[:, s : s + w] * np.complex64(np.exp(2j * np.pi * 5.0 * t))
-            blood = self._blood[:, flow : flow + w] * np.complex64(np.exp(2j * np.pi * 150.0 * t))
-            out[k] = tissue + np.where(self._vessel, blood, 0)
-            out[k] += (
-                self._rng.standard_normal((h, w)) + 1j * self._rng.standard_normal((h, w))
-            ).astype(np.complex64) * 0.05
-        return out
+            info, seed = self._args
+            self._scenes[grid] = LiveScene(info, seed, *self._shapes[grid])
+        return self._scenes[grid]
 
 
 class VirtualProbe:
     """Generates protocol messages on a schedule and answers commands with acknowledgements."""
 
-    def __init__(self, config: EmulatorConfig | None = None, scene: Scene | None = None) -> None:
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = cfg = config or EmulatorConfig()
         self.info = cfg.info
-        self.scene: Scene = scene or SimpleScene(cfg.seed, cfg.bmode_shape, cfg.iq_shape)
+        self.scene = PhysicsScene(cfg.info, cfg.seed, cfg.bmode_shape, cfg.iq_shape)
         self.mode: ProbeMode = cfg.mode
         self.depth_m = cfg.depth_m
         self.prf_hz = cfg.prf_hz
@@ -292,28 +254,17 @@ class VirtualProbe:
         )
 
     def _frame(self, t_s: float) -> BmodeFrame | IQFrame | IQEnsemble:
-        cfg = self.config
         self._frame_index += 1
         self.frames_sent += 1
         idx = self._frame_index
+        scene = self.scene.scene("bmode" if self.mode == "bmode" else "iq")
+        geometry = {"spacing_m": scene.spacing_m, "origin_m": scene.origin_m, "grid": scene.grid}
         if self.mode == "bmode":
-            h, w = cfg.bmode_shape
-            spacing = (self.depth_m / h, self.info.aperture_m / w)
-            origin = (0.0, -self.info.aperture_m / 2)
-            return BmodeFrame(
-                spacing_m=spacing, origin_m=origin, frame_index=idx, image=self.scene.bmode(t_s)
-            )
-        h, w = cfg.iq_shape
-        spacing = (self.depth_m / h, self.info.aperture_m / w)
-        origin = (0.0, -self.info.aperture_m / 2)
+            return BmodeFrame(**geometry, frame_index=idx, image=scene.bmode(t_s))
         if self.mode == "iq":
-            return IQFrame(
-                spacing_m=spacing, origin_m=origin, frame_index=idx, iq=self.scene.iq_frame(t_s)
-            )
-        iq = self.scene.iq_ensemble(t_s, cfg.ensemble_frames, self.prf_hz)
-        return IQEnsemble(
-            spacing_m=spacing, origin_m=origin, frame_index=idx, iq=iq, prf_hz=self.prf_hz
-        )
+            return IQFrame(**geometry, frame_index=idx, iq=scene.iq_frame(t_s))
+        iq = scene.iq_ensemble(t_s, self.config.ensemble_frames, self.prf_hz)
+        return IQEnsemble(**geometry, frame_index=idx, iq=iq, prf_hz=self.prf_hz)
 
     def _imu(self, t0_s: float) -> tuple[ImuBatch, np.ndarray]:
         """A fan sweep: the probe tilts ±25° about its lateral axis at 0.1 Hz, with sensor noise."""

@@ -85,9 +85,15 @@ def run_live(report: DemoReport, seconds: float, log: Log) -> Path:
                 assert probe.recorder is not None
                 pipeline.add_sink(RecorderSink(probe.recorder))
                 last: Result | None = None
-                for result in pipeline.run(probe, seconds=seconds):
+                start = time.monotonic()
+                pipeline.start(probe)
+                for result in pipeline.results():
                     if result.processed and result.error is None:
                         last = result
+                    elapsed = time.monotonic() - start
+                    if elapsed >= seconds and (last is not None or elapsed > 10 * seconds + 10):
+                        break
+                pipeline.stop()
                 stats = pipeline.stats()
                 log(
                     f"{preset}: {stats.results} images at {stats.fps:.1f} fps, "

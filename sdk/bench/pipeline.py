@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sonoedge.firmware_bridge.virtual_probe import SimpleScene
 from sonoedge.pipeline.presets import load_preset
 from sonoedge.pipeline.result import Result, initial_image
 from sonoedge.pipeline.runner import Pipeline
@@ -41,26 +40,21 @@ def rss_mb() -> float:
 def make_inputs(
     mode: str, n: int, shape: tuple[int, int], frames: int = 16, seed: int = 0
 ) -> list[Sample]:
-    """``n`` distinct inputs of the kind a preset's probe mode delivers."""
-    scene = SimpleScene(seed, shape, shape)
-    spacing = (0.04 / shape[0], 0.0384 / shape[1])
+    """``n`` distinct inputs of the kind a preset's probe mode delivers (the virtual probe's
+    physics scene, so clutter, flow and speckle are realistic)."""
+    from sonoedge.synth.live import LiveScene
+    from sonoedge.types import ProbeInfo
+
+    scene = LiveScene(ProbeInfo(), seed, *shape)
+    geometry = {"spacing_m": scene.spacing_m, "origin_m": scene.origin_m, "grid": scene.grid}
     out: list[Sample] = []
     for i in range(n):
         t = i / 30
         if mode == "doppler":
-            out.append(
-                IQEnsemble(
-                    spacing_m=spacing,
-                    frame_index=i,
-                    timestamp_s=0.0,
-                    iq=scene.iq_ensemble(t, frames, 1000.0),
-                    prf_hz=1000.0,
-                )
-            )
+            iq = scene.iq_ensemble(t, frames, 1000.0)
+            out.append(IQEnsemble(**geometry, frame_index=i, iq=iq, prf_hz=1000.0))
         else:
-            out.append(
-                BmodeFrame(spacing_m=spacing, frame_index=i, timestamp_s=0.0, image=scene.bmode(t))
-            )
+            out.append(BmodeFrame(**geometry, frame_index=i, image=scene.bmode(t)))
     return out
 
 

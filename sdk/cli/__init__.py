@@ -66,6 +66,17 @@ from sonoedge.cli.train import eval_, train  # noqa: E402
 
 app.command("train")(train)
 app.command("eval")(eval_)
+from sonoedge.cli.package import keys_app, package, verify  # noqa: E402
+
+app.command("package")(package)
+app.command("verify")(verify)
+app.add_typer(keys_app, name="keys")
+from sonoedge.cli.devices import devices  # noqa: E402
+
+app.command("devices")(devices)
+from sonoedge.cli.compress import compress  # noqa: E402
+
+app.command("compress")(compress)
 
 
 def report_error(err: SonoedgeError) -> None:

@@ -172,3 +172,25 @@ def ingest(
         "target 0 and 0",
     )
     Console().print(table)
+
+
+@app.command("model")
+def model(
+    bundle: str = typer.Argument(..., help="Bundle directory or .zip."),
+    device: str = typer.Option("auto", "--device", "-d", help="Target, or auto."),
+    repeats: int = typer.Option(50, min=1, help="Timed inferences after the warm-up."),
+    warmup: int = typer.Option(5, min=0, help="Untimed inferences first."),
+    hint: str = typer.Option("latency", help="OpenVINO performance hint: latency|throughput."),
+    allow_unsigned: bool = typer.Option(False, "--allow-unsigned", help="Run unsigned bundles."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Latency of a model bundle on a device: cold start, median/p99/max, throughput, at the
+    bundle's example input shape.
+
+    \b
+    Example:
+      sonoedge bench model sonic-16-openvino-cpu.zip --device openvino-cpu --json
+    """
+    from sonoedge.cli.devices import bench_model
+
+    bench_model(bundle, device, repeats, warmup, hint, allow_unsigned, json_out)

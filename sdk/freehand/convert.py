@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 
 from sonoedge.errors import ConfigError, DataError, RecordingError
+from sonoedge.freehand import _kernels
 from sonoedge.freehand.holes import HOLE_METHODS
 from sonoedge.freehand.poses import MOTIONS, pixel_to_world
 from sonoedge.freehand.quality import sweep_quality
-from sonoedge.freehand.reconstruct import COMPOUNDINGS, ClipRectangle, FanMask
+from sonoedge.freehand.reconstruct import COMPOUNDINGS, ClipRectangle, FanMask, OutputGrid
 from sonoedge.freehand.sweep import estimate_poses, reconstruct
 from sonoedge.types import BmodeFrame, ImuBatch, ProbeInfo, Sweep
 
@@ -167,7 +168,24 @@ def convert_sweep(
     plus_config: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ConvertResult:
-    """Reconstruct one input and write its volume, MIP, optional weights and quality report."""
+    """Reconstruct one input and write its volume, MIP, optional weights and quality report.
+
+    Warnings raised on the way (skipped frames, unreliable clock alignment, flat sweeps) are
+    collected into the report's ``warnings`` list.
+    """
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        return _convert(name, out_dir, options, plus_config, progress, records)
+
+
+def _convert(
+    name: str,
+    out_dir: str | Path,
+    options: Sweep2VolOptions,
+    plus_config: str | Path | None,
+    progress: Callable[[int, int], None] | None,
+    records: list[warnings.WarningMessage],
+) -> ConvertResult:
     from sonoedge.io.volume import write_mips, write_volume
 
     result = ConvertResult(name)
@@ -181,12 +199,18 @@ def convert_sweep(
     clip: ClipRectangle | None = None
     fan: FanMask | None = None
     plus_extent = False
+    plus_arithmetic = False
+    grid: OutputGrid | None = None
     heading = None
     lower = name.lower()
     if not name.startswith("sim:") and lower.endswith(SEQUENCE_SUFFIXES):
+        if options.motion not in (None, "tracked"):
+            raise ConfigError(f"--motion {options.motion}: PLUS sequence files use tracked poses")
         frames, p2w, valid, times_plus, settings = _load_plus(name, plus_config, options)
-        spacing_m, interp, compound, clip, fan, fill, fill_size = settings
+        spacing_m, interp, compound, clip, fan, fill, fill_size, grid = settings
         plus_extent = True
+        # PLUS's own rounding arithmetic when it applies (MEAN, numba present).
+        plus_arithmetic = plus_config is not None and compound == "mean" and _kernels.AVAILABLE
         px_spacing = (1.0, 1.0)
         times = times_plus
         poses_for_report = p2w
@@ -211,23 +235,23 @@ def convert_sweep(
         times = np.asarray(sweep.timestamps_s, dtype=np.float64)
         poses_for_report = p2w
         result.report["time_offset_ms"] = poses.time_offset_s * 1e3
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        rec = reconstruct(
-            frames,
-            p2w,
-            valid,
-            spacing_m,
-            interp,
-            compound,
-            clip,
-            fan,
-            fill,
-            fill_size,
-            plus_extent=plus_extent,
-            max_bytes=int(options.max_memory_gb * 2**30),
-            progress=None if progress is None else (lambda i: progress(i + 1, len(frames))),
-        )
+    rec = reconstruct(
+        frames,
+        p2w,
+        valid,
+        spacing_m,
+        interp,
+        compound,
+        clip,
+        fan,
+        fill,
+        fill_size,
+        grid=grid,
+        plus_extent=plus_extent,
+        max_bytes=int(options.max_memory_gb * 2**30),
+        progress=None if progress is None else (lambda i: progress(i + 1, len(frames))),
+        plus_arithmetic=plus_arithmetic,
+    )
     stem = output_stem(name)
     vol_path = write_volume(out / f"{stem}.{options.volume_format}", rec.volume)
     result.outputs.append(vol_path)
@@ -248,8 +272,9 @@ def convert_sweep(
         coverage=rec.weights.data > 0,
         heading_drift=heading,
     )
-    report["warnings"] = [str(w.message) for w in caught] + report["warnings"]
+    report["warnings"] = [str(w.message) for w in records] + report["warnings"]
     report["n_frames_skipped"] = rec.n_frames_skipped
+    report["plus_arithmetic"] = plus_arithmetic
     report["volume_shape_ijk"] = list(rec.volume.data.shape[::-1])
     report["origin_mm"] = [v * 1e3 for v in rec.volume.origin_m]
     result.report.update(report)
@@ -263,7 +288,7 @@ def _load_plus(
     name: str, plus_config: str | Path | None, options: Sweep2VolOptions
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[Any, ...]]:
     from sonoedge.freehand.tracked import tracked_pixel_to_world
-    from sonoedge.io.plus import frames_to_mf, read_plus_config, read_sequence
+    from sonoedge.io.plus import ReconstructionConfig, frames_to_mf, read_plus_config, read_sequence
 
     seq = read_sequence(name)
     if seq.frames.size == 0 or seq.frames.ndim != 3:
@@ -276,6 +301,7 @@ def _load_plus(
     fill = None if options.fill_holes == "none" else options.fill_holes
     fill_size = options.fill_size
     static: dict[tuple[str, str], Any] = {}
+    rc: ReconstructionConfig | None = None
     image_frame, reference_frame = "Image", "Reference"
     if plus_config is not None:
         cfg = read_plus_config(plus_config)
@@ -297,7 +323,19 @@ def _load_plus(
             )
         fill, fill_size = _plus_hole_filling(rc.fill_holes, rc.hole_filling)
     p2w, valid = tracked_pixel_to_world(seq, static, image_frame, reference_frame)
-    settings = (spacing, interp, compound, clip, fan, fill, fill_size)
+    grid = None
+    if rc is not None and rc.output_origin_mm is not None and rc.output_extent:
+        e = rc.output_extent
+        origin = [
+            (o + e[2 * a] * s) * 1e-3
+            for a, (o, s) in enumerate(zip(rc.output_origin_mm, rc.output_spacing_mm, strict=True))
+        ]
+        grid = OutputGrid(
+            (origin[0], origin[1], origin[2]),
+            spacing,
+            (e[5] - e[4] + 1, e[3] - e[2] + 1, e[1] - e[0] + 1),
+        )
+    settings = (spacing, interp, compound, clip, fan, fill, fill_size, grid)
     return frames, p2w, valid, seq.timestamps_s, settings
 
 

@@ -117,8 +117,9 @@ class OutputGrid:
     ) -> OutputGrid:
         """The grid spanning the clip-rectangle corners of every valid frame.
 
-        With ``plus_extent`` the extent is ``int(range / spacing)`` as in PLUS (the far edge may
-        lose up to one voxel); otherwise it is rounded up so every corner is inside.
+        With ``plus_extent`` the origin is the lowest corner and the extent ``int(range /
+        spacing)``, as in PLUS (the far edge may lose up to one voxel); otherwise the grid has
+        half a voxel of margin on every side, so every pixel lands inside even for a flat sweep.
         """
         mats = _as_matrices(pixel_to_world)
         ok = np.ones(len(mats), bool) if valid is None else np.asarray(valid, bool)
@@ -129,6 +130,9 @@ class OutputGrid:
         world = np.einsum("nij,cj->nci", mats[ok], corners)[..., :3].reshape(-1, 3)
         lo, hi = world.min(axis=0), world.max(axis=0)
         sp = _spacing3(spacing_m)
+        if not plus_extent:
+            lo = lo - 0.5 * np.asarray(sp)
+            hi = hi + 0.5 * np.asarray(sp)
         span = (hi - lo) / np.asarray(sp)
         ext = np.floor(span + 1e-9) if plus_extent else np.ceil(span - 1e-9)
         ni, nj, nk = (int(v) + 1 for v in ext)
@@ -177,6 +181,7 @@ class VolumeReconstructor:
         pixel_rejection_threshold: float | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
         engine: Engine = "auto",
+        plus_arithmetic: bool = False,
     ) -> None:
         if interpolation not in INTERPOLATIONS:
             raise ConfigError(f"interpolation={interpolation!r}: expected one of {INTERPOLATIONS}")
@@ -188,6 +193,12 @@ class VolumeReconstructor:
             raise ConfigError(
                 "engine='numba' needs numba", hint="pip install 'sonoedge[fast]' or use numpy"
             )
+        if plus_arithmetic and (compounding != "mean" or not _kernels.AVAILABLE):
+            raise ConfigError(
+                "plus_arithmetic reproduces PLUS's MEAN compounding and needs numba",
+                hint="use compounding='mean' and pip install 'sonoedge[fast]'",
+            )
+        self.plus_arithmetic = plus_arithmetic
         check_memory(grid, max_bytes)
         self.engine = "numba" if engine != "numpy" and _kernels.AVAILABLE else "numpy"
         self.grid = grid
@@ -241,6 +252,21 @@ class VolumeReconstructor:
         if not np.all(np.isfinite(mat)):
             raise DataError("pixel_to_world contains NaN/Inf")
         (c0, c1, r0, r1), weights = self._pixels((img.shape[0], img.shape[1]))
+        if self.plus_arithmetic:
+            pasted = _kernels.paste_plus(
+                img,
+                weights,
+                (self._world_to_index @ mat)[:3],
+                (c0, c1, r0, r1),
+                self.grid.shape,
+                self.value,
+                self.weight,
+                -np.inf if self.threshold is None else float(self.threshold),
+                self.interpolation == "nearest",
+            )
+            self.n_frames += 1
+            self.n_pixels += pasted
+            return pasted
         if self.engine == "numba":
             mode = {"mean": _kernels.MODE_MEAN, "max": _kernels.MODE_MAX}.get(
                 self.compounding, _kernels.MODE_LATEST
@@ -407,7 +433,7 @@ class VolumeReconstructor:
         """The compounded volume; empty voxels are 0. Integer dtypes are rounded and clipped."""
         hit = self.weight > 0
         out = np.zeros(self.grid.n_voxels, np.float32)
-        if self.compounding == "max":
+        if self.compounding == "max" or self.plus_arithmetic:
             out[hit] = self.value[hit]
         else:
             out[hit] = self.value[hit] / self.weight[hit]

@@ -47,6 +47,7 @@ from sonoedge.freehand.timesync import (
 from sonoedge.types import Sweep, Volume
 
 log = logging.getLogger(__name__)
+MIN_FRAMES_TO_ALIGN = 12  # fewer frame pairs give spurious correlation peaks
 
 
 def estimate_poses(
@@ -95,7 +96,7 @@ def estimate_poses(
     calib = sweep.probe.imu_to_image if sweep.probe is not None else np.eye(4)
     q_image_imu = image_orientations(fused.quaternions, calib)
     offset = 0.0 if time_offset_s is None else float(time_offset_s)
-    if time_offset_s is None and align_time and motion == "fan" and n >= 5:
+    if time_offset_s is None and align_time and motion == "fan" and n >= MIN_FRAMES_TO_ALIGN:
         imu_motion = imu_motion_signal(
             sweep.imu, frames.shape[1:], sweep.spacing_m, calib, fused.gyro_bias_dps
         )
@@ -129,6 +130,15 @@ def estimate_poses(
     return pm.SweepPoses(poses, valid, offset, speed, q_frames, drift)
 
 
+def _coplanar(mats: np.ndarray, tolerance_m: float) -> bool:
+    """Whether every frame's image plane is the first one's (within ``tolerance_m``)."""
+    normals = np.cross(mats[:, :3, 0], mats[:, :3, 1])
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    same_direction = np.abs(normals @ normals[0]) > 1 - 1e-9
+    offsets = (mats[:, :3, 3] - mats[0, :3, 3]) @ normals[0]
+    return bool(np.all(same_direction) and np.all(np.abs(offsets) < 0.1 * tolerance_m))
+
+
 @dataclass(frozen=True)
 class ReconstructionResult:
     """A volume, its accumulation (weight) volume, and how many frames were used or skipped."""
@@ -152,10 +162,11 @@ def reconstruct(
     fill: HoleMethod | None = None,
     fill_size: int | None = None,
     grid: OutputGrid | None = None,
-    plus_extent: bool = True,
+    plus_extent: bool = False,
     dtype: npt.DTypeLike = np.uint8,
     max_bytes: int = DEFAULT_MAX_BYTES,
     progress: Callable[[int], None] | None = None,
+    plus_arithmetic: bool = False,
 ) -> ReconstructionResult:
     """Batch reconstruction with the checks the CLI relies on (skipped frames, flat sweeps)."""
     arr = np.asarray(frames)
@@ -177,9 +188,20 @@ def reconstruct(
         warnings.warn("only one frame has a valid pose: the volume is a single slice", stacklevel=2)
     if grid is None:
         grid = OutputGrid.covering(mats, arr.shape[1:], spacing_m, ok, clip, plus_extent)
-    if ok.sum() > 1 and min(grid.shape) == 1:
-        warnings.warn("all frames lie in one plane: the volume is one voxel thick", stacklevel=2)
-    rec = VolumeReconstructor(grid, interpolation, compounding, clip, fan, max_bytes=max_bytes)
+    if ok.sum() > 1 and _coplanar(mats[ok], min(grid.spacing_m)):
+        warnings.warn(
+            "all frames lie in one plane: the volume is a single slice, not a 3D sweep",
+            stacklevel=2,
+        )
+    rec = VolumeReconstructor(
+        grid,
+        interpolation,
+        compounding,
+        clip,
+        fan,
+        max_bytes=max_bytes,
+        plus_arithmetic=plus_arithmetic,
+    )
     rec.add_frames(arr, mats, ok, progress)
     data = rec.volume(np.float32)
     filled = rec.coverage()

@@ -1,16 +1,19 @@
 """SONIC networks: power Doppler from an IQ ensemble (teacher: long, student: short).
 
-Input ``x[batch, 2 * n_frames, axial, lateral]``: the ensemble divided by its RMS, real and
-imaginary parts interleaved (``x[2k] = Re iq[k]``, ``x[2k + 1] = Im iq[k]``; see
-:func:`sonoedge.zoo.sonic.ensemble_to_input`). Output ``y[batch, 1, axial, lateral]``: blood power
-mapped to ``[0, 1]`` (``dB = DB_LOW + y * DB_SPAN``, dB relative to the tissue power).
+Input ``x[batch, 2 * n_frames, axial, lateral]``: the ensemble's SVD component energies per pixel
+(``n_frames`` channels) and their tail sums (the power Doppler of an SVD filter at every low
+cutoff, ``n_frames`` channels), log-compressed — see :func:`sonoedge.zoo.sonic.ensemble_features`
+(numpy, torch-free; a small eigen-decomposition of the ``N × N`` Gram matrix). The network learns
+where, pixel by pixel and with spatial context, blood ends and clutter/noise begin, and denoises
+the result. Output ``y[batch, 1, axial, lateral]``: blood power mapped to ``[0, 1]``
+(``dB = DB_LOW + y * DB_SPAN``, dB relative to the tissue power).
 
-Architecture (deployment-shaped: 1×1/3×3 convolutions, ReLU, average pooling, nearest upsampling,
-elementwise square/log; every channel count a multiple of 8):
+Architecture (deployment-shaped: 1×1/3×3 convolutions, ReLU, average pooling, nearest upsampling;
+every channel count a multiple of 8):
 
-1. ``temporal``: a bank of learned temporal filters (1×1 conv over the frames, no bias) whose
-   output energy, locally averaged and log-compressed, forms the *clutter-suppressed features*
-   (deep supervision 1 targets the SVD power Doppler of the same ensemble from them);
+1. ``mix``: 1×1 convolutions over the component features, then a 3×3 block — the
+   *clutter-suppressed features* (deep supervision 1 targets the SVD power Doppler of the same
+   ensemble from them);
 2. a two-level U-Net with a global-context branch at the bottleneck (deep supervision 2 targets the
    SVD power Doppler of the long ensemble; knowledge distillation matches these features to the
    teacher's);
@@ -26,10 +29,6 @@ import torch
 from torch import nn
 
 from sonoedge.errors import ConfigError
-
-LOG_EPS = 1e-8
-LOG_SCALE = 0.1
-
 
 @dataclass(frozen=True)
 class SonicArch:
@@ -51,14 +50,14 @@ class SonicArch:
             raise ConfigError(f"width={self.width!r} is invalid: expected a multiple of 8")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": "sonic-unet-v1", **asdict(self)}
+        return {"name": "sonic-svdnet-v1", **asdict(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SonicArch:
         name = data.get("name")
-        if name != "sonic-unet-v1":
+        if name != "sonic-svdnet-v1":
             raise ConfigError(
-                f"architecture {name!r} is not a SONIC network: expected 'sonic-unet-v1'",
+                f"architecture {name!r} is not a SONIC network: expected 'sonic-svdnet-v1'",
                 hint="these weights were trained for another model; pick a SONIC checkpoint",
             )
         try:
@@ -77,14 +76,18 @@ def _block(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class SonicNet(nn.Module):
-    """Temporal filter bank → log energy → U-Net → blood power in ``[0, 1]``."""
+    """Component features → clutter-suppressed features → U-Net → blood power in ``[0, 1]``."""
 
     def __init__(self, arch: SonicArch) -> None:
         super().__init__()
         self.arch = arch
         f, w = 2 * arch.n_filters, arch.width
-        self.temporal = nn.Conv2d(2 * arch.n_frames, f, 1, bias=False)
-        self.smooth = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        self.mix = nn.Sequential(
+            nn.Conv2d(2 * arch.n_frames, f, 1),
+            nn.ReLU(True),
+            nn.Conv2d(f, f, 1),
+            nn.ReLU(True),
+        )
         self.enc1 = _block(f, w)
         self.down = nn.Sequential(nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.ReLU(True))
         self.enc2 = _block(2 * w, 2 * w)
@@ -102,7 +105,7 @@ class SonicNet(nn.Module):
         self.dec = _block(2 * w, w)
         self.head = nn.Conv2d(w, 1, 1)
         # Training-only heads (deep supervision); not part of the exported graph.
-        self.ds_filtered = nn.Conv2d(f, 1, 1)
+        self.ds_filtered = nn.Conv2d(w, 1, 1)
         self.ds_bottleneck = nn.Conv2d(2 * w, 1, 1)
 
     @property
@@ -110,14 +113,12 @@ class SonicNet(nn.Module):
         return 2 * self.arch.width
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """All intermediate maps: ``filtered`` (log energies), ``bottleneck`` and ``out``."""
-        y = self.temporal(x)
-        filtered = torch.log(self.smooth(y * y) + LOG_EPS) * LOG_SCALE
-        e1 = self.enc1(filtered)
+        """All intermediate maps: ``filtered``, ``bottleneck`` and ``out``."""
+        e1 = self.enc1(self.mix(x))
         b = self.enc2(self.down(e1))
         b = b + self.context(b)
         d = self.dec(torch.cat([self.up(b), e1], dim=1))
-        return {"filtered": filtered, "bottleneck": b, "out": self.head(d)}
+        return {"filtered": e1, "bottleneck": b, "out": self.head(d)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)["out"]

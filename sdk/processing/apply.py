@@ -167,8 +167,6 @@ def process_source(
 ) -> Outcome:
     """Apply ``op``/``method`` to every item of ``source`` and stack the results."""
     registry.get_method(op, method)
-    if op in ("despeckle", "enhance") and source.kind not in ("image", "iq"):
-        raise DataError(f"op {op!r} needs an image")
     params = params or {}
     notes: list[str] = []
     stacks: dict[str, list[npt.NDArray[Any]]] = {}

@@ -10,7 +10,7 @@ one grey image. HDF5 recordings are read with :class:`sonoedge.io.recording.Reco
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,7 +45,6 @@ class Source:
     items: Callable[[], Iterator[Item]]
     center_frequency_hz: float | None = None
     probe: ProbeInfo | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _axis(values: npt.ArrayLike, n: int, name: str) -> tuple[float, float]:

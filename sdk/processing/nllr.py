@@ -4,9 +4,10 @@ For reference patches on a grid, the ``n_similar`` most similar patches (sum of 
 differences, found with box-filtered difference images) inside a search window are stacked as the
 columns of a matrix ``Y`` (``patch_px^2 x n_similar``). After removing the group mean, noise-only
 singular values of ``Y`` stay below ``tau = sigma (sqrt(m) + sqrt(k))`` (the largest singular value
-of an ``m x k`` Gaussian noise matrix); they are zeroed, the low-rank group is written back and
-overlapping estimates are averaged. Further iterations feed back a little of the residual
-(``y_k = x_{k-1} + delta (y - x_{k-1})``) with a re-estimated noise level.
+of an ``m x k`` Gaussian noise matrix); they are zeroed (a projection found from the ``k x k``
+Gram matrix of the group), the low-rank group is written back and overlapping estimates are
+averaged. Further iterations feed back a little of the residual (``y_k = x_{k-1} + delta (y -
+x_{k-1})``) with a re-estimated noise level.
 """
 
 from __future__ import annotations
@@ -65,11 +66,14 @@ def _one_pass(
     patches = np.lib.stride_tricks.sliding_window_view(img, (patch_px, patch_px))
     group = patches[gz, gx].reshape(rz.size, k_sim, -1)  # (refs, k, m)
     mean = group.mean(axis=1, keepdims=True)
-    u, s, vh = np.linalg.svd(group - mean, full_matrices=False)
+    centred = group - mean
+    # singular values/vectors from the small k x k Gram matrix: keeping the components with
+    # sigma > tau is the projection U_keep U_keep^T Y
+    eigval, u = np.linalg.eigh(centred @ centred.transpose(0, 2, 1))
     m = patch_px * patch_px
     tau = sigma * (np.sqrt(m) + np.sqrt(k_sim))
-    s = np.where(s > tau, s, 0.0)
-    denoised = (u * s[:, None, :]) @ vh + mean
+    u = u * (np.sqrt(np.clip(eigval, 0.0, None)) > tau)[:, None, :]
+    denoised = u @ (u.transpose(0, 2, 1) @ centred) + mean
     pz, px = np.meshgrid(np.arange(patch_px), np.arange(patch_px), indexing="ij")
     flat = (gz[..., None] + pz.ravel()) * w + (gx[..., None] + px.ravel())
     total = np.bincount(flat.ravel(), weights=denoised.ravel(), minlength=h * w)

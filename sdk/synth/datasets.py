@@ -190,7 +190,7 @@ def _samples(spec: DatasetSpec, workers: int) -> Iterator[tuple[int, Sample]]:
         yield from map(_make, jobs)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(_make, jobs, chunksize=1)
+        yield from pool.map(_make, jobs, chunksize=max(1, spec.n // (8 * workers)))
 
 
 def write_dataset(

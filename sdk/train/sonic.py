@@ -191,7 +191,9 @@ class SceneSet:
                 win = self.iq[s, w * n : (w + 1) * n]
                 pd = power_doppler(svd_filter(win, cutoff=cutoff), db=False)  # type: ignore[arg-type]
                 out[s, w] = power_to_unit(pd / ensemble_scale(win) ** 2)
-        np.save(path, out)
+        tmp = path.with_name(f"{path.stem}.tmp.npy")
+        np.save(tmp, out)
+        tmp.replace(path)
         return out
 
 

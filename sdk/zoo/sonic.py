@@ -1,7 +1,7 @@
 """Torch-free SONIC inference: IQ ensemble → power Doppler with an exported student (onnxruntime).
 
-The network input is the ensemble divided by its RMS with real and imaginary parts interleaved
-(:func:`ensemble_to_input`); its output ``y`` in ``[0, 1]`` is blood power in dB relative to tissue,
+The network input is the log energy of the ensemble's SVD components and their tail sums per
+pixel (:func:`ensemble_features`, numpy); its output ``y`` in ``[0, 1]`` is blood power in dB relative to tissue,
 ``dB = DB_LOW + y * DB_SPAN``. Training code imports the same helpers so both sides agree.
 """
 
@@ -21,6 +21,8 @@ DB_SPAN = 50.0
 SIZE_MULTIPLE = 4
 MIN_SIZE = 16
 MAX_SIZE = 2048
+FEATURE_EPS = 1e-9
+FEATURE_SCALE = 0.25
 SPACING_TOLERANCE = 0.2  # relative; beyond it the input is resampled to the trained spacing
 FloatArray = npt.NDArray[np.float32]
 
@@ -37,19 +39,31 @@ def unit_to_db(unit: npt.ArrayLike) -> FloatArray:
 
 def ensemble_scale(iq: npt.NDArray[np.complex64]) -> float:
     """RMS of the ensemble (the normalisation every SONIC input goes through)."""
-    rms = math.sqrt(
-        float(np.mean(iq.real.astype(np.float64) ** 2 + iq.imag.astype(np.float64) ** 2))
-    )
+    power = np.mean(iq.real.astype(np.float64) ** 2 + iq.imag.astype(np.float64) ** 2)
+    rms = math.sqrt(float(power))
     return rms if rms > 0 else 1.0
 
 
-def ensemble_to_input(iq: npt.NDArray[np.complex64]) -> FloatArray:
-    """``(N, H, W)`` complex → ``(2N, H, W)`` float32, RMS-normalised, Re/Im interleaved."""
-    x = iq / np.float32(ensemble_scale(iq))
-    out = np.empty((2 * iq.shape[0], *iq.shape[1:]), np.float32)
-    out[0::2] = x.real
-    out[1::2] = x.imag
-    return out
+def ensemble_features(iq: npt.NDArray[np.complex64]) -> FloatArray:
+    """``(N, H, W)`` complex → ``(2N, H, W)`` float32 network input.
+
+    With the Casorati matrix ``S`` (pixels × frames) and its right singular vectors ``v_k``
+    (descending singular values), ``e_k = |S v_k|^2 / (N rms^2)`` is pixel energy in component
+    ``k`` and ``t_k = sum_{j >= k} e_j`` the power Doppler of an SVD filter with low cutoff ``k``,
+    both relative to the ensemble's mean power. Channels ``0..N-1`` hold
+    ``FEATURE_SCALE * log10(e_k + FEATURE_EPS)``, channels ``N..2N-1`` the same for ``t_k``.
+    Invariant to a global gain and phase, time reversal and frame order within the ensemble's span.
+    """
+    from sonoedge.processing.clutter import gram_eig
+
+    n, h, w = iq.shape
+    s = iq.reshape(n, -1).T
+    _, v = gram_eig(s)
+    proj = s @ v.astype(np.complex64)
+    energy = (proj.real**2 + proj.imag**2) / np.float32(n * ensemble_scale(iq) ** 2)
+    tails = np.cumsum(energy[:, ::-1], axis=1)[:, ::-1]
+    feats = np.concatenate([energy, tails], axis=1).T.reshape(2 * n, h, w)
+    return (np.log10(feats + FEATURE_EPS) * FEATURE_SCALE).astype(np.float32)
 
 
 def _check_ensemble(iq: object, n_frames: int) -> npt.NDArray[np.complex64]:
@@ -161,7 +175,7 @@ class SonicModel:
     def predict_unit(self, iq_windows: npt.NDArray[np.complex64]) -> FloatArray:
         """Raw network output ``(B, H, W)`` in ``[0, 1]`` for windows ``(B, n_frames, H, W)``
         whose size is already a multiple of :data:`SIZE_MULTIPLE`."""
-        x = np.stack([ensemble_to_input(w) for w in iq_windows])
+        x = np.stack([ensemble_features(w) for w in iq_windows])
         (y,) = self.session.run(None, {self.input_name: x})
         return np.asarray(y, np.float32)[:, 0]
 

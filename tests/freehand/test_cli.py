@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
-from freehand_data import NWIRE, NWIRE_CONFIG
 from typer.testing import CliRunner
 
 from sonoedge.cli import app
@@ -21,14 +22,14 @@ def test_help_teaches() -> None:
     assert "--plus-config" in result.output and "Examples" in result.output
 
 
-def test_plus_file_with_config(plus_data: Path, tmp_path: Path) -> None:
+def test_plus_file_with_config(plus_data: Any, tmp_path: Path) -> None:
     result = runner.invoke(
         app,
         [
             "sweep2vol",
-            str(NWIRE),
+            str(plus_data.nwire),
             "--plus-config",
-            str(NWIRE_CONFIG),
+            str(plus_data.config),
             "-o",
             str(tmp_path),
             "--weights",
@@ -87,14 +88,14 @@ def test_bad_inputs(tmp_path: Path) -> None:
     assert result.exit_code != 0 and "--interp" in str(result.exception)
 
 
-def test_absurd_spacing_is_refused_with_size(plus_data: Path, tmp_path: Path) -> None:
+def test_absurd_spacing_is_refused_with_size(plus_data: Any, tmp_path: Path) -> None:
     result = runner.invoke(
         app,
         [
             "sweep2vol",
-            str(NWIRE),
+            str(plus_data.nwire),
             "--plus-config",
-            str(NWIRE_CONFIG),
+            str(plus_data.config),
             "-o",
             str(tmp_path),
             "--max-memory-gb",
@@ -103,3 +104,46 @@ def test_absurd_spacing_is_refused_with_size(plus_data: Path, tmp_path: Path) ->
     )
     assert result.exit_code == 1 and "would need" in result.output
     assert not (tmp_path / "NwirePhantomFreehand.nrrd").exists()
+
+
+def test_config_output_grid_and_motion_check(plus_data: Any, tmp_path: Path) -> None:
+    text = plus_data.config.read_text().replace(
+        'OutputSpacing="0.5 0.5 0.5"',
+        'OutputSpacing="1 1 1" OutputOrigin="-20 -130 -50" OutputExtent="2 11 0 9 0 4"',
+    )
+    config = tmp_path / "grid.xml"
+    config.write_text(text)
+    result = runner.invoke(
+        app, ["sweep2vol", str(plus_data.nwire), "--plus-config", str(config), "-o", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    vol = read_volume(tmp_path / "NwirePhantomFreehand.nrrd")
+    assert vol.data.shape == (5, 10, 10)
+    assert vol.origin_m == pytest.approx((-18e-3, -130e-3, -50e-3))
+    result = runner.invoke(
+        app, ["sweep2vol", str(plus_data.nwire), "--motion", "fan", "-o", str(tmp_path)]
+    )
+    assert result.exit_code == 1 and "tracked" in result.output
+
+
+def test_invalid_transforms_are_skipped_and_counted(tmp_path: Path) -> None:
+    from sonoedge.io.plus import SequenceFile, format_matrix, write_sequence
+
+    frames = np.full((4, 20, 30), 120, np.uint8)
+    fields = []
+    for i in range(4):
+        m = np.eye(4)
+        m[2, 3] = 1.5 * i  # 1 mm pixels, frames 1.5 mm apart
+        fields.append(
+            {
+                "ImageToReferenceTransform": format_matrix(m),
+                "ImageToReferenceTransformStatus": "INVALID" if i == 2 else "OK",
+                "Timestamp": f"{0.1 * i:.3f}",
+            }
+        )
+    path = write_sequence(tmp_path / "s.igs.mha", SequenceFile(frames, fields))
+    result = runner.invoke(app, ["sweep2vol", str(path), "-o", str(tmp_path), "--spacing", "1"])
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 of 4" in result.output
+    report = json.loads((tmp_path / "s_quality.json").read_text())
+    assert report["n_frames_skipped"] == 1 and report["n_valid_poses"] == 3

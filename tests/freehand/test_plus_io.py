@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from freehand_data import NWIRE, NWIRE_CONFIG
 
 from sonoedge.errors import ConfigError, RecordingError
 from sonoedge.io.plus import (
@@ -37,8 +37,8 @@ def _small_sequence(n: int = 3) -> SequenceFile:
     return SequenceFile(frames, fields, {"UltrasoundImageOrientation": "MF"})
 
 
-def test_reads_nwire_phantom_sweep(plus_data: Path) -> None:
-    seq = read_sequence(NWIRE)
+def test_reads_nwire_phantom_sweep(plus_data: Any) -> None:
+    seq = read_sequence(plus_data.nwire)
     assert seq.frames.shape == (97, 616, 820) and seq.frames.dtype == np.uint8
     assert seq.image_orientation == "MF"
     assert set(seq.transform_names()) == {"ProbeToTracker", "ReferenceToTracker", "StylusToTracker"}
@@ -111,8 +111,8 @@ def test_uncompressed_mha_size_is_checked(tmp_path: Path) -> None:
     assert zlib.compress(b"x")  # zlib present: compressed files are exercised above
 
 
-def test_reads_nwire_config(plus_data: Path) -> None:
-    cfg = read_plus_config(NWIRE_CONFIG)
+def test_reads_nwire_config(plus_data: Any) -> None:
+    cfg = read_plus_config(plus_data.config)
     np.testing.assert_allclose(
         cfg.transform("Image", "Probe")[0], [-0.0094, -0.0739, -0.0028, -103.5322]
     )

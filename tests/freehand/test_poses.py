@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
-from freehand_data import small_probe
 
 from sonoedge.errors import ConfigError, DataError
 from sonoedge.freehand import quaternion as quat
@@ -19,7 +20,7 @@ from sonoedge.freehand.poses import (
 from sonoedge.freehand.quality import hole_fraction, sweep_quality
 from sonoedge.freehand.sweep import estimate_poses, reconstruct_sweep
 from sonoedge.synth.sweeps import default_phantom, simulate_sweep
-from sonoedge.types import Sweep
+from sonoedge.types import ProbeInfo, Sweep
 
 
 def test_fan_pose_keeps_contact_point_fixed() -> None:
@@ -92,7 +93,7 @@ def test_fan_sweep_geometry_within_a_millimetre(fan_sweep: Sweep) -> None:
 
 
 @pytest.mark.parametrize("motion", ["linear", "rotation"])
-def test_linear_and_rotation_sweeps(motion: str) -> None:
+def test_linear_and_rotation_sweeps(motion: str, small_probe: Callable[..., ProbeInfo]) -> None:
     sweep = simulate_sweep(
         small_probe(),
         motion,
@@ -129,7 +130,7 @@ def test_linear_and_rotation_sweeps(motion: str) -> None:
         assert err.max() < 1.5  # hand tremor about other axes is not modelled
 
 
-def test_tracked_and_missing_imu() -> None:
+def test_tracked_and_missing_imu(small_probe: Callable[..., ProbeInfo]) -> None:
     sweep = simulate_sweep(small_probe(), "fan", seed=1, n_frames=6, spacing_m=(1e-3, 1e-3))
     assert sweep.poses is not None
     poses = sweep.poses.copy()

@@ -113,7 +113,8 @@ def test_plus_grid_from_clip_corners() -> None:
     rounded = OutputGrid.covering(
         mats, (6, 8), 1e-3, clip=ClipRectangle((1, 1), (4, 3)), plus_extent=False
     )
-    assert rounded.shape == (4, 4, 6)
+    assert rounded.shape == (5, 5, 7)  # half a voxel of margin each side, rounded up
+    assert rounded.origin_m == pytest.approx((0.5e-3, 0.5e-3, -0.5e-3))
 
 
 def test_refusals() -> None:
@@ -135,13 +136,14 @@ def test_batch_reconstruct_bad_sweeps() -> None:
     mats = np.stack([_plane(0), _plane(1), _plane(2)])
     with pytest.warns(UserWarning, match="skipped 1 of 3"):
         res = reconstruct(frames, mats, [True, False, True], 1e-3)
-    assert res.n_frames_skipped == 1 and res.volume.data.shape == (3, 6, 8)
+    assert res.n_frames_skipped == 1 and res.volume.data.shape == (4, 7, 9)  # half-voxel margins
     with pytest.raises(DataError, match="none of the 3"):
         reconstruct(frames, mats, [False] * 3, 1e-3)
     with pytest.warns(UserWarning, match="single slice"):
         reconstruct(frames[:1], mats[:1], None, 1e-3)
     with pytest.warns(UserWarning, match="one plane"):
-        reconstruct(frames, np.stack([_plane(1)] * 3), None, 1e-3)
+        flat = reconstruct(frames, np.stack([_plane(1)] * 3), None, 1e-3)
+    assert flat.volume.data.max() == 90  # still a real (single-slice) volume
     with pytest.raises(ConfigError, match="would need"):
         reconstruct(frames, mats * np.array([1e3, 1e3, 1e3, 1.0])[:, None], None, 1e-5)
     nan_mats = mats.copy()
@@ -149,3 +151,18 @@ def test_batch_reconstruct_bad_sweeps() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert reconstruct(frames, nan_mats, None, 1e-3).n_frames_skipped == 1
+
+
+@pytest.mark.skipif(not _kernels.AVAILABLE, reason="PLUS arithmetic needs numba")
+@pytest.mark.parametrize("interp", ["nearest", "linear"])
+def test_plus_arithmetic_running_average(interp: str) -> None:
+    rec = VolumeReconstructor(GRID, interp, "mean", plus_arithmetic=True)  # type: ignore[arg-type]
+    for value in (10, 21, 30):
+        rec.add_frame(np.full((6, 8), value, np.uint8), _plane(1))
+    got = rec.volume(np.uint8).data[1]
+    # PLUS: (21·256 + 10·256) // 512 = 15, then (30·256 + 15·512) // 768 = 20 (nearest truncates;
+    # linear rounds: 15.5 → 16, then (30 + 2·16) / 3 = 20.67 → 21).
+    assert np.all(got == (20 if interp == "nearest" else 21))
+    assert rec.weights().data[1, 0, 0] == pytest.approx(768)
+    with pytest.raises(ConfigError, match="MEAN"):
+        VolumeReconstructor(GRID, interp, "max", plus_arithmetic=True)  # type: ignore[arg-type]

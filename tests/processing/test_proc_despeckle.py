@@ -60,4 +60,4 @@ def test_bad_inputs():
     with pytest.raises(ConfigError, match="ksize"):
         median(np.ones((8, 8)), ksize=4)
     with pytest.raises(ConfigError, match="dt"):
-        srad(np.ones((8, 8)), dt=1.0)
+        srad(np.ones((8, 8)), dt=2.0)

@@ -121,3 +121,11 @@ def test_shipped_student_is_small_and_documented() -> None:
 
     assert hashlib.sha256(onnx_path.read_bytes()).hexdigest() == card["sha256"]
     assert (zoo.ZOO_DIR / "sonic-16.md").exists()
+
+
+def test_registry_method_needs_prf_and_spacing(model: zoo.sonic.SonicModel) -> None:
+    fn = model.as_method()
+    iq = _iq(8, 32, 32)
+    assert fn(iq, prf_hz=model.prf_range_hz[0], spacing_m=model.spacing_m).shape == (32, 32)
+    with pytest.raises(DataError, match="prf_hz is missing"):
+        fn(iq)

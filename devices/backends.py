@@ -1,0 +1,234 @@
+"""Inference backends: ONNX Runtime with a provider chain, and the OpenVINO runtime.
+
+Order on every target: TensorRT EP → CUDA EP → OpenVINO → CPU EP (each target profile lists the
+subset it uses). Each backend that is skipped is logged with the reason, and so is each provider
+that ONNX Runtime itself drops while creating the session. TensorRT runs only models whose
+engines were built ahead of time for this GPU + TensorRT + ONNX Runtime (``--warmup``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from sonoedge.devices import capabilities, trt_cache
+from sonoedge.devices.errors import BundleError
+from sonoedge.devices.profiles import TargetProfile
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "openvino-ep": "OpenVINOExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT"}
+Arrays = dict[str, npt.NDArray[Any]]
+
+
+class Backend(Protocol):
+    """A compiled model on one device."""
+
+    name: str
+
+    def run(self, feeds: Mapping[str, npt.NDArray[Any]]) -> Arrays: ...
+
+
+def tensorrt_options(
+    profile: TargetProfile,
+    precision: str,
+    cache_dir: Path,
+    shapes: Mapping[str, list[int]] | None = None,
+    device_id: int = 0,
+) -> dict[str, Any]:
+    """TensorRT EP options (names as documented by ONNX Runtime): fp16 per profile, int8 for QDQ
+    (int8) models, engine and timing caches in ``cache_dir``, and an optimisation profile fixed
+    at the bundle's example input shapes (the shapes ``--warmup`` builds the engine for)."""
+    options: dict[str, Any] = {
+        "device_id": device_id,
+        "trt_fp16_enable": profile.trt_fp16,
+        "trt_int8_enable": precision == "int8",
+        "trt_max_workspace_size": profile.trt_workspace_bytes,
+        "trt_builder_optimization_level": profile.trt_builder_optimization_level,
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(cache_dir),
+        "trt_timing_cache_enable": True,
+        "trt_timing_cache_path": str(cache_dir),
+    }
+    if shapes:
+        spec = ",".join(f"{n}:{'x'.join(str(d) for d in s)}" for n, s in shapes.items())
+        for key in ("trt_profile_min_shapes", "trt_profile_opt_shapes", "trt_profile_max_shapes"):
+            options[key] = spec
+    return options
+
+
+def provider_chain(
+    profile: TargetProfile,
+    precision: str,
+    model_sha256: str,
+    available: list[str],
+    cache_dir: Path,
+    build_engines: bool = False,
+    threads: int | None = None,
+    shapes: Mapping[str, list[int]] | None = None,
+) -> list[tuple[str, dict[str, Any]]]:
+    """The ONNX Runtime providers to try, with their options; logs every backend skipped."""
+    chain: list[tuple[str, dict[str, Any]]] = []
+    for backend in profile.backends:
+        if backend == "openvino":
+            continue
+        provider = PROVIDERS[backend]
+        if provider not in available:
+            log.warning(
+                "%s: %s is not in this onnxruntime build; falling back to the next backend",
+                profile.name,
+                provider,
+            )
+            continue
+        if backend == "tensorrt":
+            if not (build_engines or trt_cache.is_built(cache_dir, model_sha256)):
+                log.warning(
+                    "%s: no TensorRT engine built for this model in %s; falling back to the next "
+                    "backend (build it ahead of time with `sonoedge package ... --warmup`)",
+                    profile.name,
+                    cache_dir,
+                )
+                continue
+            chain.append((provider, tensorrt_options(profile, precision, cache_dir, shapes)))
+        elif backend == "cuda":
+            chain.append((provider, {"device_id": 0, "cudnn_conv_algo_search": "HEURISTIC"}))
+        elif backend == "openvino-ep":
+            options: dict[str, Any] = {"device_type": "CPU", "cache_dir": str(cache_dir.parent)}
+            if threads:
+                options["num_of_threads"] = threads
+            chain.append((provider, options))
+        else:
+            chain.append((provider, {}))
+    return chain
+
+
+class OrtBackend:
+    """An ONNX Runtime session on the first providers of a chain that load."""
+
+    def __init__(
+        self, model: Path, chain: list[tuple[str, dict[str, Any]]], threads: int | None = None
+    ) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        names = [p for p, _ in chain]
+        try:
+            self.session = ort.InferenceSession(
+                str(model), options, providers=names, provider_options=[o for _, o in chain]
+            )
+        except Exception as err:  # onnxruntime raises its own untyped errors
+            raise BundleError(f"onnxruntime cannot load {model.name}: {err}") from None
+        active = self.session.get_providers()
+        for name in names:
+            if name not in active:
+                log.warning(
+                    "onnxruntime dropped %s while loading %s; using %s", name, model, active
+                )
+        self.name = {v: k for k, v in PROVIDERS.items()}.get(active[0], active[0])
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, feeds: Mapping[str, npt.NDArray[Any]]) -> Arrays:
+        outputs = self.session.run(self.output_names, dict(feeds))
+        return {n: np.asarray(v) for n, v in zip(self.output_names, outputs, strict=True)}
+
+
+class OpenVinoBackend:
+    """A model compiled by the OpenVINO runtime with a performance hint and a model cache."""
+
+    def __init__(
+        self,
+        model: Path,
+        device: str,
+        hint: str = "latency",
+        cache_dir: Path | None = None,
+        threads: int | None = None,
+    ) -> None:
+        import openvino as ov
+
+        if hint not in HINTS:
+            raise BundleError(f"hint={hint!r} is invalid: expected one of {', '.join(HINTS)}")
+        core = ov.Core()
+        if cache_dir is not None:
+            core.set_property({"CACHE_DIR": str(cache_dir)})
+        config: dict[str, Any] = {"PERFORMANCE_HINT": HINTS[hint]}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled = core.compile_model(str(model), device, config)
+        self.request = self.compiled.create_infer_request()
+        self.name = f"openvino-{device.lower()}"
+        self.output_names = [o.get_any_name() for o in self.compiled.outputs]
+
+    def run(self, feeds: Mapping[str, npt.NDArray[Any]]) -> Arrays:
+        result = self.request.infer(dict(feeds))
+        return {
+            n: np.asarray(result[o])
+            for n, o in zip(self.output_names, self.compiled.outputs, strict=True)
+        }
+
+
+def open_backend(
+    profile: TargetProfile,
+    onnx: Path | None,
+    ir: Path | None,
+    precision: str,
+    model_sha256: str,
+    hint: str = "latency",
+    threads: int | None = None,
+    build_engines: bool = False,
+    shapes: Mapping[str, list[int]] | None = None,
+) -> Backend:
+    """The first backend of ``profile`` that can run the model here."""
+    cache = trt_cache.cache_root()
+    if profile.backends[0] == "openvino":
+        reason = _openvino_unusable(profile.openvino_device)
+        if reason is None:
+            try:
+                return OpenVinoBackend(
+                    ir or onnx or Path(), profile.openvino_device, hint, cache / "openvino", threads
+                )
+            except (RuntimeError, BundleError) as err:
+                reason = f"OpenVINO could not compile the model: {err}"
+        log.warning("%s: %s; falling back to the next backend", profile.name, reason)
+    if onnx is None:
+        raise BundleError(
+            f"the bundle has no ONNX model, and OpenVINO cannot run it here ({profile.name})",
+            hint="package it for this target, or pip install 'sonoedge[openvino]'",
+        )
+    trt_dir = trt_cache.cache_dir(cache) if profile.uses_tensorrt else cache / "tensorrt"
+    chain = provider_chain(
+        profile,
+        precision,
+        model_sha256,
+        capabilities.ort_providers(),
+        trt_dir,
+        build_engines=build_engines,
+        threads=threads,
+        shapes=shapes,
+    )
+    return OrtBackend(onnx, chain, threads)
+
+
+def _openvino_unusable(device: str) -> str | None:
+    import importlib.util
+
+    if importlib.util.find_spec("openvino") is None:
+        return "OpenVINO is not installed (pip install 'sonoedge[openvino]')"
+    devices = capabilities.openvino_devices()
+    if not any(d.split(".")[0] == device for d in devices):
+        return f"OpenVINO has no {device} device here (found: {', '.join(devices) or 'none'})"
+    return None

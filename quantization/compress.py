@@ -1,0 +1,224 @@
+"""``sonoedge compress``: prune + distil, export, int8 (ONNX Runtime QDQ and NNCF/OpenVINO).
+
+Writes into ``out``: ``NAME-fp32.onnx`` (pruned when asked), ``NAME-int8.onnx`` (QDQ, for the CPU
+EP and TensorRT), ``NAME-int8-ov.xml/.bin`` (NNCF, for OpenVINO), a model card ``.json`` beside
+each (read by ``sonoedge package``) and ``report.json`` (params, MACs, metric per variant, the
+per-layer int8 error report, layers kept in float).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from sonoedge.errors import ConfigError
+from sonoedge.quantization import data as datamod
+from sonoedge.quantization import ort_int8, pruning
+from sonoedge.quantization.distill import distill
+from sonoedge.quantization.export import export_onnx
+
+log = logging.getLogger(__name__)
+Score = Callable[[list[npt.NDArray[np.float32]]], float]
+
+
+@dataclass(frozen=True)
+class Options:
+    """What ``compress`` does; sample counts are drawn from one data set in this order."""
+
+    prune: float = 0.0
+    int8: bool = True
+    openvino: bool = True
+    max_drop: float | None = None
+    data: str = "speckle"
+    size: int = 64
+    n_train: int = 256
+    n_calib: int = 64
+    n_val: int = 32
+    kd_steps: int = 300
+    seed: int = 0
+    symmetric: bool = False  # int8 symmetric activations (TensorRT)
+
+
+@dataclass(frozen=True)
+class _Cards:
+    """Writes the model card beside each output model."""
+
+    base: dict[str, Any]
+    name: str
+    example_shape: list[int]
+    opts: Options
+    command: str
+    commit: str
+
+    def write(self, model: Path, precision: str, vs_fp32: dict[str, float]) -> None:
+        card = copy.deepcopy(self.base)
+        card.update(
+            {
+                "name": f"{self.name}-{precision}",
+                "precision": precision,
+                "pruning_ratio": self.opts.prune,
+            }
+        )
+        card.setdefault("task", "denoise")
+        card.setdefault("input", {"layout": "NCHW", "normalisation": "none", "range": [0.0, 1.0]})
+        card["input"]["example_shape"] = self.example_shape
+        card.setdefault("output", {"layout": "NCHW", "range": [0.0, 1.0]})
+        prov = card.setdefault("provenance", {})
+        prov.update({"command": self.command, "commit": self.commit, "seed": self.opts.seed})
+        prov.setdefault(
+            "data_spec", {"data": self.opts.data, "size": self.opts.size, "seed": self.opts.seed}
+        )
+        card["metrics"] = {
+            "vs_fp32": {k: round(float(v), 4) for k, v in vs_fp32.items()},
+            "vs_baseline": self.base.get("metrics", {}).get("vs_baseline", {}),
+        }
+        model.with_suffix(".json").write_text(json.dumps(card, indent=2, default=str) + "\n")
+
+
+def load_torch(path: Path) -> nn.Module:
+    """A whole pickled ``nn.Module`` (``torch.save(model)``) — pickle: trusted files only."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types for a bad file
+        raise ConfigError(f"cannot load {path}: {err}") from None
+    if not isinstance(obj, nn.Module):
+        raise ConfigError(
+            f"{path} holds a {type(obj).__name__}, not a PyTorch module",
+            hint="save the whole network with torch.save(model, path), or pass an .onnx model "
+            "(int8 only: pruning needs the PyTorch network)",
+        )
+    return obj.eval()
+
+
+def read_card(model: Path) -> dict[str, Any]:
+    path = model.with_suffix(".json")
+    if not path.exists():
+        return {}
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"model card {path} is unreadable: {err}") from None
+    return card if isinstance(card, dict) else {}
+
+
+def _onnx_io(model: Path) -> tuple[str, str]:
+    import onnxruntime as ort
+
+    s = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    return s.get_inputs()[0].name, s.get_outputs()[0].name
+
+
+def compress(
+    model_path: Path, out: Path, opts: Options, command: str = "", commit: str = "unknown"
+) -> dict[str, Any]:
+    """Run the whole compression; returns the report (also written to ``out/report.json``)."""
+    from sonoedge.quantization.measure import ort_latency
+
+    card = read_card(model_path)
+    name = str(card.get("name", model_path.stem))
+    n = opts.n_train + opts.n_calib + opts.n_val
+    ds = datamod.load(opts.data, n, opts.size, opts.seed)
+    if len(ds) < 3:
+        raise ConfigError(f"data {opts.data!r} has {len(ds)} samples: need at least 3")
+    train, rest = ds.split(max(1, len(ds) * opts.n_train // n))
+    calib, val = rest.split(max(1, len(rest) * opts.n_calib // (opts.n_calib + opts.n_val)))
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"model": str(model_path), "options": asdict(opts)}
+    example = torch.from_numpy(val.inputs[0])
+    if model_path.suffix == ".onnx":
+        if opts.prune:
+            raise ConfigError(
+                "pruning needs the PyTorch network",
+                hint="pass the student's .pt (torch.save(model)), or drop --prune",
+            )
+        fp32 = model_path
+        input_name, _ = _onnx_io(fp32)
+    else:
+        net = load_torch(model_path)
+        input_name = str(card.get("input", {}).get("name", "input"))
+        output_name = str(card.get("output", {}).get("name", "output"))
+        report["dense"] = pruning.count(net, example)
+        if opts.prune:
+            teacher = copy.deepcopy(net).eval()
+            pruning.prune_channels(net, example, opts.prune)
+            losses = distill(
+                net, teacher, train.inputs, train.targets, steps=opts.kd_steps, seed=opts.seed
+            )
+            report["pruned"] = {
+                **pruning.count(net, example),
+                "channels": pruning.channel_counts(net),
+                "kd_loss_first_last": [losses[0], losses[-1]] if losses else [],
+            }
+            torch.save(net, out / f"{name}-pruned.pt")
+        fp32 = out / f"{name}-fp32.onnx"
+        export_onnx(net, example, fp32, input_name, output_name)
+    val_feeds = [{input_name: x} for x in val.inputs]
+    calib_feeds = [{input_name: x} for x in calib.inputs]
+    metric_name = "psnr_db" if val.targets is not None else "psnr_db_vs_fp32_output"
+    refs = val.targets if val.targets is not None else _outputs(fp32, val_feeds)
+
+    def score(outputs: list[npt.NDArray[np.float32]]) -> float:
+        return datamod.mean_psnr_db(refs, outputs)
+
+    metric = ort_int8.onnx_metric(val_feeds, score)
+    base = metric(fp32)
+    cards = _Cards(card, name, list(val.inputs[0].shape), opts, command, commit)
+    variants: dict[str, dict[str, Any]] = {"fp32": {"model": fp32.name, metric_name: base}}
+    if fp32 != model_path:
+        cards.write(fp32, "fp32", {metric_name: base})
+    if opts.int8:
+        q = ort_int8.quantize_gated(
+            fp32,
+            out / f"{name}-int8.onnx",
+            calib_feeds,
+            metric,
+            opts.max_drop,
+            symmetric=opts.symmetric,
+        )
+        variants["int8_onnxruntime"] = {"model": q.model.name, metric_name: q.metric_int8}
+        report["int8_layers"] = q.to_dict()
+        cards.write(q.model, "int8", {metric_name: q.metric_int8, "drop": base - q.metric_int8})
+        if opts.openvino and importlib.util.find_spec("nncf") is not None:
+            from sonoedge.quantization import nncf_int8
+
+            xml = nncf_int8.quantize_openvino(
+                fp32, out / f"{name}-int8-ov.xml", calib_feeds, val_feeds, score, opts.max_drop
+            )
+            value = nncf_int8.openvino_metric(val_feeds, score)(xml)
+            cards.write(xml, "int8", {metric_name: value, "drop": base - value})
+            variants["int8_openvino"] = {"model": xml.name, metric_name: value}
+        elif opts.openvino:
+            log.warning(
+                "NNCF is not installed (pip install 'sonoedge[openvino]'): no OpenVINO int8"
+            )
+    for v in variants.values():
+        path = out / v["model"] if (out / v["model"]).exists() else model_path
+        v["size_bytes"] = path.stat().st_size + (
+            path.with_suffix(".bin").stat().st_size if path.suffix == ".xml" else 0
+        )
+        if path.suffix == ".onnx":
+            v["ort_latency"] = ort_latency(path, {input_name: val.inputs[0]})
+    report["variants"] = variants
+    report["metric"] = metric_name
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return report
+
+
+def _outputs(
+    model: Path, feeds: list[dict[str, npt.NDArray[Any]]]
+) -> list[npt.NDArray[np.float32]]:
+    import onnxruntime as ort
+
+    s = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    return [np.asarray(s.run(None, f)[0]) for f in feeds]

@@ -1,0 +1,93 @@
+"""Compression data sets: inputs (for calibration and distillation) and targets (for the metric).
+
+``speckle``: deterministic synthetic B-mode patches (smooth tissue maps with inclusions under
+fully developed speckle, log-compressed to [0, 1]); the target is the speckle-free map. A ``.npz``
+file with ``inputs`` (N, C, H, W) and optional ``targets`` can be given instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from sonoedge.errors import ConfigError
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """``inputs[i]`` is one batch-of-one input (1, C, H, W); ``targets`` match the outputs."""
+
+    inputs: list[FloatArray]
+    targets: list[FloatArray] | None
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def split(self, n_first: int) -> tuple[DataSet, DataSet]:
+        t = self.targets
+        return (
+            DataSet(self.inputs[:n_first], None if t is None else t[:n_first]),
+            DataSet(self.inputs[n_first:], None if t is None else t[n_first:]),
+        )
+
+
+def speckle(n: int, size: int = 64, seed: int = 0) -> DataSet:
+    """``n`` speckled patches (1, 1, size, size) and their clean maps, both in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    inputs, targets = [], []
+    for _ in range(n):
+        tissue = 0.5 + 0.2 * np.sin(2 * np.pi * (rng.uniform(0.5, 2) * yy + rng.uniform(0, 1)))
+        for _ in range(rng.integers(1, 4)):
+            cy, cx, r = rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8), rng.uniform(0.05, 0.2)
+            inside = (yy - cy) ** 2 + (xx - cx) ** 2 < r**2
+            tissue = np.where(inside, rng.uniform(0.05, 1.0), tissue)
+        amplitude = (
+            tissue
+            * np.abs(rng.standard_normal((size, size)) + 1j * rng.standard_normal((size, size)))
+            / np.sqrt(2)
+        )
+        log_img = np.clip(1 + np.log10(amplitude + 1e-3) / 2, 0, 1)
+        log_clean = np.clip(1 + np.log10(tissue * 0.886 + 1e-3) / 2, 0, 1)
+        inputs.append(log_img[None, None].astype(np.float32))
+        targets.append(log_clean[None, None].astype(np.float32))
+    return DataSet(inputs, targets)
+
+
+def from_npz(path: Path) -> DataSet:
+    try:
+        with np.load(path) as data:
+            x = np.asarray(data["inputs"], np.float32)
+            y = np.asarray(data["targets"], np.float32) if "targets" in data else None
+    except (OSError, KeyError, ValueError) as err:
+        raise ConfigError(
+            f"cannot read {path}: {err}", hint="expected a .npz with 'inputs' (N, C, H, W)"
+        ) from None
+    if x.ndim != 4 or (y is not None and len(y) != len(x)):
+        raise ConfigError(f"{path}: inputs must be (N, C, H, W) with one target per input")
+    return DataSet([a[None] for a in x], None if y is None else [a[None] for a in y])
+
+
+def load(spec: str, n: int, size: int = 64, seed: int = 0) -> DataSet:
+    """``"speckle"`` or a path to a ``.npz``."""
+    if spec == "speckle":
+        return speckle(n, size, seed)
+    path = Path(spec)
+    if path.suffix == ".npz" and path.exists():
+        return from_npz(path)
+    raise ConfigError(f"data {spec!r} is unknown", hint="use 'speckle' or a path to a .npz file")
+
+
+def psnr_db(reference: FloatArray, test: FloatArray, data_range: float = 1.0) -> float:
+    mse = float(np.mean((np.asarray(reference, np.float64) - test) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(data_range**2 / mse)
+
+
+def mean_psnr_db(references: list[FloatArray], outputs: list[FloatArray]) -> float:
+    """Mean PSNR (dB, data range 1) of ``outputs`` against ``references``."""
+    return float(np.mean([psnr_db(r, o) for r, o in zip(references, outputs, strict=True)]))

@@ -1,0 +1,61 @@
+"""Structured channel pruning with Torch-Pruning (dependency graph: skip connections, concats and
+transposed convolutions are pruned consistently; channel counts rounded to multiples of 8)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+PRUNABLE = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+
+
+def output_layers(model: nn.Module) -> list[nn.Module]:
+    """The last prunable layer (its output channels are the model's outputs)."""
+    layers = [m for m in model.modules() if isinstance(m, PRUNABLE)]
+    return layers[-1:]
+
+
+def prune_channels(
+    model: nn.Module,
+    example: torch.Tensor,
+    ratio: float,
+    round_to: int = 8,
+    ignored: Sequence[nn.Module] | None = None,
+) -> nn.Module:
+    """Remove ``ratio`` of the channels of every prunable layer (L2-magnitude importance per
+    dependency group), in place. ``ignored`` defaults to the output layer."""
+    import torch_pruning as tp
+
+    if not 0.0 <= ratio < 1.0:
+        from sonoedge.errors import ConfigError
+
+        raise ConfigError(f"prune ratio {ratio} is invalid: expected 0 <= ratio < 1")
+    if ratio == 0:
+        return model
+    model.eval()
+    pruner = tp.pruner.BasePruner(
+        model,
+        example,
+        importance=tp.importance.GroupMagnitudeImportance(p=2),
+        pruning_ratio=ratio,
+        round_to=round_to,
+        ignored_layers=list(output_layers(model) if ignored is None else ignored),
+    )
+    pruner.step()
+    return model
+
+
+def count(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
+    """Parameters and multiply-accumulates for one ``example`` input."""
+    import torch_pruning as tp
+
+    macs, params = tp.utils.count_ops_and_params(model, example)
+    return {"params": int(params), "macs": int(macs)}
+
+
+def channel_counts(model: nn.Module) -> list[int]:
+    return [
+        m.out_channels for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))
+    ]

@@ -1,0 +1,56 @@
+"""``sonoedge compress`` end to end, then package + verify + run the result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+pytest.importorskip("torch_pruning")
+pytest.importorskip("onnx")
+
+from sonoedge.cli import app  # noqa: E402
+from sonoedge.quantization.compress import Options, compress  # noqa: E402
+
+
+def test_prune_int8_report_and_bundle(tiny_unet: torch.nn.Module, tmp_path: Path) -> None:
+    pytest.importorskip("nncf")
+    model = tmp_path / "student.pt"
+    torch.save(tiny_unet, model)
+    opts = Options(prune=0.5, int8=True, size=32, n_train=32, n_calib=8, n_val=8, kd_steps=30)
+    report = compress(model, tmp_path / "out", opts, command="pytest")
+    assert report["pruned"]["macs"] < 0.35 * report["dense"]["macs"]
+    variants = report["variants"]
+    assert set(variants) == {"fp32", "int8_onnxruntime", "int8_openvino"}
+    assert all(v["size_bytes"] < 5e6 for v in variants.values())
+    layers = report["int8_layers"]["layers"]
+    assert len(layers) == 6 and all("own_sqnr_db" in r for r in layers)
+    card = json.loads((tmp_path / "out" / "student-int8.json").read_text())
+    assert card["precision"] == "int8" and card["pruning_ratio"] == 0.5
+    assert card["input"]["example_shape"] == [1, 1, 32, 32]
+
+    from sonoedge.devices import load_bundle, signing
+    from sonoedge.devices.package import package
+
+    priv, pub = signing.generate_keypair(tmp_path / "keys", "t")
+    bundle = package(tmp_path / "out" / "student-int8-ov.xml", "openvino-cpu", tmp_path / "b.zip", priv)
+    with load_bundle(bundle, "openvino-cpu", keys=[pub]) as runner:
+        assert runner.manifest["precision"] == "int8"
+        assert runner.run(np.zeros((1, 1, 32, 32), np.float32))["output"].shape == (1, 1, 32, 32)
+
+
+def test_cli_onnx_int8_only_and_errors(tiny_unet: torch.nn.Module, tmp_path: Path) -> None:
+    from sonoedge.quantization.export import export_onnx
+
+    onnx_path = tmp_path / "s.onnx"
+    export_onnx(tiny_unet, torch.rand(1, 1, 64, 64), onnx_path)
+    runner = CliRunner()
+    res = runner.invoke(app, ["compress", str(onnx_path), "--prune", "0.5", "-o", str(tmp_path / "o")])
+    assert res.exit_code != 0 and "pruning needs the PyTorch network" in str(res.exception)
+    (tmp_path / "not.pt").write_bytes(b"junk")
+    res = runner.invoke(app, ["compress", str(tmp_path / "not.pt"), "-o", str(tmp_path / "o")])
+    assert res.exit_code != 0 and "cannot load" in str(res.exception)

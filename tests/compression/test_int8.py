@@ -1,0 +1,107 @@
+"""int8: ONNX Runtime QDQ (per-channel, per-layer report, float fallback) and NNCF/OpenVINO."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+onnx = pytest.importorskip("onnx")
+
+from sonoedge.quantization import data, ort_int8  # noqa: E402
+from sonoedge.quantization.export import export_onnx  # noqa: E402
+
+
+@pytest.fixture
+def exported(tiny_unet: torch.nn.Module, tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.onnx"
+    export_onnx(tiny_unet, torch.rand(1, 1, 32, 32), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def speckle_sets() -> tuple[data.DataSet, data.DataSet]:
+    return data.speckle(16, size=32, seed=2).split(8)
+
+
+def _feeds(ds: data.DataSet) -> list[dict[str, np.ndarray]]:
+    return [{"input": x} for x in ds.inputs]
+
+
+def _metric(ds: data.DataSet):  # type: ignore[no-untyped-def]
+    assert ds.targets is not None
+    targets = ds.targets
+    return ort_int8.onnx_metric(_feeds(ds), lambda outs: data.mean_psnr_db(targets, outs))
+
+
+def test_qdq_per_channel_with_a_layer_report(
+    exported: Path, speckle_sets: tuple[data.DataSet, data.DataSet]
+) -> None:
+    calib, val = speckle_sets
+    result = ort_int8.quantize_gated(
+        exported, exported.with_name("int8.onnx"), _feeds(calib), _metric(val)
+    )
+    graph = onnx.load(str(result.model)).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("QuantizeLinear") >= 6 and "ConvTranspose" in ops
+    weight_scales = [
+        i for i in graph.initializer if i.name.endswith("_scale") and len(i.dims) == 1 and i.dims[0] > 1
+    ]
+    assert weight_scales, "per-channel weights have one scale per output channel"
+    assert {r.op_type for r in result.report} == {"Conv", "ConvTranspose"}
+    assert len(result.report) == 6
+    assert all(np.isfinite(r.own_sqnr_db) and r.own_sqnr_db > 15 for r in result.report)
+    assert abs(result.drop) < 0.5
+    assert result.to_dict()["layers"][0]["node"] == result.report[0].node
+
+
+def test_broken_layers_stay_in_float(
+    exported: Path, speckle_sets: tuple[data.DataSet, data.DataSet]
+) -> None:
+    calib, val = speckle_sets
+    result = ort_int8.quantize_gated(
+        exported, exported.with_name("f.onnx"), _feeds(calib), _metric(val), broken_sqnr_db=1e3
+    )
+    assert len(result.excluded) == 6 and all(r.in_float for r in result.report)
+    ops = [n.op_type for n in onnx.load(str(result.model)).graph.node]
+    assert "QuantizeLinear" not in ops
+    assert result.drop == pytest.approx(0.0, abs=1e-4)
+
+
+def test_accuracy_gate_moves_worst_layers_to_float(
+    exported: Path, speckle_sets: tuple[data.DataSet, data.DataSet]
+) -> None:
+    calib, val = speckle_sets
+    plain = ort_int8.quantize_gated(exported, exported.with_name("a.onnx"), _feeds(calib), _metric(val))
+    gated = ort_int8.quantize_gated(
+        exported, exported.with_name("b.onnx"), _feeds(calib), _metric(val), max_drop=-1.0
+    )
+    assert not plain.excluded
+    assert len(gated.excluded) == 6  # an impossible gate keeps everything in float
+    worst = min(plain.report, key=lambda r: r.own_sqnr_db).node
+    assert gated.excluded[0] == worst
+
+
+def test_nncf_openvino_int8(
+    exported: Path, speckle_sets: tuple[data.DataSet, data.DataSet]
+) -> None:
+    pytest.importorskip("nncf")
+    import openvino as ov
+
+    from sonoedge.quantization import nncf_int8
+
+    calib, val = speckle_sets
+    assert val.targets is not None
+    targets = val.targets
+
+    def score(outs: list[np.ndarray]) -> float:
+        return data.mean_psnr_db(targets, outs)
+
+    xml = nncf_int8.quantize_openvino(exported, exported.with_name("ov.xml"), _feeds(calib))
+    ops = {op.get_type_name() for op in ov.Core().read_model(str(xml)).get_ops()}
+    assert "FakeQuantize" in ops or "FakeConvert" in ops
+    fp32 = nncf_int8.openvino_metric(_feeds(val), score)(exported)
+    int8 = nncf_int8.openvino_metric(_feeds(val), score)(xml)
+    assert abs(fp32 - int8) < 0.5

@@ -1,0 +1,50 @@
+"""Channel pruning keeps the graph valid (skip + transposed conv), rounds to 8, and KD helps."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("torch_pruning")
+
+from sonoedge.quantization import data, pruning  # noqa: E402
+from sonoedge.quantization.distill import distill  # noqa: E402
+
+
+def test_half_pruning_rounds_to_8_and_keeps_the_output(tiny_unet: torch.nn.Module) -> None:
+    x = torch.rand(1, 1, 32, 32)
+    before = pruning.count(tiny_unet, x)
+    pruning.prune_channels(tiny_unet, x, 0.5)
+    after = pruning.count(tiny_unet, x)
+    channels = pruning.channel_counts(tiny_unet)
+    assert all(c % 8 == 0 for c in channels[:-1]) and channels[-1] == 1
+    assert channels[:-1] == [8, 16, 16, 8, 8]
+    assert after["macs"] < 0.35 * before["macs"] and after["params"] < 0.35 * before["params"]
+    assert tiny_unet(torch.rand(2, 1, 24, 40)).shape == (2, 1, 24, 40)
+
+
+def test_distillation_moves_the_pruned_net_towards_the_teacher(
+    tiny_unet: torch.nn.Module,
+) -> None:
+    ds = data.speckle(24, size=32, seed=1)
+    teacher = copy.deepcopy(tiny_unet)
+    pruning.prune_channels(tiny_unet, torch.from_numpy(ds.inputs[0]), 0.5)
+    x = torch.from_numpy(np.concatenate(ds.inputs))
+
+    def gap() -> float:
+        with torch.no_grad():
+            return float(torch.mean((tiny_unet(x) - teacher(x)) ** 2))
+
+    start = gap()
+    losses = distill(tiny_unet, teacher, ds.inputs, None, steps=40, seed=0)
+    assert len(losses) == 40 and gap() < start
+
+
+def test_bad_ratio_is_a_config_error(tiny_unet: torch.nn.Module) -> None:
+    from sonoedge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ratio"):
+        pruning.prune_channels(tiny_unet, torch.rand(1, 1, 8, 8), 1.0)
