@@ -17,7 +17,7 @@ $(VENV)/.base-stamp: $(BIN)/python pyproject.toml Makefile
 
 $(VENV)/.dev-stamp: $(VENV)/.base-stamp
 	$(BIN)/python -m pip install -q $(TORCH_PIN)
-	$(BIN)/python -m pip install -q -e '.[dev,train]'
+	$(BIN)/python -m pip install -q -e '.[dev,train,validation,openvino]'
 	touch $@
 
 install: $(VENV)/.base-stamp

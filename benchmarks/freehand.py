@@ -102,7 +102,8 @@ def throughput(seq, p2w, valid, clip, grid, repeats: int) -> dict:  # type: igno
     """Input pixels per second over the whole sweep; per-frame latency median and p99.
 
     ``*_mpix_s`` divides by wall time; ``*_mpix_cpu_s`` by this thread's CPU time, which is the
-    one-thread rate when other processes share the cores (see ``load_average`` in the JSON).
+    one-thread rate when other processes share the cores (see ``load_average`` in the JSON);
+    ``*_best`` is the best repeat (least disturbed by other processes), median otherwise.
     """
     out: dict = {}
     engines = ["numba", "numpy"] if _kernels.AVAILABLE else ["numpy"]
@@ -126,6 +127,7 @@ def throughput(seq, p2w, valid, clip, grid, repeats: int) -> dict:  # type: igno
                 cpu_rates.append(total / (time.thread_time() - cpu_start) / 1e6)
             out[f"{interp}_{engine}_mpix_s"] = float(np.median(rates))
             out[f"{interp}_{engine}_mpix_cpu_s"] = float(np.median(cpu_rates))
+            out[f"{interp}_{engine}_mpix_cpu_s_best"] = float(np.max(cpu_rates))
             out[f"{interp}_{engine}_frame_ms_median"] = float(np.median(per_frame) * 1e3)
             out[f"{interp}_{engine}_frame_ms_p99"] = float(np.percentile(per_frame, 99) * 1e3)
         if "numba" in engines:
@@ -210,7 +212,7 @@ def power_doppler_3d() -> tuple[dict, dict]:
     out = {}
     vols = {}
     for mode in ("max", "mean"):
-        vol = reconstruct(slices, p2w, None, 0.3e-3, "linear", mode).volume  # type: ignore[arg-type]
+        vol = reconstruct(slices, p2w, None, 0.3e-3, "linear", mode).volume
         d = vol.data
         zz, yy, xx = np.meshgrid(*[np.arange(n) for n in d.shape], indexing="ij")
         pts = (np.stack([xx, yy, zz], -1) * np.array(vol.spacing_m) + vol.origin_m).reshape(-1, 3)
@@ -280,6 +282,7 @@ def main() -> None:
         line += f"{tp.get(f'{interp}_numba_mpix_cpu_s', float('nan')):.1f} / "
         line += f"{tp.get(f'{interp}_numba_mpix_s', float('nan')):.1f}, numpy "
         line += f"{tp[f'{interp}_numpy_mpix_cpu_s']:.1f} / {tp[f'{interp}_numpy_mpix_s']:.1f}"
+        line += f"; best numba repeat {tp.get(f'{interp}_numba_mpix_cpu_s_best', float('nan')):.1f}"
         if f"{interp}_speedup_vs_numpy" in tp:
             line += f" (x{tp[f'{interp}_speedup_vs_numpy']:.2f})"
         print(line)
@@ -293,8 +296,10 @@ def main() -> None:
     metrics["targets"] = {
         "plus_same_origin": parity_metrics["origin_diff_mm"] < 1e-3,
         "plus_ncc_ge_0.98": parity_metrics["ncc"] >= 0.98,
-        "nn_ge_100_mpix_cpu_s": tp.get("nearest_numba_mpix_cpu_s", 0.0) >= 100,
-        "linear_ge_50_mpix_cpu_s": tp.get("linear_numba_mpix_cpu_s", 0.0) >= 50,
+        "nn_ge_100_mpix_cpu_s_best": tp.get("nearest_numba_mpix_cpu_s_best", 0.0) >= 100,
+        "linear_ge_50_mpix_cpu_s_best": tp.get("linear_numba_mpix_cpu_s_best", 0.0) >= 50,
+        "nn_ge_100_mpix_cpu_s_median": tp.get("nearest_numba_mpix_cpu_s", 0.0) >= 100,
+        "linear_ge_50_mpix_cpu_s_median": tp.get("linear_numba_mpix_cpu_s", 0.0) >= 50,
         "tilt_error_le_1_deg": fan["metrics"]["tilt_error_deg_max"] <= 1.0,
         "geometry_error_le_1_mm": fan["metrics"]["geometry_error_mm_max"] <= 1.0,
     }

@@ -22,6 +22,7 @@ import numpy.typing as npt
 log = logging.getLogger(__name__)
 
 QUANTIZABLE = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+FUSED_ACTIVATIONS = ("Relu", "Clip")
 Feeds = dict[str, npt.NDArray[Any]]
 
 
@@ -32,8 +33,8 @@ class LayerError:
     node: str
     op_type: str
     output: str
-    own_sqnr_db: float  # quantizing this tensor alone (before vs after its Q/DQ pair)
-    cumulative_sqnr_db: float  # int8 model vs float model at this tensor
+    own_sqnr_db: float | None  # quantizing this tensor alone (before vs after its Q/DQ pair)
+    cumulative_sqnr_db: float | None  # int8 model vs float model at this tensor
     in_float: bool = False
 
 
@@ -50,12 +51,15 @@ class _Reader:
     def rewind(self) -> None:
         self._it = iter(self._feeds)
 
+    def __iter__(self) -> Iterator[Feeds]:
+        return iter(self._feeds)
+
 
 def preprocess(fp32: Path, out: Path) -> Path:
     """Shape inference and graph optimisation before quantization (``quant_pre_process``)."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    quant_pre_process(str(fp32), str(out))
+    quant_pre_process(str(fp32), str(out), skip_symbolic_shape=True)
     return out
 
 
@@ -67,7 +71,8 @@ def quantize_qdq(
     symmetric: bool = False,
     per_channel: bool = True,
 ) -> Path:
-    """Static QDQ quantization of an (already preprocessed) model; ``exclude`` stays float."""
+    """Static QDQ quantization of an (already preprocessed) model; the layers in ``exclude``
+    (and the activations fused into them) stay float."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -78,33 +83,58 @@ def quantize_qdq(
     quantize_static(
         str(fp32),
         str(out),
-        _Reader(calibration),  # type: ignore[arg-type]
+        _Reader(calibration),
         quant_format=QuantFormat.QDQ,
         per_channel=per_channel,
         activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
         weight_type=QuantType.QInt8,
-        nodes_to_exclude=list(exclude),
+        nodes_to_exclude=_with_activations(fp32, exclude),
         calibrate_method=CalibrationMethod.MinMax,
         extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
     )
     return out
 
 
-def quantizable_nodes(model: Path) -> dict[str, tuple[str, str]]:
-    """``{node name: (op type, first output)}`` for the layers int8 applies to."""
+def quantizable_nodes(model: Path) -> dict[str, tuple[str, str, str | None, str | None]]:
+    """``{node name: (op type, quantized output, fused activation type, its node name)}`` for the
+    layers int8 applies to. The output is the tensor the Q/DQ pair sits on: after a fused
+    Relu/Clip when there is one (the QDQ model then drops the activation and clips through the
+    zero point instead)."""
     import onnx
 
     graph = onnx.load(str(model)).graph
-    return {n.name: (n.op_type, n.output[0]) for n in graph.node if n.op_type in QUANTIZABLE}
+    consumers: dict[str, list[Any]] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    found: dict[str, tuple[str, str, str | None, str | None]] = {}
+    for n in graph.node:
+        if n.op_type not in QUANTIZABLE:
+            continue
+        nxt = consumers.get(n.output[0], [])
+        if len(nxt) == 1 and nxt[0].op_type in FUSED_ACTIVATIONS:
+            found[n.name] = (n.op_type, nxt[0].output[0], nxt[0].op_type, nxt[0].name)
+        else:
+            found[n.name] = (n.op_type, n.output[0], None, None)
+    return found
+
+
+def _with_activations(model: Path, exclude: Sequence[str]) -> list[str]:
+    if not exclude:
+        return []
+    nodes = quantizable_nodes(model)
+    fused = [nodes[n][3] for n in exclude if n in nodes and nodes[n][3] is not None]
+    return [*exclude, *(f for f in fused if f is not None)]
 
 
 def layer_report(
     fp32: Path, qdq: Path, feeds: Sequence[Feeds], excluded: Sequence[str] = ()
 ) -> list[LayerError]:
-    """Per quantizable layer: SQNR of its own quantization and of the whole int8 model so far."""
+    """Per quantizable layer: SQNR of its own output quantization and of the whole int8 model
+    so far (None where the layer's output carries no Q/DQ pair)."""
     from onnxruntime.quantization.qdq_loss_debug import (
         collect_activations,
-        compute_activation_error,
+        compute_signal_to_quantization_noice_ratio,
         create_activation_matching,
         modify_model_output_intermediate_tensors,
     )
@@ -114,22 +144,22 @@ def layer_report(
         modify_model_output_intermediate_tensors(str(fp32), str(aug_f))
         modify_model_output_intermediate_tensors(str(qdq), str(aug_q))
         cpu = ["CPUExecutionProvider"]
-        float_acts = collect_activations(str(aug_f), _Reader(feeds), execution_providers=cpu)  # type: ignore[arg-type]
-        qdq_acts = collect_activations(str(aug_q), _Reader(feeds), execution_providers=cpu)  # type: ignore[arg-type]
-    errors = compute_activation_error(create_activation_matching(qdq_acts, float_acts))
+        float_acts = collect_activations(str(aug_f), _Reader(feeds), execution_providers=cpu)
+        qdq_acts = collect_activations(str(aug_q), _Reader(feeds), execution_providers=cpu)
+    matching = create_activation_matching(qdq_acts, float_acts)
+    sqnr = compute_signal_to_quantization_noice_ratio
     report = []
-    for name, (op, output) in quantizable_nodes(fp32).items():
-        err = errors.get(output, {})
-        report.append(
-            LayerError(
-                node=name,
-                op_type=op,
-                output=output,
-                own_sqnr_db=round(float(err.get("qdq_err", float("inf"))), 2),
-                cumulative_sqnr_db=round(float(err.get("xmodel_err", float("inf"))), 2),
-                in_float=name in excluded,
-            )
-        )
+    for name, (op, output, activation, _) in quantizable_nodes(fp32).items():
+        own = cumulative = None
+        match = matching.get(output)
+        if match is not None:
+            pre = list(match["pre_qdq"])
+            if activation == "Relu":  # the QDQ model clips through the zero point instead
+                pre = [np.maximum(a, 0) for a in pre]
+            own = round(float(sqnr(pre, match["post_qdq"])), 2)
+            if match.get("float"):
+                cumulative = round(float(sqnr(match["float"], match["post_qdq"])), 2)
+        report.append(LayerError(name, op, output, own, cumulative, name in excluded))
     return report
 
 
@@ -172,12 +202,10 @@ def quantize_gated(
         base = metric(prep)
         probe = quantize_qdq(prep, Path(tmp) / "all.onnx", calibration, symmetric=symmetric)
         report = layer_report(prep, probe, calibration[: min(8, len(calibration))])
-        excluded = [r.node for r in report if r.own_sqnr_db < broken_sqnr_db]
+        excluded = [r.node for r in report if _own(r) < broken_sqnr_db]
         if excluded:
             log.warning("int8 breaks %s (SQNR < %s dB): kept in float", excluded, broken_sqnr_db)
-        ranked = [
-            r.node for r in sorted(report, key=lambda r: r.own_sqnr_db) if r.node not in excluded
-        ]
+        ranked = [r.node for r in sorted(report, key=_own) if r.node not in excluded]
         while True:
             quantize_qdq(prep, out, calibration, exclude=excluded, symmetric=symmetric)
             score = metric(out)
@@ -189,6 +217,10 @@ def quantize_gated(
             )
         final = layer_report(prep, out, calibration[: min(8, len(calibration))], excluded)
     return Int8Result(out, excluded, final, base, score)
+
+
+def _own(r: LayerError) -> float:
+    return float("inf") if r.own_sqnr_db is None else r.own_sqnr_db
 
 
 def onnx_metric(

@@ -13,7 +13,7 @@ PRUNABLE = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 
 def output_layers(model: nn.Module) -> list[nn.Module]:
     """The last prunable layer (its output channels are the model's outputs)."""
-    layers = [m for m in model.modules() if isinstance(m, PRUNABLE)]
+    layers: list[nn.Module] = [m for m in model.modules() if isinstance(m, PRUNABLE)]
     return layers[-1:]
 
 

@@ -23,6 +23,9 @@ def stream(
     igtl: int = typer.Option(0, help="Serve images and the probe pose to 3D Slicer on this port."),
     show: bool = typer.Option(False, "--show", help="Open a preview window (needs a display)."),
     video: Path | None = typer.Option(None, help="Write the processed images to this MP4 file."),
+    png_every: int = typer.Option(
+        0, min=0, help="With --video: also save every Nth image as PNG beside the video."
+    ),
     seconds: float = typer.Option(0.0, help="Stop after this many seconds (0: until Ctrl-C)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary at the end."),
 ) -> None:
@@ -44,7 +47,7 @@ def stream(
     from sonoedge.ingest.monitor import StreamMonitor
 
     console = Console(stderr=json_out)
-    pipeline = _build_pipeline(preset, device, igtl, show, video) if preset else None
+    pipeline = _build_pipeline(preset, device, igtl, show, video, png_every) if preset else None
     monitor = StreamMonitor()
     interrupted = False
     with open_probe(url, record=record) as probe:
@@ -96,7 +99,9 @@ def stream(
         raise typer.Exit(130)
 
 
-def _build_pipeline(preset: str, device: str, igtl: int, show: bool, video: Path | None) -> Any:
+def _build_pipeline(
+    preset: str, device: str, igtl: int, show: bool, video: Path | None, png_every: int
+) -> Any:
     from sonoedge.devices.targets import resolve_device
     from sonoedge.pipeline import Pipeline
     from sonoedge.pipeline.sinks import IgtlSink, PreviewSink, VideoSink
@@ -106,7 +111,7 @@ def _build_pipeline(preset: str, device: str, igtl: int, show: bool, video: Path
     if show:
         pipeline.add_sink(PreviewSink(f"sonoedge {pipeline.name}", pipeline.stats))
     if video is not None:
-        pipeline.add_sink(VideoSink(video))
+        pipeline.add_sink(VideoSink(video, png_every=png_every))
     if igtl:
         from sonoedge.pipeline.pose import LivePose
 

@@ -27,6 +27,7 @@ from sonoedge.freehand.poses import MOTIONS, pixel_to_world
 from sonoedge.freehand.quality import sweep_quality
 from sonoedge.freehand.reconstruct import COMPOUNDINGS, ClipRectangle, FanMask, OutputGrid
 from sonoedge.freehand.sweep import estimate_poses, reconstruct
+from sonoedge.io.plus import ReconstructionConfig, frames_to_mf
 from sonoedge.types import BmodeFrame, ImuBatch, ProbeInfo, Sweep
 
 SEQUENCE_SUFFIXES = (".mha", ".nrrd")
@@ -158,7 +159,7 @@ def _simulated(name: str, seed: int) -> Sweep:
     from sonoedge.synth.sweeps import simulate_sweep
 
     motion = name.split(":", 1)[1]
-    return simulate_sweep(ProbeInfo(), motion=motion, seed=seed, spacing_m=(0.3e-3, 0.3e-3))
+    return simulate_sweep(ProbeInfo(), motion=motion, seed=seed, spacing_m=(0.4e-3, 0.4e-3))
 
 
 def convert_sweep(
@@ -178,6 +179,47 @@ def convert_sweep(
         return _convert(name, out_dir, options, plus_config, progress, records)
 
 
+@dataclass
+class _Settings:
+    """Reconstruction settings for one input: from the CLI, or from a PLUS config."""
+
+    spacing_m: Any
+    interpolation: str
+    compounding: str
+    fill: str | None
+    fill_size: int | None
+    fill_sigma: float = 1.0
+    fill_min_ratio: float = 0.1
+    clip: ClipRectangle | None = None
+    fan: FanMask | None = None
+    threshold: float | None = None
+    grid: OutputGrid | None = None
+    plus_extent: bool = False
+    plus_arithmetic: bool = False
+
+    @classmethod
+    def from_options(cls, options: Sweep2VolOptions) -> _Settings:
+        return cls(
+            spacing_m=options.spacing_mm * 1e-3,
+            interpolation=_INTERP[options.interpolation],
+            compounding=options.compounding,
+            fill=None if options.fill_holes == "none" else options.fill_holes,
+            fill_size=options.fill_size,
+        )
+
+
+@dataclass
+class _Posed:
+    """Frames with pixel → world matrices and what the quality report needs."""
+
+    frames: np.ndarray
+    pixel_to_world: np.ndarray
+    valid: np.ndarray
+    times_s: np.ndarray
+    heading_drift_dps: float | None = None
+    time_offset_s: float | None = None
+
+
 def _convert(
     name: str,
     out_dir: str | Path,
@@ -191,90 +233,58 @@ def _convert(
     result = ConvertResult(name)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    spacing_m = options.spacing_mm * 1e-3
-    interp = _INTERP[options.interpolation]
-    compound = options.compounding
-    fill = None if options.fill_holes == "none" else options.fill_holes
-    fill_size = options.fill_size
-    clip: ClipRectangle | None = None
-    fan: FanMask | None = None
-    plus_extent = False
-    plus_arithmetic = False
-    grid: OutputGrid | None = None
-    heading = None
-    lower = name.lower()
-    if not name.startswith("sim:") and lower.endswith(SEQUENCE_SUFFIXES):
+    settings = _Settings.from_options(options)
+    if not name.startswith("sim:") and name.lower().endswith(SEQUENCE_SUFFIXES):
         if options.motion not in (None, "tracked"):
             raise ConfigError(f"--motion {options.motion}: PLUS sequence files use tracked poses")
-        frames, p2w, valid, times_plus, settings = _load_plus(name, plus_config, options)
-        spacing_m, interp, compound, clip, fan, fill, fill_size, grid = settings
-        plus_extent = True
-        # PLUS's own rounding arithmetic when it applies (MEAN, numba present).
-        plus_arithmetic = plus_config is not None and compound == "mean" and _kernels.AVAILABLE
-        px_spacing = (1.0, 1.0)
-        times = times_plus
-        poses_for_report = p2w
+        posed = _load_plus(name, plus_config, settings)
     else:
         if plus_config is not None:
             raise ConfigError("--plus-config applies to PLUS sequence files only")
-        if name.startswith("sim:"):
-            sweep = _simulated(name, options.seed)
-        elif lower.endswith(RECORDING_SUFFIXES):
-            sweep = load_recording(name)
-        else:
-            raise ConfigError(f"{name}: unknown input type; expected .mha/.nrrd/.h5 or sim:MOTION")
-        default_motion = name.split(":", 1)[1] if name.startswith("sim:") else "fan"
-        motion = options.motion or default_motion
-        speed = None if options.speed_mm_s is None else options.speed_mm_s * 1e-3
-        poses = estimate_poses(sweep, motion, speed_m_s=speed)
-        frames = np.asarray(sweep.frames)
-        p2w = pixel_to_world(poses.poses, sweep.spacing_m)
-        valid = poses.valid
-        heading = poses.heading_drift_dps
-        px_spacing = (1.0, 1.0)
-        times = np.asarray(sweep.timestamps_s, dtype=np.float64)
-        poses_for_report = p2w
-        result.report["time_offset_ms"] = poses.time_offset_s * 1e3
+        posed = _pose_sweep(name, options)
+        result.report["time_offset_ms"] = (posed.time_offset_s or 0.0) * 1e3
+    n = len(posed.frames)
     rec = reconstruct(
-        frames,
-        p2w,
-        valid,
-        spacing_m,
-        interp,
-        compound,
-        clip,
-        fan,
-        fill,
-        fill_size,
-        grid=grid,
-        plus_extent=plus_extent,
+        posed.frames,
+        posed.pixel_to_world,
+        posed.valid,
+        settings.spacing_m,
+        settings.interpolation,
+        settings.compounding,
+        settings.clip,
+        settings.fan,
+        settings.fill,
+        settings.fill_size,
+        fill_sigma=settings.fill_sigma,
+        fill_min_ratio=settings.fill_min_ratio,
+        pixel_rejection_threshold=settings.threshold,
+        grid=settings.grid,
+        plus_extent=settings.plus_extent,
         max_bytes=int(options.max_memory_gb * 2**30),
-        progress=None if progress is None else (lambda i: progress(i + 1, len(frames))),
-        plus_arithmetic=plus_arithmetic,
+        progress=None if progress is None else (lambda i: progress(i + 1, n)),
+        plus_arithmetic=settings.plus_arithmetic,
     )
     stem = output_stem(name)
-    vol_path = write_volume(out / f"{stem}.{options.volume_format}", rec.volume)
-    result.outputs.append(vol_path)
+    result.outputs.append(write_volume(out / f"{stem}.{options.volume_format}", rec.volume))
     if options.mip:
         result.outputs.append(write_mips(out / f"{stem}_mip.png", rec.volume))
     if options.weights:
         result.outputs.append(
             write_volume(out / f"{stem}_weights.{options.volume_format}", rec.weights)
         )
-    voxel = float(np.min(np.broadcast_to(spacing_m, (3,))))
     report = sweep_quality(
-        times,
-        poses_for_report,
-        valid,
-        frames.shape[1:3],
-        px_spacing,
-        voxel,
+        posed.times_s,
+        posed.pixel_to_world,
+        posed.valid,
+        posed.frames.shape[1:3],
+        (1.0, 1.0),  # the matrices take pixels
+        float(np.min(np.broadcast_to(settings.spacing_m, (3,)))),
         coverage=rec.weights.data > 0,
-        heading_drift=heading,
+        heading_drift=posed.heading_drift_dps,
     )
     report["warnings"] = [str(w.message) for w in records] + report["warnings"]
     report["n_frames_skipped"] = rec.n_frames_skipped
-    report["plus_arithmetic"] = plus_arithmetic
+    report["plus_arithmetic"] = settings.plus_arithmetic
     report["volume_shape_ijk"] = list(rec.volume.data.shape[::-1])
     report["origin_mm"] = [v * 1e3 for v in rec.volume.origin_m]
     result.report.update(report)
@@ -284,74 +294,94 @@ def _convert(
     return result
 
 
-def _load_plus(
-    name: str, plus_config: str | Path | None, options: Sweep2VolOptions
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[Any, ...]]:
+def _pose_sweep(name: str, options: Sweep2VolOptions) -> _Posed:
+    """A recording or simulated sweep posed from its IMU (or the given pose model)."""
+    if name.startswith("sim:"):
+        sweep = _simulated(name, options.seed)
+    elif name.lower().endswith(RECORDING_SUFFIXES):
+        sweep = load_recording(name)
+    else:
+        raise ConfigError(f"{name}: unknown input type; expected .mha/.nrrd/.h5 or sim:MOTION")
+    default_motion = name.split(":", 1)[1] if name.startswith("sim:") else "fan"
+    speed = None if options.speed_mm_s is None else options.speed_mm_s * 1e-3
+    poses = estimate_poses(sweep, options.motion or default_motion, speed_m_s=speed)
+    return _Posed(
+        np.asarray(sweep.frames),
+        pixel_to_world(poses.poses, sweep.spacing_m),
+        poses.valid,
+        np.asarray(sweep.timestamps_s, dtype=np.float64),
+        poses.heading_drift_dps,
+        poses.time_offset_s,
+    )
+
+
+def _load_plus(name: str, plus_config: str | Path | None, settings: _Settings) -> _Posed:
+    """A PLUS sequence with tracked poses; a config overrides ``settings`` as PLUS would."""
     from sonoedge.freehand.tracked import tracked_pixel_to_world
-    from sonoedge.io.plus import ReconstructionConfig, frames_to_mf, read_plus_config, read_sequence
+    from sonoedge.io.plus import read_plus_config, read_sequence
 
     seq = read_sequence(name)
     if seq.frames.size == 0 or seq.frames.ndim != 3:
         raise DataError(f"{name} holds no grayscale image frames (tracker-only or RGB sequence)")
-    frames = frames_to_mf(seq.frames, seq.image_orientation)
-    spacing: Any = options.spacing_mm * 1e-3
-    interp = _INTERP[options.interpolation]
-    compound = options.compounding
-    clip = fan = None
-    fill = None if options.fill_holes == "none" else options.fill_holes
-    fill_size = options.fill_size
+    settings.plus_extent = True
     static: dict[tuple[str, str], Any] = {}
-    rc: ReconstructionConfig | None = None
     image_frame, reference_frame = "Image", "Reference"
     if plus_config is not None:
         cfg = read_plus_config(plus_config)
         rc = cfg.reconstruction
-        assert rc is not None
+        assert rc is not None  # read_plus_config raises when the element is missing
         static = dict(cfg.transforms)
         image_frame, reference_frame = rc.image_frame, rc.reference_frame
-        spacing = tuple(v * 1e-3 for v in rc.output_spacing_mm)
-        interp = "linear" if rc.interpolation == "LINEAR" else "nearest"
-        compound = {"MAXIMUM": "max", "LATEST": "latest"}.get(rc.compounding, "mean")
-        if rc.compounding == "IMPORTANCE_MASK":
-            warnings.warn(
-                "IMPORTANCE_MASK compounding needs a mask image: using MEAN", stacklevel=2
-            )
-        clip = ClipRectangle(rc.clip_rectangle_origin, rc.clip_rectangle_size)
-        if rc.fan_angles_deg is not None:
-            fan = FanMask(
-                rc.fan_origin_px, rc.fan_angles_deg, rc.fan_radius_start_px, rc.fan_radius_stop_px
-            )
-        fill, fill_size = _plus_hole_filling(rc.fill_holes, rc.hole_filling)
+        _apply_plus_config(settings, rc)
     p2w, valid = tracked_pixel_to_world(seq, static, image_frame, reference_frame)
-    grid = None
-    if rc is not None and rc.output_origin_mm is not None and rc.output_extent:
+    return _Posed(frames_to_mf(seq.frames, seq.image_orientation), p2w, valid, seq.timestamps_s)
+
+
+def _apply_plus_config(settings: _Settings, rc: ReconstructionConfig) -> None:
+    """Every setting PLUS takes from its VolumeReconstruction element."""
+    settings.spacing_m = tuple(v * 1e-3 for v in rc.output_spacing_mm)
+    settings.interpolation = "linear" if rc.interpolation == "LINEAR" else "nearest"
+    settings.compounding = {"MAXIMUM": "max", "LATEST": "latest"}.get(rc.compounding, "mean")
+    if rc.compounding == "IMPORTANCE_MASK":
+        warnings.warn("IMPORTANCE_MASK compounding needs a mask image: using MEAN", stacklevel=2)
+    settings.clip = ClipRectangle(rc.clip_rectangle_origin, rc.clip_rectangle_size)
+    if rc.fan_angles_deg is not None:
+        settings.fan = FanMask(
+            rc.fan_origin_px, rc.fan_angles_deg, rc.fan_radius_start_px, rc.fan_radius_stop_px
+        )
+    fill = _plus_hole_filling(rc.fill_holes, rc.hole_filling)
+    settings.fill, settings.fill_size, settings.fill_sigma, settings.fill_min_ratio = fill
+    settings.threshold = rc.pixel_rejection_threshold
+    # PLUS's own rounding arithmetic where it applies (MEAN, numba present).
+    settings.plus_arithmetic = settings.compounding == "mean" and _kernels.AVAILABLE
+    if rc.output_origin_mm is not None and rc.output_extent is not None:
         e = rc.output_extent
         origin = [
             (o + e[2 * a] * s) * 1e-3
             for a, (o, s) in enumerate(zip(rc.output_origin_mm, rc.output_spacing_mm, strict=True))
         ]
-        grid = OutputGrid(
+        settings.grid = OutputGrid(
             (origin[0], origin[1], origin[2]),
-            spacing,
+            settings.spacing_m,
             (e[5] - e[4] + 1, e[3] - e[2] + 1, e[1] - e[0] + 1),
         )
-    settings = (spacing, interp, compound, clip, fan, fill, fill_size, grid)
-    return frames, p2w, valid, seq.timestamps_s, settings
 
 
 def _plus_hole_filling(
     on: bool, elements: tuple[dict[str, str], ...]
-) -> tuple[str | None, int | None]:
-    """PLUS's first HoleFillingElement as (method, size); PLUS defaults when none is given."""
+) -> tuple[str | None, int | None, float, float]:
+    """PLUS's first HoleFillingElement as (method, size, sigma, min_ratio)."""
     if not on:
-        return None, None
+        return None, None, 1.0, 0.1
     if not elements:
-        return "gaussian", 3
+        return "gaussian", 3, 1.0, 0.1
     el = elements[0]
     kind = el.get("Type", "GAUSSIAN").upper()
     method = {"NEAREST_NEIGHBOR": "nearest", "STICK": "stick"}.get(kind, "gaussian")
     try:
         size = int(float(el.get("Size", el.get("StickLengthLimit", "3"))))
+        sigma = float(el.get("Stdev", "1.0"))
+        ratio = float(el.get("MinimumKnownVoxelsRatio", "0.1"))
     except ValueError as err:
-        raise ConfigError(f"HoleFillingElement Size={el.get('Size')!r} is not a number") from err
-    return method, size
+        raise ConfigError(f"HoleFillingElement {el} has a value that is not a number") from err
+    return method, size, sigma, ratio

@@ -14,6 +14,7 @@ import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -161,6 +162,9 @@ def reconstruct(
     fan: FanMask | None = None,
     fill: HoleMethod | None = None,
     fill_size: int | None = None,
+    fill_sigma: float = 1.0,
+    fill_min_ratio: float = 0.1,
+    pixel_rejection_threshold: float | None = None,
     grid: OutputGrid | None = None,
     plus_extent: bool = False,
     dtype: npt.DTypeLike = np.uint8,
@@ -199,6 +203,7 @@ def reconstruct(
         compounding,
         clip,
         fan,
+        pixel_rejection_threshold=pixel_rejection_threshold,
         max_bytes=max_bytes,
         plus_arithmetic=plus_arithmetic,
     )
@@ -213,7 +218,14 @@ def reconstruct(
         if fill == "stick":
             values, new_mask = fill_holes(values, filled, fill, stick_length=fill_size or 9)
         else:
-            values, new_mask = fill_holes(values, filled, fill, size=fill_size or 3)
+            values, new_mask = fill_holes(
+                values,
+                filled,
+                fill,
+                size=fill_size or 3,
+                sigma=fill_sigma,
+                min_ratio=fill_min_ratio,
+            )
         n_filled = int(new_mask.sum() - filled.sum())
     dt = np.dtype(dtype)
     if dt.kind in "ui":
@@ -227,8 +239,8 @@ def reconstruct_sweep(
     sweep: Sweep,
     poses: pm.SweepPoses,
     spacing_m: float = 0.5e-3,
-    **kwargs: object,
+    **kwargs: Any,
 ) -> ReconstructionResult:
     """Reconstruct a sweep from its estimated poses (see :func:`reconstruct` for options)."""
     p2w = pm.pixel_to_world(poses.poses, sweep.spacing_m)
-    return reconstruct(sweep.frames, p2w, poses.valid, spacing_m, **kwargs)  # type: ignore[arg-type]
+    return reconstruct(sweep.frames, p2w, poses.valid, spacing_m, **kwargs)

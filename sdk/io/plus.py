@@ -436,6 +436,11 @@ def read_plus_config(path: str | Path, require_reconstruction: bool = True) -> P
     return PlusConfig(transforms, _reconstruction(recon, path), path)
 
 
+def _extent6(values: tuple[float, ...]) -> tuple[int, int, int, int, int, int]:
+    e = [int(v) for v in values]
+    return e[0], e[1], e[2], e[3], e[4], e[5]
+
+
 def _reconstruction(el: ET.Element, path: Path) -> ReconstructionConfig:
     a = el.attrib
     spacing = _numbers(a.get("OutputSpacing"), 3, "OutputSpacing", path)
@@ -471,7 +476,7 @@ def _reconstruction(el: ET.Element, path: Path) -> ReconstructionConfig:
         reference_frame=a.get("ReferenceCoordinateFrame", "Reference"),
         output_spacing_mm=(spacing[0], spacing[1], spacing[2]),
         output_origin_mm=None if origin is None else (origin[0], origin[1], origin[2]),
-        output_extent=None if extent is None else tuple(int(v) for v in extent),  # type: ignore[arg-type]
+        output_extent=None if extent is None else _extent6(extent),
         clip_rectangle_origin=(int(clip_o[0]), int(clip_o[1])),
         clip_rectangle_size=(int(clip_s[0]), int(clip_s[1])),
         fan_angles_deg=None if fan is None else (fan[0], fan[1]),

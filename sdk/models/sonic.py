@@ -30,6 +30,7 @@ from torch import nn
 
 from sonoedge.errors import ConfigError
 
+
 @dataclass(frozen=True)
 class SonicArch:
     """Hyper-parameters that fix the weight shapes of a :class:`SonicNet`."""

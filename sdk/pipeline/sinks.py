@@ -112,6 +112,7 @@ class VideoSink(Sink):
 
     def __init__(self, path: str | os.PathLike[str], fps: float = 20.0, png_every: int = 0) -> None:
         self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fps = fps
         self.png_every = png_every
         self._writer: Any = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
@@ -61,23 +62,36 @@ def _check_psf(psf: npt.ArrayLike, shape: tuple[int, ...]) -> FloatArray:
     return kernel / np.float32(total)
 
 
+@functools.lru_cache(maxsize=8)
+def _wiener_gain(
+    kernel_bytes: bytes, kernel_shape: tuple[int, int], shape: tuple[int, int], nsr: float
+) -> npt.NDArray[np.complex128]:
+    """``conj(H) / (|H|^2 + nsr)`` on an rfft grid of ``shape`` (cached: video reuses it)."""
+    kernel = np.frombuffer(kernel_bytes, np.float32).reshape(kernel_shape)
+    pz, px = kernel_shape
+    otf_in = np.zeros(shape)
+    otf_in[:pz, :px] = kernel
+    h = np.fft.rfft2(np.roll(otf_in, (-(pz // 2), -(px // 2)), axis=(0, 1)))
+    return np.asarray(np.conj(h) / (np.abs(h) ** 2 + nsr), np.complex128)
+
+
 def wiener(image: npt.ArrayLike, psf: npt.ArrayLike, nsr: float = 0.01) -> FloatArray:
     """Wiener deconvolution ``X = conj(H) Y / (|H|^2 + nsr)`` (FFT, reflected padding).
 
-    ``nsr`` is the noise-to-signal power ratio; larger values smooth more.
+    ``nsr`` is the noise-to-signal power ratio; larger values smooth more. The filter for a given
+    PSF, image size and ``nsr`` is computed once and reused.
     """
     img = as_image(image)
-    kernel = _check_psf(psf, img.shape)
+    kernel = np.ascontiguousarray(_check_psf(psf, img.shape), np.float32)
     require(nsr >= 0, "nsr", ">= 0", nsr)
-    pz, px = kernel.shape[0], kernel.shape[1]
-    padded = np.pad(img.astype(np.float64), ((pz, pz), (px, px)), mode="symmetric")
-    otf_in = np.zeros(padded.shape)
-    otf_in[:pz, :px] = kernel
-    otf_in = np.roll(otf_in, (-(pz // 2), -(px // 2)), axis=(0, 1))
-    h = np.fft.rfft2(otf_in)
-    y = np.fft.rfft2(padded)
-    x = np.fft.irfft2(np.conj(h) * y / (np.abs(h) ** 2 + nsr), s=padded.shape)
-    return x[pz:-pz, px:-px].astype(np.float32)
+    pz, px = kernel.shape
+    fz = cv2.getOptimalDFTSize(img.shape[0] + 2 * pz)
+    fx = cv2.getOptimalDFTSize(img.shape[1] + 2 * px)
+    pad = ((pz, fz - img.shape[0] - pz), (px, fx - img.shape[1] - px))
+    padded = np.pad(img, pad, mode="symmetric")
+    gain = _wiener_gain(kernel.tobytes(), (pz, px), (fz, fx), float(nsr))
+    x = np.fft.irfft2(np.fft.rfft2(padded) * gain, s=padded.shape)
+    return x[pz : pz + img.shape[0], px : px + img.shape[1]].astype(np.float32)
 
 
 def richardson_lucy(image: npt.ArrayLike, psf: npt.ArrayLike, n_iter: int = 20) -> FloatArray:

@@ -49,21 +49,47 @@ def srad(
         q0 = float(i[mask].std() / i[mask].mean())
     if not q0 > 0:
         return img.copy()  # no speckle to remove
-    d_n, d_s, d_w, d_e = (np.zeros_like(i) for _ in range(4))
-    c_s, c_e = np.zeros_like(i), np.zeros_like(i)
+    # one-sided differences (zero across the border), diffusion coefficients and work buffers,
+    # updated in place: temporaries dominate the cost at these sizes
+    d_n, d_s, d_w, d_e, c_s, c_e = (np.zeros_like(i) for _ in range(6))
+    inv, q2, lap, tmp, c = (np.empty_like(i) for _ in range(5))
+    step = np.float32(dt / 4)
     for k in range(n_iter):
-        dv = np.diff(i, axis=0)
-        dh = np.diff(i, axis=1)
-        d_s[:-1], d_n[1:] = dv, -dv
-        d_e[:, :-1], d_w[:, 1:] = dh, -dh
-        inv = 1.0 / i
-        grad2 = (d_n * d_n + d_s * d_s + d_w * d_w + d_e * d_e) * inv * inv
-        lap = (d_n + d_s + d_w + d_e) * inv
-        q2 = (0.5 * grad2 - lap * lap / 16) / (1 + 0.25 * lap) ** 2
+        np.subtract(i[1:], i[:-1], out=d_s[:-1])
+        np.negative(d_s[:-1], out=d_n[1:])
+        np.subtract(i[:, 1:], i[:, :-1], out=d_e[:, :-1])
+        np.negative(d_e[:, :-1], out=d_w[:, 1:])
+        np.reciprocal(i, out=inv)
+        np.multiply(d_n, d_n, out=q2)  # q2 <- |grad I|^2 / I^2
+        for d in (d_s, d_w, d_e):
+            q2 += d * d
+        q2 *= inv
+        q2 *= inv
+        np.add(d_n, d_s, out=lap)  # lap <- lap I / I
+        lap += d_w
+        lap += d_e
+        lap *= inv
+        np.multiply(lap, lap, out=tmp)  # q2 <- (q2 / 2 - lap^2 / 16) / (1 + lap / 4)^2
+        q2 *= 0.5
+        q2 -= tmp / 16
+        lap *= 0.25
+        lap += 1
+        q2 /= lap * lap
         q02 = max((q0 * np.exp(-decay * k * dt)) ** 2, 1e-12)
-        c = np.clip(1.0 / (1.0 + (q2 - q02) / (q02 * (1 + q02))), 0.0, 1.0)
-        c_s[:-1], c_e[:, :-1] = c[1:], c[:, 1:]
-        i = i + np.float32(dt / 4) * (c_s * d_s + c * d_n + c_e * d_e + c * d_w)
+        q2 -= q02  # c <- 1 / (1 + (q^2 - q0^2) / (q0^2 (1 + q0^2))), clipped to [0, 1]
+        q2 *= 1.0 / (q02 * (1 + q02))
+        q2 += 1
+        with np.errstate(divide="ignore"):
+            np.reciprocal(q2, out=c)
+        np.clip(c, 0.0, 1.0, out=c)
+        c_s[:-1] = c[1:]
+        c_e[:, :-1] = c[:, 1:]
+        np.multiply(c_s, d_s, out=tmp)  # I <- I + dt / 4 * div(c grad I)
+        tmp += c * d_n
+        tmp += c_e * d_e
+        tmp += c * d_w
+        tmp *= step
+        i += tmp
     return ((i - 1e-3) * scale + offset).astype(np.float32)
 
 

@@ -15,6 +15,8 @@ Earth (NWU, z up) sees the image y axis pointing down. Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 
@@ -94,7 +96,7 @@ def trajectory(
 
 
 def _imu_from_poses(
-    poses_fn: object,
+    pose_at: Callable[[np.ndarray], np.ndarray],
     times_s: np.ndarray,
     calib: np.ndarray,
     rng: np.random.Generator,
@@ -102,13 +104,13 @@ def _imu_from_poses(
     gyro_noise_dps: float,
     accel_noise_g: float,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Gyro (body rate, °/s) and accelerometer (specific force, g) from true poses over time."""
     h = 1e-3
-    pose = poses_fn  # callable times -> poses
     imu_in_image = calib[:3, 3]
     r_img_from_imu = calib[:3, :3]
 
     def sensor(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        p = pose(t)  # type: ignore[operator]
+        p = pose_at(t)
         rs = EARTH_FROM_WORLD @ p[:, :3, :3] @ r_img_from_imu
         pos = (EARTH_FROM_WORLD @ (p[:, :3, :3] @ imu_in_image + p[:, :3, 3])[..., None])[..., 0]
         return rs, pos

@@ -36,7 +36,7 @@ from sonoedge.errors import ConfigError
 from sonoedge.models.sonic import SonicArch, SonicNet, build, count_parameters, load_state
 from sonoedge.train import config as cfgmod
 from sonoedge.train.loop import load_checkpoint, run_phase, save_checkpoint
-from sonoedge.zoo.sonic import ensemble_scale, ensemble_to_input, power_to_unit
+from sonoedge.zoo.sonic import ensemble_features, ensemble_scale, power_to_unit
 
 GENERATOR = "sonoedge.synth.doppler.simulate_doppler/v1"
 SPLIT_SEED_BASE = {"train": 0, "val": 1_000_000, "eval": 2_000_000, "eval_shifted": 3_000_000}
@@ -177,6 +177,27 @@ class SceneSet:
     def __len__(self) -> int:
         return int(self.iq.shape[0])
 
+    def features(self, n: int) -> npt.NDArray[np.float32]:
+        """Network inputs of every aligned ``n``-frame window: ``(S, L // n, 2n, H, W)``, cached
+        on disk and memory-mapped."""
+        path = self.path.with_name(f"{self.path.stem}-features{n}.npy")
+        if not path.exists():
+            n_win = self.iq.shape[1] // n
+            tmp = path.with_name(f"{path.stem}.tmp.npy")
+            out = np.lib.format.open_memmap(
+                tmp,
+                mode="w+",
+                dtype=np.float32,
+                shape=(len(self), n_win, 2 * n, *self.iq.shape[2:]),
+            )
+            for s in range(len(self)):
+                for w in range(n_win):
+                    out[s, w] = ensemble_features(self.iq[s, w * n : (w + 1) * n])
+            out.flush()
+            del out
+            tmp.replace(path)
+        return np.load(path, mmap_mode="r")
+
     def short_svd(self, n: int, cutoff: str) -> npt.NDArray[np.float32]:
         """SVD power Doppler of every aligned ``n``-frame window: ``(S, L // n, H, W)``, cached."""
         path = self.path.with_name(f"{self.path.stem}-short{n}-{cutoff}.npy")
@@ -249,20 +270,13 @@ def build_set(
 # --------------------------------------------------------------------------- batches
 
 
-def _augment(
-    rng: np.random.Generator, iq: npt.NDArray[np.complex64], crop: int
-) -> tuple[npt.NDArray[np.complex64], tuple[bool, int, int]]:
-    """Random lateral flip, time reversal, global phase and an even-offset crop."""
+def _augment(rng: np.random.Generator, h: int, w: int, crop: int) -> tuple[bool, int, int]:
+    """Random lateral flip and an even-offset crop (the input features are already invariant to
+    gain, global phase and time reversal)."""
     flip = bool(rng.integers(2))
-    if flip:
-        iq = iq[:, :, ::-1]
-    if rng.integers(2):
-        iq = iq[::-1]
-    iq = iq * np.complex64(np.exp(1j * rng.uniform(0, 2 * np.pi)))
-    h, w = iq.shape[1:]
     z0 = 2 * int(rng.integers((h - crop) // 2 + 1))
     x0 = 2 * int(rng.integers((w - crop) // 2 + 1))
-    return iq[:, z0 : z0 + crop, x0 : x0 + crop], (flip, z0, x0)
+    return flip, z0, x0
 
 
 def _geo(a: npt.NDArray[Any], geo: tuple[bool, int, int], crop: int, stride: int = 1) -> Any:
@@ -274,7 +288,7 @@ def _geo(a: npt.NDArray[Any], geo: tuple[bool, int, int], crop: int, stride: int
 
 
 def _t(arrays: Sequence[npt.NDArray[Any]]) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(np.stack(arrays), dtype=np.float32))
+    return torch.from_numpy(np.array(np.stack(arrays), dtype=np.float32))
 
 
 # --------------------------------------------------------------------------- training
@@ -297,17 +311,19 @@ def train_teacher(
     torch.manual_seed(cfg["seed"])
     net = build(teacher_arch(cfg))
     crop, bsz = t["crop"], t["batch_size"]
+    feats = data.features(cfg["data"]["long_frames"])
+    h, w = data.target.shape[1:]
 
     def loss_fn(rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         xs, ys, ls = [], [], []
         for s in rng.integers(len(data), size=bsz):
-            iq, geo = _augment(rng, data.iq[s], crop)
-            xs.append(ensemble_to_input(iq))
+            geo = _augment(rng, h, w, crop)
+            xs.append(_geo(feats[s, 0], geo, crop))
             ys.append(_geo(data.target[s][None], geo, crop))
             ls.append(_geo(data.svd_long[s][None], geo, crop))
         x, y, svd_long = _t(xs), _t(ys), _t(ls)
         f = net.features(x)
-        task = F.l1_loss(f["out"], y)
+        task = F.mse_loss(f["out"], y)
         ds = F.l1_loss(net.ds_filtered(f["filtered"]), svd_long) + F.l1_loss(
             net.ds_bottleneck(f["bottleneck"]), F.avg_pool2d(svd_long, 2)
         )
@@ -333,8 +349,9 @@ def train_teacher(
 def teacher_maps(teacher: SonicNet, data: SceneSet) -> TeacherMaps:
     outs, feats = [], []
     teacher.eval()
+    inputs = data.features(teacher.arch.n_frames)
     for s in range(len(data)):
-        f = teacher.features(torch.from_numpy(ensemble_to_input(data.iq[s]))[None])
+        f = teacher.features(torch.from_numpy(np.array(inputs[s, 0]))[None])
         outs.append(f["out"][0].numpy())
         feats.append(f["bottleneck"][0].numpy())
     return TeacherMaps(np.stack(outs), np.stack(feats))
@@ -357,6 +374,8 @@ def train_student(
     net = build(student_arch(cfg))
     n, crop, bsz = s_cfg["n_frames"], s_cfg["crop"], s_cfg["batch_size"]
     n_win = short_svd.shape[1]
+    feats = data.features(n)
+    h, w = data.target.shape[1:]
     modules: dict[str, nn.Module] = {"net": net}
     if distillation:
         if teacher is None:
@@ -366,20 +385,20 @@ def train_student(
 
     def loss_fn(rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         xs, ys, ss, ls, tos, tfs = [], [], [], [], [], []
-        for s, w in zip(
+        for s, win in zip(
             rng.integers(len(data), size=bsz), rng.integers(n_win, size=bsz), strict=True
         ):
-            iq, geo = _augment(rng, data.iq[s, w * n : (w + 1) * n], crop)
-            xs.append(ensemble_to_input(iq))
+            geo = _augment(rng, h, w, crop)
+            xs.append(_geo(feats[s, win], geo, crop))
             ys.append(_geo(data.target[s][None], geo, crop))
-            ss.append(_geo(short_svd[s, w][None], geo, crop))
+            ss.append(_geo(short_svd[s, win][None], geo, crop))
             ls.append(_geo(data.svd_long[s][None], geo, crop))
             if teacher is not None and distillation:
                 tos.append(_geo(teacher.out[s], geo, crop))
                 tfs.append(_geo(teacher.feat[s], geo, crop, stride=2))
         x, y = _t(xs), _t(ys)
         f = net.features(x)
-        task = F.l1_loss(f["out"], y)
+        task = F.mse_loss(f["out"], y)
         loss, parts = task, {"task": float(task.item())}
         if deep_supervision:
             svd_short, svd_long = _t(ss), _t(ls)
@@ -389,7 +408,7 @@ def train_student(
             loss = loss + loss_cfg["ds_weight"] * ds
             parts["ds"] = float(ds.item())
         if distillation:
-            kd = F.l1_loss(f["out"], _t(tos)) + loss_cfg["kd_feature_weight"] * F.mse_loss(
+            kd = F.mse_loss(f["out"], _t(tos)) + loss_cfg["kd_feature_weight"] * F.mse_loss(
                 modules["adapter"](f["bottleneck"]), _t(tfs)
             )
             loss = loss + loss_cfg["kd_weight"] * kd
@@ -435,7 +454,7 @@ def load_weights(
 @torch.no_grad()
 def predict_unit(net: SonicNet, iq: npt.NDArray[np.complex64]) -> npt.NDArray[np.float32]:
     """Torch inference on one ensemble of exactly ``net.arch.n_frames`` frames → ``(H, W)``."""
-    y = net(torch.from_numpy(ensemble_to_input(iq[: net.arch.n_frames]))[None])
+    y = net(torch.from_numpy(ensemble_features(iq[: net.arch.n_frames]))[None])
     return np.clip(y[0, 0].numpy(), 0.0, 1.0)
 
 
@@ -484,8 +503,8 @@ def write_card(
         "input": {
             "name": "iq",
             "dtype": "float32",
-            "layout": "(batch, 2*n_frames, axial, lateral); channel 2k = Re(frame k), 2k+1 = Im",
-            "normalisation": "ensemble divided by its RMS (sqrt(mean |iq|^2))",
+            "layout": "(batch, 2*n_frames, axial, lateral): SVD component energies, then tail sums",
+            "normalisation": "sonoedge.zoo.sonic.ensemble_features: 0.25*log10(E/(N*rms^2) + 1e-9)",
             "n_frames": net.arch.n_frames,
             "prf_hz_range": cfg["data"]["prf_hz"],
             "spacing_m": list(spacing_m),
@@ -518,7 +537,8 @@ def write_card(
         f"- Task: power Doppler from a {net.arch.n_frames}-frame IQ ensemble (clutter filtering "
         f"that SVD needs {cfg['data']['long_frames']} frames for).",
         f"- Input: `iq` float32 (batch, {2 * net.arch.n_frames}, H, W), H and W multiples of "
-        f"{SIZE_MULTIPLE}; {card['input']['normalisation']}; Re/Im interleaved per frame.",
+        f"{SIZE_MULTIPLE}; features from `sonoedge.zoo.sonic.ensemble_features` (log energy of the "
+        "ensemble's SVD components and their tail sums per pixel).",
         f"- Trained for: PRF {cfg['data']['prf_hz'][0]:g}–{cfg['data']['prf_hz'][1]:g} Hz, pixel "
         f"spacing {spacing_m[0] * 1e3:.3f} × {spacing_m[1] * 1e3:.3f} mm "
         f"({card['input']['spacing_wavelengths'][0]:.2f} × "
@@ -593,7 +613,7 @@ def train(
     }
     name = f"sonic-{n}"
     onnx_path = out_dir / f"{name}.onnx"
-    parity = export_onnx(student, onnx_path, sample=ensemble_to_input(val.iq[0, :n])[None])
+    parity = export_onnx(student, onnx_path, sample=ensemble_features(val.iq[0, :n])[None])
     metrics["export_parity_max_abs"] = parity
     write_card(onnx_path, name, student, cfg, train_spec, data.spacing_m, metrics, command)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

@@ -1,8 +1,8 @@
 """Torch-free SONIC inference: IQ ensemble → power Doppler with an exported student (onnxruntime).
 
 The network input is the log energy of the ensemble's SVD components and their tail sums per
-pixel (:func:`ensemble_features`, numpy); its output ``y`` in ``[0, 1]`` is blood power in dB relative to tissue,
-``dB = DB_LOW + y * DB_SPAN``. Training code imports the same helpers so both sides agree.
+pixel (:func:`ensemble_features`, numpy); its output ``y`` in ``[0, 1]`` is blood power in dB
+relative to tissue, ``dB = DB_LOW + y * DB_SPAN``. Training imports the same helpers.
 """
 
 from __future__ import annotations
@@ -132,8 +132,9 @@ class SonicModel:
         if channels != 2 * self.n_frames:
             raise ConfigError(
                 f"{self.path} takes {channels} input channels but its card says "
-                f"{self.n_frames} frames (= {2 * self.n_frames} channels)",
-                hint="the weights come from another architecture; re-export with its own card",
+                f"{self.n_frames} frames (= {2 * self.n_frames} channels): the weights come from "
+                "another architecture",
+                hint="re-export the model with `sonoedge train` so weights and card match",
             )
 
     def __repr__(self) -> str:

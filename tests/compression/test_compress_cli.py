@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 pytest.importorskip("torch_pruning")
 pytest.importorskip("onnx")
 
-from sonoedge.cli import app  # noqa: E402
-from sonoedge.quantization.compress import Options, compress  # noqa: E402
+from sonoedge.cli import app
+from sonoedge.quantization.compress import Options, compress
 
 
 def test_prune_int8_report_and_bundle(tiny_unet: torch.nn.Module, tmp_path: Path) -> None:
@@ -37,7 +37,9 @@ def test_prune_int8_report_and_bundle(tiny_unet: torch.nn.Module, tmp_path: Path
     from sonoedge.devices.package import package
 
     priv, pub = signing.generate_keypair(tmp_path / "keys", "t")
-    bundle = package(tmp_path / "out" / "student-int8-ov.xml", "openvino-cpu", tmp_path / "b.zip", priv)
+    bundle = package(
+        tmp_path / "out" / "student-int8-ov.xml", "openvino-cpu", tmp_path / "b.zip", priv
+    )
     with load_bundle(bundle, "openvino-cpu", keys=[pub]) as runner:
         assert runner.manifest["precision"] == "int8"
         assert runner.run(np.zeros((1, 1, 32, 32), np.float32))["output"].shape == (1, 1, 32, 32)
@@ -49,7 +51,9 @@ def test_cli_onnx_int8_only_and_errors(tiny_unet: torch.nn.Module, tmp_path: Pat
     onnx_path = tmp_path / "s.onnx"
     export_onnx(tiny_unet, torch.rand(1, 1, 64, 64), onnx_path)
     runner = CliRunner()
-    res = runner.invoke(app, ["compress", str(onnx_path), "--prune", "0.5", "-o", str(tmp_path / "o")])
+    res = runner.invoke(
+        app, ["compress", str(onnx_path), "--prune", "0.5", "-o", str(tmp_path / "o")]
+    )
     assert res.exit_code != 0 and "pruning needs the PyTorch network" in str(res.exception)
     (tmp_path / "not.pt").write_bytes(b"junk")
     res = runner.invoke(app, ["compress", str(tmp_path / "not.pt"), "-o", str(tmp_path / "o")])

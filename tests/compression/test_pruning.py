@@ -10,8 +10,8 @@ import torch
 
 pytest.importorskip("torch_pruning")
 
-from sonoedge.quantization import data, pruning  # noqa: E402
-from sonoedge.quantization.distill import distill  # noqa: E402
+from sonoedge.quantization import data, pruning
+from sonoedge.quantization.distill import distill
 
 
 def test_half_pruning_rounds_to_8_and_keeps_the_output(tiny_unet: torch.nn.Module) -> None:

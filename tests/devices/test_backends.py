@@ -7,7 +7,7 @@ import logging
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import onnxruntime as ort
@@ -46,8 +46,8 @@ class FakeSession:
     """Stands in for onnxruntime.InferenceSession on a GPU build: records what it was asked for,
     reports the providers that 'loaded', and computes on the real CPU session."""
 
-    created: list[dict[str, Any]] = []
-    loads: tuple[str, ...] = tuple(ALL_GPU)
+    created: ClassVar[list[dict[str, Any]]] = []
+    loads: ClassVar[tuple[str, ...]] = tuple(ALL_GPU)
 
     def __init__(self, path: str, options: Any = None, providers: Any = None, **kw: Any) -> None:
         FakeSession.created.append({"providers": providers, **kw})

@@ -147,3 +147,25 @@ def test_invalid_transforms_are_skipped_and_counted(tmp_path: Path) -> None:
     assert "skipped 1 of 4" in result.output
     report = json.loads((tmp_path / "s_quality.json").read_text())
     assert report["n_frames_skipped"] == 1 and report["n_valid_poses"] == 3
+
+
+def test_config_hole_filling_and_rejection(plus_data: Any, tmp_path: Path) -> None:
+    text = (
+        plus_data.config.read_text()
+        .replace('FillHoles="OFF"', 'FillHoles="ON" PixelRejectionThreshold="1"')
+        .replace(
+            "/>\n  \n</PlusConfiguration>",
+            '>\n<HoleFilling><HoleFillingElement Type="STICK" StickLengthLimit="5" '
+            'NumberOfSticksToUse="1"/></HoleFilling></VolumeReconstruction>\n</PlusConfiguration>',
+        )
+    )
+    assert "HoleFillingElement" in text
+    config = tmp_path / "holes.xml"
+    config.write_text(text)
+    args = ["sweep2vol", str(plus_data.nwire), "-o", str(tmp_path / "a"), "--plus-config"]
+    assert runner.invoke(app, [*args, str(plus_data.config)]).exit_code == 0
+    result = runner.invoke(app, [*args[:3], str(tmp_path / "b"), "--plus-config", str(config)])
+    assert result.exit_code == 0, result.output
+    plain = read_volume(tmp_path / "a" / "NwirePhantomFreehand.nrrd").data
+    filled = read_volume(tmp_path / "b" / "NwirePhantomFreehand.nrrd").data
+    assert (filled > 0).sum() > (plain > 0).sum()  # holes filled by sticks
