@@ -49,7 +49,23 @@ if TYPE_CHECKING:
         Volume,
     )
 
-__all__ = [*_LAZY, "__version__"]
+__all__ = [
+    "BmodeFrame",
+    "IQEnsemble",
+    "IQFrame",
+    "ImuBatch",
+    "LinkGap",
+    "Pose",
+    "Probe",
+    "ProbeFault",
+    "ProbeInfo",
+    "ProbeStatus",
+    "SonoedgeError",
+    "Sweep",
+    "Volume",
+    "__version__",
+    "open_probe",
+]
 
 
 def __getattr__(name: str) -> Any:

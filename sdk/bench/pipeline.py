@@ -46,7 +46,11 @@ def make_inputs(
     from sonoedge.types import ProbeInfo
 
     scene = LiveScene(ProbeInfo(), seed, *shape)
-    geometry = {"spacing_m": scene.spacing_m, "origin_m": scene.origin_m, "grid": scene.grid}
+    geometry: dict[str, Any] = {
+        "spacing_m": scene.spacing_m,
+        "origin_m": scene.origin_m,
+        "grid": scene.grid,
+    }
     out: list[Sample] = []
     for i in range(n):
         t = i / 30
@@ -70,7 +74,8 @@ def _stamped(inputs: list[Sample], count: int, rate_hz: float | None) -> Iterato
             delay = t0 + i / rate_hz - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-        yield replace(inputs[i % len(inputs)], timestamp_s=host_now(), frame_index=i)  # type: ignore[type-var]
+        sample: Any = inputs[i % len(inputs)]
+        yield replace(sample, timestamp_s=host_now(), frame_index=i)
 
 
 def _sequential_fps(pipeline: Pipeline, inputs: list[Sample], count: int) -> float:

@@ -47,14 +47,14 @@ def synth(
     from sonoedge.synth.datasets import DatasetSpec, write_dataset
 
     spec = DatasetSpec(
-        task=task,
+        task=task,  # type: ignore[arg-type]  # validated by DatasetSpec
         n=n,
         seed=seed,
         probe=probe,
         size=size,
         frames=frames,
         prf_hz=prf_hz,
-        split=split,
+        split=split,  # type: ignore[arg-type]
     )
     n_workers = workers if workers > 0 else (os.cpu_count() or 1)
     command = " ".join(shlex.quote(a) for a in ["sonoedge", *sys.argv[1:]])

@@ -16,16 +16,23 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from sonoedge.errors import ConfigError, DataError, RecordingError
 from sonoedge.freehand import _kernels
-from sonoedge.freehand.holes import HOLE_METHODS
+from sonoedge.freehand.holes import HOLE_METHODS, HoleMethod
 from sonoedge.freehand.poses import MOTIONS, pixel_to_world
 from sonoedge.freehand.quality import sweep_quality
-from sonoedge.freehand.reconstruct import COMPOUNDINGS, ClipRectangle, FanMask, OutputGrid
+from sonoedge.freehand.reconstruct import (
+    COMPOUNDINGS,
+    ClipRectangle,
+    Compounding,
+    FanMask,
+    Interpolation,
+    OutputGrid,
+)
 from sonoedge.freehand.sweep import estimate_poses, reconstruct
 from sonoedge.io.plus import ReconstructionConfig, frames_to_mf
 from sonoedge.types import BmodeFrame, ImuBatch, ProbeInfo, Sweep
@@ -184,9 +191,9 @@ class _Settings:
     """Reconstruction settings for one input: from the CLI, or from a PLUS config."""
 
     spacing_m: Any
-    interpolation: str
-    compounding: str
-    fill: str | None
+    interpolation: Interpolation
+    compounding: Compounding
+    fill: HoleMethod | None
     fill_size: int | None
     fill_sigma: float = 1.0
     fill_min_ratio: float = 0.1
@@ -201,9 +208,9 @@ class _Settings:
     def from_options(cls, options: Sweep2VolOptions) -> _Settings:
         return cls(
             spacing_m=options.spacing_mm * 1e-3,
-            interpolation=_INTERP[options.interpolation],
-            compounding=options.compounding,
-            fill=None if options.fill_holes == "none" else options.fill_holes,
+            interpolation=cast(Interpolation, _INTERP[options.interpolation]),
+            compounding=cast(Compounding, options.compounding),
+            fill=None if options.fill_holes == "none" else cast(HoleMethod, options.fill_holes),
             fill_size=options.fill_size,
         )
 
@@ -279,7 +286,7 @@ def _convert(
         posed.frames.shape[1:3],
         (1.0, 1.0),  # the matrices take pixels
         float(np.min(np.broadcast_to(settings.spacing_m, (3,)))),
-        coverage=rec.weights.data > 0,
+        coverage=np.asarray(rec.weights.data) > 0,
         heading_drift=posed.heading_drift_dps,
     )
     report["warnings"] = [str(w.message) for w in records] + report["warnings"]
@@ -341,7 +348,8 @@ def _apply_plus_config(settings: _Settings, rc: ReconstructionConfig) -> None:
     """Every setting PLUS takes from its VolumeReconstruction element."""
     settings.spacing_m = tuple(v * 1e-3 for v in rc.output_spacing_mm)
     settings.interpolation = "linear" if rc.interpolation == "LINEAR" else "nearest"
-    settings.compounding = {"MAXIMUM": "max", "LATEST": "latest"}.get(rc.compounding, "mean")
+    compounding = {"MAXIMUM": "max", "LATEST": "latest"}.get(rc.compounding, "mean")
+    settings.compounding = cast(Compounding, compounding)
     if rc.compounding == "IMPORTANCE_MASK":
         warnings.warn("IMPORTANCE_MASK compounding needs a mask image: using MEAN", stacklevel=2)
     settings.clip = ClipRectangle(rc.clip_rectangle_origin, rc.clip_rectangle_size)
@@ -350,7 +358,8 @@ def _apply_plus_config(settings: _Settings, rc: ReconstructionConfig) -> None:
             rc.fan_origin_px, rc.fan_angles_deg, rc.fan_radius_start_px, rc.fan_radius_stop_px
         )
     fill = _plus_hole_filling(rc.fill_holes, rc.hole_filling)
-    settings.fill, settings.fill_size, settings.fill_sigma, settings.fill_min_ratio = fill
+    method, settings.fill_size, settings.fill_sigma, settings.fill_min_ratio = fill
+    settings.fill = cast("HoleMethod | None", method)
     settings.threshold = rc.pixel_rejection_threshold
     # PLUS's own rounding arithmetic where it applies (MEAN, numba present).
     settings.plus_arithmetic = settings.compounding == "mean" and _kernels.AVAILABLE

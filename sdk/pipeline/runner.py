@@ -21,14 +21,14 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from sonoedge.ingest.clock import host_now
 from sonoedge.ingest.queue import BoundedQueue, OverflowPolicy
 from sonoedge.pipeline.presets import PresetSpec, load_preset
-from sonoedge.pipeline.result import Result, initial_image
+from sonoedge.pipeline.result import ImageSample, Result, initial_image
 from sonoedge.pipeline.sinks import Sink, SinkRunner
 from sonoedge.pipeline.stages import OpStage, Stage
 from sonoedge.types import BmodeFrame, IQEnsemble, IQFrame, ProbeInfo, ProbeMode, Sample
@@ -298,7 +298,7 @@ class Pipeline:
                 index += 1
                 if isinstance(sample, accepted):
                     result.processed = True
-                    result.image = initial_image(sample)
+                    result.image = initial_image(cast(ImageSample, sample))
                     first.put(result)
                 else:  # pass-through (IMU, status, gaps, or images of another probe mode)
                     if isinstance(sample, BmodeFrame | IQFrame | IQEnsemble):

@@ -109,8 +109,9 @@ def process_item(
         )
         data = _resample(data, spacing, native)
         spacing = native
-    derive_psf = "psf" not in kwargs and "psf_fwhm_px" not in kwargs and f0 and spacing
-    if op == "enhance" and method in ("wiener", "richardson_lucy") and derive_psf:
+    derive_psf = "psf" not in kwargs and "psf_fwhm_px" not in kwargs
+    deconvolves = op == "enhance" and method in ("wiener", "richardson_lucy")
+    if deconvolves and derive_psf and f0 and spacing:
         probe = source.probe or ProbeInfo(
             center_frequency_hz=f0, sampling_frequency_hz=max(30e6, 4 * f0)
         )
@@ -123,7 +124,7 @@ def process_item(
             for n, v in (("x_m/z_m", spacing), ("prf_hz", item.prf_hz), ("center_frequency_hz", f0))
             if not v
         ]
-        if missing:
+        if missing or spacing is None or f0 is None:
             raise DataError(f"op 'ulm' needs {', '.join(missing)} in the input")
         if item.grid != "cartesian":
             raise DataError("op 'ulm' needs Cartesian (linear-array) IQ data")

@@ -110,7 +110,8 @@ def nllr(
     x = img
     for it in range(n_iter):
         y = img if it == 0 else x + feedback * (img - x)
-        level = sigma0 if it == 0 else 0.67 * np.sqrt(max(sigma0**2 - np.mean((img - x) ** 2), 0.0))
+        residual = float(sigma0**2 - np.mean((img - x) ** 2))
+        level = sigma0 if it == 0 else 0.67 * float(np.sqrt(max(residual, 0.0)))
         if level <= 0:
             break
         x = _one_pass(y, float(level), patch_px, stride_px, search_px, n_similar)

@@ -170,6 +170,6 @@ def scan_convert_frame(
         output_spacing_m,
     )
     if np.issubdtype(frame.image.dtype, np.integer):
-        info = np.iinfo(frame.image.dtype)
+        info = np.iinfo(frame.image.dtype.type)  # type: ignore[type-var]
         out = np.clip(np.round(out), info.min, info.max).astype(frame.image.dtype)
     return replace(frame, image=out, spacing_m=spacing, origin_m=origin, grid="cartesian")

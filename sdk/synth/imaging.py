@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -107,7 +108,7 @@ class Imager:
         check_positive("spacing_m[0]", dz)
         check_positive("spacing_m[1]", dx)
         mid_depth = grid.origin_m[0] + 0.5 * grid.shape[0] * dz
-        self._psf_args = {
+        self._psf_args: dict[str, Any] = {
             "f_number": f_number,
             "n_cycles": n_cycles,
             "transmit": transmit,
