@@ -87,11 +87,18 @@ class _Cards:
 
 
 def load_torch(path: Path) -> nn.Module:
-    """A whole pickled ``nn.Module`` (``torch.save(model)``) — pickle: trusted files only."""
+    """A SONIC weights file (``sonoedge train``: arch + state; loaded as its deploy graph), or a
+    whole pickled ``nn.Module`` (``torch.save(model)``) — pickle: trusted files only."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises many types for a bad file
         raise ConfigError(f"cannot load {path}: {err}") from None
+    if isinstance(obj, dict) and isinstance(obj.get("arch"), dict) and "state" in obj:
+        from sonoedge.models.sonic import SonicDeploy
+        from sonoedge.train.sonic import load_weights
+
+        net, _ = load_weights(path)
+        return SonicDeploy(net).eval()
     if not isinstance(obj, nn.Module):
         raise ConfigError(
             f"{path} holds a {type(obj).__name__}, not a PyTorch module",

@@ -1,8 +1,10 @@
 """Compression data sets: inputs (for calibration and distillation) and targets (for the metric).
 
 ``speckle``: deterministic synthetic B-mode patches (smooth tissue maps with inclusions under
-fully developed speckle, log-compressed to [0, 1]); the target is the speckle-free map. A ``.npz``
-file with ``inputs`` (N, C, H, W) and optional ``targets`` can be given instead.
+fully developed speckle, log-compressed to [0, 1]); the target is the speckle-free map.
+``sonic:N``: simulated Doppler ensembles of N frames (``sonoedge.synth.doppler``) as SONIC
+network inputs, with the true blood power map in [0, 1] as target. A ``.npz`` file with
+``inputs`` (N, C, H, W) and optional ``targets`` can be given instead.
 """
 
 from __future__ import annotations
@@ -59,6 +61,30 @@ def speckle(n: int, size: int = 64, seed: int = 0) -> DataSet:
     return DataSet(inputs, targets)
 
 
+def sonic(n: int, n_frames: int, size: int = 64, seed: int = 0, probe: str = "L11-5v") -> DataSet:
+    """``n`` simulated ensembles → SONIC inputs (1, 2·n_frames, size, size) and blood power maps
+    (1, 1, size, size) in the network's [0, 1] output scale."""
+    from sonoedge.synth.doppler import simulate_doppler
+    from sonoedge.synth.transducer import get_preset
+    from sonoedge.zoo.sonic import ensemble_features, power_to_unit
+
+    rng = np.random.default_rng([seed, 11])
+    inputs, targets = [], []
+    for i in range(n):
+        scene = simulate_doppler(
+            get_preset(probe),
+            n_frames=n_frames,
+            prf_hz=float(rng.uniform(500.0, 2000.0)),
+            height=size,
+            width=size,
+            seed=10_007 * seed + i,
+            motion_scale=float(rng.uniform(0.0, 1.2)),
+        )
+        inputs.append(np.asarray(ensemble_features(scene.iq), np.float32)[None])
+        targets.append(power_to_unit(scene.blood_power)[None, None])
+    return DataSet(inputs, targets)
+
+
 def from_npz(path: Path) -> DataSet:
     try:
         with np.load(path) as data:
@@ -74,13 +100,17 @@ def from_npz(path: Path) -> DataSet:
 
 
 def load(spec: str, n: int, size: int = 64, seed: int = 0) -> DataSet:
-    """``"speckle"`` or a path to a ``.npz``."""
+    """``"speckle"``, ``"sonic:N"`` or a path to a ``.npz``."""
     if spec == "speckle":
         return speckle(n, size, seed)
+    if spec.startswith("sonic:") and spec[6:].isdigit():
+        return sonic(n, int(spec[6:]), size, seed)
     path = Path(spec)
     if path.suffix == ".npz" and path.exists():
         return from_npz(path)
-    raise ConfigError(f"data {spec!r} is unknown", hint="use 'speckle' or a path to a .npz file")
+    raise ConfigError(
+        f"data {spec!r} is unknown", hint="use 'speckle', 'sonic:N' (N frames) or a .npz path"
+    )
 
 
 def psnr_db(reference: FloatArray, test: FloatArray, data_range: float = 1.0) -> float:

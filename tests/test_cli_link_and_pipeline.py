@@ -119,7 +119,8 @@ def test_demo(tmp_path: Path) -> None:
     assert "report:" in out.stdout and (demo_dir / "index.html").exists()
     assert (demo_dir / "recording.h5").stat().st_size > 0
     page = (demo_dir / "index.html").read_text()
-    for figure in ("bmode_input.png", "bmode_despeckle.png", "doppler_power.png"):
+    assert (demo_dir / "sweep_volume.nrrd").stat().st_size > 0
+    for figure in ("bmode_input.png", "bmode_despeckle.png", "doppler_power.png", "sweep_mips.png"):
         assert figure in page and (demo_dir / figure).exists()
 
 

@@ -27,9 +27,7 @@ def kinds(samples: list[object]) -> set[type]:
 
 
 def test_emulator_url_streams_every_kind_and_answers_commands() -> None:
-    with open_probe(
-        "emulator://?preset=bmode&bmode_shape=32x32&iq_shape=16x16"
-    ) as probe:
+    with open_probe("emulator://?preset=bmode&bmode_shape=32x32&iq_shape=16x16") as probe:
         assert probe.info is not None and probe.info.model == "virtual-L7"
         got = list(probe.samples(seconds=0.5))
         assert {BmodeFrame, ImuBatch, ProbeStatus} <= kinds(got)
