@@ -11,10 +11,22 @@ from torch import nn
 PRUNABLE = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 
 
-def output_layers(model: nn.Module) -> list[nn.Module]:
-    """The last prunable layer (its output channels are the model's outputs)."""
-    layers: list[nn.Module] = [m for m in model.modules() if isinstance(m, PRUNABLE)]
-    return layers[-1:]
+def output_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
+    """The last prunable layer that runs in ``forward`` (its output channels are the model's
+    outputs; training-only heads that never run are not it)."""
+    ran: list[nn.Module] = []
+    hooks = [
+        m.register_forward_hook(lambda mod, _i, _o: ran.append(mod))
+        for m in model.modules()
+        if isinstance(m, PRUNABLE)
+    ]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    return ran[-1:]
 
 
 def prune_channels(
@@ -41,7 +53,7 @@ def prune_channels(
         importance=tp.importance.GroupMagnitudeImportance(p=2),
         pruning_ratio=ratio,
         round_to=round_to,
-        ignored_layers=list(output_layers(model) if ignored is None else ignored),
+        ignored_layers=list(output_layers(model, example) if ignored is None else ignored),
     )
     pruner.step()
     return model
