@@ -11,7 +11,7 @@ used: a two-level despeckling U-Net (3×3 convs, ReLU, a strided conv down, a tr
 a skip connection, channels 32/64, the layer types our students use), trained here on simulated
 speckle for a fixed number of steps.
 
-Usage: python benchmarks/compression.py [--quick]
+Usage: python benchmarks/compression.py [--quick] [--sonic STUDENT.pt]
 """
 
 from __future__ import annotations
@@ -102,38 +102,37 @@ def latency_rounds(models: dict[str, tuple[str, Path]], feeds: dict, rounds: int
     }
 
 
-def main() -> None:
-    quick = "--quick" in sys.argv
-    torch.manual_seed(0)
-    torch.set_num_threads(2)
-    size = 256  # B-mode despeckling runs at 256×256
-    train_set = data.speckle(64 if quick else 512, size=64, seed=0)
-    calib = data.speckle(16 if quick else 32, size=size, seed=1)
-    val = data.speckle(8 if quick else 24, size=size, seed=2)
-    steps, kd_steps = (50, 50) if quick else (800, 800)
-    t0 = time.time()
-    net = DespeckleStudent()
-    train(net, train_set, steps)
-    dense = copy.deepcopy(net)
+def run_student(
+    dense: nn.Module,
+    train_set: data.DataSet,
+    calib: data.DataSet,
+    val: data.DataSet,
+    kd_steps: int,
+    extra_dense_steps: int,
+    rounds: int,
+) -> dict[str, Any]:
+    """OpenVINO and ONNX Runtime, fp32 and int8, dense and 50 % pruned + KD: PSNR, latency,
+    signed bundle sizes."""
     example = torch.from_numpy(val.inputs[0])
     counts = {"dense": pruning.count(dense, example)}
-    pruned = copy.deepcopy(net)
+    pruned = copy.deepcopy(dense)
     pruning.prune_channels(pruned, example, 0.5)
     counts["pruned"] = pruning.count(pruned, example)
+    assert val.targets is not None
+    targets = val.targets
+
+    def score(outs: list[np.ndarray]) -> float:
+        return data.mean_psnr_db(targets, outs)
+
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         feeds_val = [{"input": x} for x in val.inputs]
         feeds_cal = [{"input": x} for x in calib.inputs]
-        assert val.targets is not None
-        targets = val.targets
-
-        def score(outs: list[np.ndarray]) -> float:
-            return data.mean_psnr_db(targets, outs)
-
         export_onnx(pruned, example, tmp / "pruned-nokd.onnx")
         psnr_before_kd = ort_int8.onnx_metric(feeds_val, score)(tmp / "pruned-nokd.onnx")
         distill(pruned, dense, train_set.inputs, train_set.targets, steps=kd_steps, seed=0)
-        train(dense, train_set, kd_steps, seed=1)  # same training budget for the dense student
+        if extra_dense_steps:
+            train(dense, train_set, extra_dense_steps, seed=1)  # same training budget
         models: dict[str, tuple[str, Path]] = {}
         psnr: dict[str, float] = {}
         layers: dict[str, Any] = {}
@@ -159,48 +158,95 @@ def main() -> None:
             psnr[f"openvino_int8_{tag}"] = ov_metric(ov8)
             psnr[f"onnxruntime_fp32_{tag}"] = q.metric_fp32
             psnr[f"onnxruntime_int8_{tag}"] = q.metric_int8
-        lat = latency_rounds(models, {"input": val.inputs[0]}, rounds=2 if quick else 4)
+        lat = latency_rounds(models, {"input": val.inputs[0]}, rounds=rounds)
         priv, _ = signing.generate_keypair(tmp / "keys", "bench")  # throwaway key
         sizes = {}
         for key, (runtime, path) in models.items():
             target = "openvino-cpu" if runtime == "openvino" else "cpu"
             bundle = package(path, target, tmp / f"{key}.zip", priv, openvino_ir=False)
             sizes[key] = bundle.stat().st_size
-    noisy = psnr["onnxruntime_fp32_dense"]
-    m = lambda k: lat[k]["median_ms"]  # noqa: E731
-    metrics = {
-        "student": "representative despeckling U-Net (no SONIC student shipped yet)",
-        "input_shape": [1, 1, size, size],
+
+    def m(k: str) -> float:
+        return float(lat[k]["median_ms"])
+
+    def loss(a: str, b: str) -> float:
+        return round(psnr[a] - psnr[b], 3)
+
+    return {
+        "input_shape": list(val.inputs[0].shape),
         "params": counts,
         "psnr_db": {k: round(v, 3) for k, v in psnr.items()},
         "psnr_db_pruned_before_kd": round(psnr_before_kd, 3),
+        "input_psnr_db": round(data.mean_psnr_db(targets, val.inputs), 3)
+        if val.inputs[0].shape == targets[0].shape
+        else None,
         "latency": lat,
         "bundle_bytes": sizes,
         "openvino_int8_speedup": round(m("openvino_fp32_dense") / m("openvino_int8_dense"), 2),
-        "openvino_int8_psnr_loss_db": round(
-            psnr["openvino_fp32_dense"] - psnr["openvino_int8_dense"], 3
-        ),
+        "openvino_int8_psnr_loss_db": loss("openvino_fp32_dense", "openvino_int8_dense"),
         "pruning50_speedup_openvino_fp32": round(
             m("openvino_fp32_dense") / m("openvino_fp32_pruned"), 2
         ),
         "pruning50_speedup_openvino_int8": round(
             m("openvino_int8_dense") / m("openvino_int8_pruned"), 2
         ),
-        "pruning50_psnr_loss_db": round(
-            psnr["openvino_fp32_dense"] - psnr["openvino_fp32_pruned"], 3
-        ),
+        "pruning50_psnr_loss_db": loss("openvino_fp32_dense", "openvino_fp32_pruned"),
+        "pruning50_int8_psnr_loss_db": loss("openvino_fp32_dense", "openvino_int8_pruned"),
         "onnxruntime_int8_speedup": round(
             m("onnxruntime_fp32_dense") / m("onnxruntime_int8_dense"), 2
         ),
-        "onnxruntime_int8_psnr_loss_db": round(
-            psnr["onnxruntime_fp32_dense"] - psnr["onnxruntime_int8_dense"], 3
-        ),
+        "onnxruntime_int8_psnr_loss_db": loss("onnxruntime_fp32_dense", "onnxruntime_int8_dense"),
         "max_bundle_mb": round(max(sizes.values()) / 1e6, 3),
         "int8_layer_report_dense": layers["dense"],
-        "train_steps": steps,
-        "kd_steps": kd_steps,
-        "wall_s": round(time.time() - t0, 1),
     }
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    sonic_path = Path(sys.argv[sys.argv.index("--sonic") + 1]) if "--sonic" in sys.argv else None
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    t0 = time.time()
+    rounds = 2 if quick else 4
+    results: dict[str, Any] = {}
+    # Representative student: despeckling at the B-mode pipeline's 256×256.
+    train_set = data.speckle(64 if quick else 512, size=64, seed=0)
+    steps, kd_steps = (50, 50) if quick else (800, 800)
+    net = DespeckleStudent()
+    train(net, train_set, steps)
+    results["despeckle-unet"] = {
+        "about": "representative student-shaped network (no despeckling student shipped yet): "
+        f"2-level U-Net, channels 32/64, trained {steps} + {kd_steps} steps on simulated speckle",
+        **run_student(
+            net,
+            train_set,
+            data.speckle(16 if quick else 32, size=256, seed=1),
+            data.speckle(8 if quick else 24, size=256, seed=2),
+            kd_steps,
+            kd_steps,
+            rounds,
+        ),
+    }
+    if sonic_path is not None:  # the shipped SONIC student, at the Doppler pipeline's 128×128
+        from sonoedge.quantization.compress import load_torch
+
+        sonic = load_torch(sonic_path)
+        first = next(m for m in sonic.modules() if isinstance(m, nn.Conv2d))
+        frames = first.in_channels // 2
+        sonic_train = data.sonic(32 if quick else 160, frames, size=64, seed=0)
+        results["sonic"] = {
+            "about": f"SONIC student {sonic_path} ({frames} frames), KD {kd_steps} steps",
+            **run_student(
+                sonic,
+                sonic_train,
+                data.sonic(8 if quick else 24, frames, size=128, seed=1),
+                data.sonic(8 if quick else 16, frames, size=128, seed=2),
+                kd_steps,
+                0,
+                rounds,
+            ),
+        }
+    metrics = {"students": results, "wall_s": round(time.time() - t0, 1)}
     baselines = {
         "targets": {
             "openvino_int8_speedup": ">= 2.5",
@@ -209,34 +255,43 @@ def main() -> None:
             "pruning50_psnr_loss_db": "<= 0.3",
             "bundle_mb": "<= 5",
         },
-        "input_psnr_db": round(data.mean_psnr_db(targets, val.inputs), 3),
-        "fp32_student_psnr_db": round(noisy, 3),
+        "fp32_student_psnr_db": {
+            k: v["psnr_db"]["onnxruntime_fp32_dense"] for k, v in results.items()
+        },
     }
     command = "python benchmarks/compression.py" + (" --quick" if quick else "")
+    if sonic_path is not None:
+        command += f" --sonic {sonic_path}"
     write_result("compression", metrics, baselines, command=command)
-    print(
-        json.dumps({k: v for k, v in metrics.items() if k != "int8_layer_report_dense"}, indent=1)
-    )
-    plot(metrics, RESULTS_DIR / "compression.png")
+    for name, r in results.items():
+        summary = {k: v for k, v in r.items() if k not in ("int8_layer_report_dense", "latency")}
+        print(name, json.dumps(summary, indent=1))
+    plot(results, RESULTS_DIR / "compression.png")
 
 
-def plot(metrics: dict[str, Any], path: Path) -> None:
-    lat, psnr = metrics["latency"], metrics["psnr_db"]
-    keys = list(lat)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    colors = ["tab:blue" if "fp32" in k else "tab:orange" for k in keys]
-    axes[0].barh(keys, [lat[k]["median_ms"] for k in keys], color=colors)
-    axes[0].set_xlabel("median latency, ms (1×1×256×256, this CPU)")
-    axes[1].barh(keys, [psnr[k] for k in keys], color=colors)
-    axes[1].set_xlim(min(psnr.values()) - 0.5, max(psnr.values()) + 0.3)
-    axes[1].set_xlabel("PSNR vs clean, dB")
-    axes[1].set_yticklabels([])
-    loss = metrics["openvino_int8_psnr_loss_db"]
-    fig.suptitle(
-        f"OpenVINO int8 {metrics['openvino_int8_speedup']}× ({loss:+.2f} dB loss), "
-        f"50% pruning {metrics['pruning50_speedup_openvino_fp32']}× fp32 / "
-        f"{metrics['pruning50_speedup_openvino_int8']}× int8"
-    )
+def plot(results: dict[str, Any], path: Path) -> None:
+    fig, axes = plt.subplots(len(results), 2, figsize=(11, 4 * len(results)), squeeze=False)
+    for row, (name, r) in zip(axes, results.items(), strict=True):
+        lat, psnr = r["latency"], r["psnr_db"]
+        keys = list(lat)
+        colors = ["tab:blue" if "fp32" in k else "tab:orange" for k in keys]
+        row[0].barh(keys, [lat[k]["median_ms"] for k in keys], color=colors)
+        shape = "×".join(str(d) for d in r["input_shape"])
+        row[0].set_xlabel(f"median latency, ms ({shape}, this CPU)")
+        row[1].barh(keys, [psnr[k] for k in keys], color=colors)
+        row[1].set_xlim(min(psnr.values()) - 0.5, max(psnr.values()) + 0.3)
+        row[1].set_xlabel("PSNR vs ground truth, dB")
+        row[1].set_yticklabels([])
+        row[0].set_title(
+            f"{name}: OpenVINO int8 {r['openvino_int8_speedup']}× "
+            f"({r['openvino_int8_psnr_loss_db']:+.2f} dB loss)",
+            fontsize=10,
+        )
+        row[1].set_title(
+            f"50% pruning + KD: {r['pruning50_speedup_openvino_fp32']}× fp32, "
+            f"{r['pruning50_speedup_openvino_int8']}× int8 ({r['pruning50_psnr_loss_db']:+.2f} dB)",
+            fontsize=10,
+        )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

@@ -18,7 +18,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from sonoedge.errors import (
     CommandRejectedError,
@@ -35,6 +34,7 @@ from sonoedge.ingest.clock import ClockSync, host_now
 from sonoedge.ingest.queue import BoundedQueue, OverflowPolicy
 from sonoedge.ingest.transport import LinkLostError, Transport
 from sonoedge.io.recording import RecordingReader, RecordingWriter
+from sonoedge.resources import Closeable
 from sonoedge.types import PROBE_MODES, LinkGap, ProbeInfo, ProbeMode, Sample
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class LinkStats:
         return sum(self.rejected.values())
 
 
-class Probe:
+class Probe(Closeable):
     """A probe link (live or replayed). Create it with :func:`sonoedge.open_probe`."""
 
     def __init__(
@@ -160,17 +160,6 @@ class Probe:
         self.stop_recording()
         if self._replay is not None:
             self._replay.close()
-
-    def __enter__(self) -> Probe:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def info(self) -> ProbeInfo | None:

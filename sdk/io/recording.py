@@ -32,7 +32,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -42,6 +41,7 @@ from sonoedge.errors import ProtocolError, RecordingError
 from sonoedge.firmware_bridge import payloads as pl
 from sonoedge.firmware_bridge.wire import VERSION, Message, MessageType
 from sonoedge.ingest.clock import ClockSync
+from sonoedge.resources import Closeable
 from sonoedge.types import ProbeInfo, Sample
 
 FORMAT = "sonoedge-recording"
@@ -76,7 +76,7 @@ def info_from_json(text: str) -> ProbeInfo:
     return ProbeInfo(**fields)
 
 
-class RecordingWriter:
+class RecordingWriter(Closeable):
     """Append messages to a new HDF5 recording."""
 
     def __init__(
@@ -221,19 +221,8 @@ class RecordingWriter:
             self._file.close()
             self.closed = True
 
-    def __enter__(self) -> RecordingWriter:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class RecordingReader:
+class RecordingReader(Closeable):
     """Read a recording back: raw messages, or typed samples on the recorded host clock."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -358,14 +347,3 @@ class RecordingReader:
 
     def close(self) -> None:
         self._file.close()
-
-    def __enter__(self) -> RecordingReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

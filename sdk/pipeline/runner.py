@@ -20,7 +20,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, cast
 
 import numpy as np
@@ -31,6 +30,7 @@ from sonoedge.pipeline.presets import PresetSpec, load_preset
 from sonoedge.pipeline.result import ImageSample, Result, initial_image
 from sonoedge.pipeline.sinks import Sink, SinkRunner
 from sonoedge.pipeline.stages import OpStage, Stage
+from sonoedge.resources import Closeable
 from sonoedge.types import BmodeFrame, IQEnsemble, IQFrame, ProbeInfo, ProbeMode, Sample
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class _StageWorker:
         self.errors = 0
 
 
-class Pipeline:
+class Pipeline(Closeable):
     """Stages run on threads; feed it a probe (or any iterable of samples) and read results.
 
     Iterator style::
@@ -273,15 +273,8 @@ class Pipeline:
         """Wait until the source is exhausted and every result dispatched."""
         return self._finished.wait(timeout_s)
 
-    def __enter__(self) -> Pipeline:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
+        """Same as :meth:`stop` (so ``with Pipeline(...) as p:`` stops it on the way out)."""
         self.stop()
 
     # --- threads -----------------------------------------------------------------------------
