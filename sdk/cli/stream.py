@@ -140,6 +140,8 @@ def _table(url: str, monitor: Any, probe: Any, pipeline: Any) -> Any:
         f"{drops} (queue {stats.queue_dropped}, lost {stats.sequence_lost}, "
         f"rejected {stats.total_rejected})",
     )
+    if stats.silent_s:
+        table.add_row("[red]probe silent[/]", f"for {stats.silent_s:.1f} s")
     if stats.gaps:
         table.add_row(
             "link gaps", f"{len(stats.gaps)} ({sum(g.duration_s for g in stats.gaps):.2f} s)"

@@ -59,6 +59,8 @@ class LinkStats:
     queue_dropped: int
     callback_errors: int
     gaps: list[LinkGap] = field(default_factory=list)
+    silent_s: float = 0.0
+    """How long the probe has sent nothing, once past the silence timeout (else 0)."""
     clock_offset_s: float = 0.0
     clock_drift_ppm: float = 0.0
 
@@ -87,6 +89,7 @@ class Probe(Closeable):
         watch_path: str | None = None,
         replay_speed: float = 1.0,
         max_payload_bytes: int | None = None,
+        silence_timeout_s: float = 3.0,
     ) -> None:
         if (opener is None) == (replay is None):
             raise ValueError("give exactly one of opener and replay")
@@ -123,6 +126,8 @@ class Probe(Closeable):
         self._started = False
         self._opened_s = host_now()
         self.error: SonoedgeError | None = None
+        self.silence_timeout_s = silence_timeout_s  # the protocol's heartbeat is ≥ 1 Hz
+        self._silent_since: float | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -321,6 +326,7 @@ class Probe(Closeable):
             queue_dropped=self._queue.dropped,
             callback_errors=self._callback_errors,
             gaps=list(self._gaps),
+            silent_s=0.0 if self._silent_since is None else host_now() - self._silent_since,
             clock_offset_s=self._clock.offset_s,
             clock_drift_ppm=self._clock.drift_ppm,
         )
@@ -346,6 +352,8 @@ class Probe(Closeable):
                     self._recorder.flush()
 
     def _run_link(self) -> None:
+        last_message_s = host_now()
+        silent = False
         while not self._closing.is_set():
             transport = self._transport
             assert transport is not None
@@ -354,12 +362,24 @@ class Probe(Closeable):
             except LinkLostError as err:
                 if not self._reconnect_after(err):
                     return
+                last_message_s, silent = host_now(), False
                 continue
-            if data:
-                now = host_now()
-                self._bytes += len(data)
-                for msg in self._decoder.feed(data):
+            now = host_now()
+            messages = self._decoder.feed(data) if data else []
+            self._bytes += len(data)
+            if messages:
+                if silent:  # a probe that went quiet is back: report how long
+                    gap = LinkGap(last_message_s, now, "probe sent nothing (silent)")
+                    self._gaps.append(gap)
+                    self._queue.put(gap)
+                    log.warning("%s is sending again after %.1f s", self.url, gap.duration_s)
+                last_message_s, silent = now, False
+                for msg in messages:
                     self._on_message(msg, now)
+            elif not silent and now - last_message_s > self.silence_timeout_s:
+                silent = True
+                log.warning("%s has sent nothing for %.1f s", self.url, now - last_message_s)
+            self._silent_since = last_message_s if silent else None
         for msg in self._decoder.flush():
             self._on_message(msg, host_now())
 

@@ -118,3 +118,48 @@ def test_nothing_listening_on_tcp() -> None:
 def test_bad_urls(url: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         open_probe(url)
+
+
+class _QuietTransport:
+    """Sends a status message, goes quiet for a while, then sends again."""
+
+    description = "quiet"
+
+    def __init__(self, quiet_s: float) -> None:
+        from sonoedge.firmware_bridge import Encoder
+        from sonoedge.firmware_bridge import payloads as pl
+        from sonoedge.types import ProbeStatus
+
+        status = ProbeStatus("idle", "bmode", 0.04, 1000.0, 0.0, 30.0, 0, 0)
+        encoder = Encoder()
+        self._message = lambda: encoder.encode(*pl.encode_parts(status), timestamp_us=0)
+        self._t0 = time.monotonic()
+        self._quiet_s = quiet_s
+        self._sent = 0
+
+    def read(self, max_bytes: int = 1 << 20) -> bytes:
+        time.sleep(0.02)
+        elapsed = time.monotonic() - self._t0
+        if self._sent == 0 or elapsed > self._quiet_s:
+            self._sent += 1
+            return self._message()
+        return b""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_silent_probe_is_reported_and_its_return_is_a_gap() -> None:
+    from sonoedge.ingest import Probe
+
+    probe = Probe("quiet://", opener=lambda: _QuietTransport(0.6), silence_timeout_s=0.3)
+    with probe.open(start=False):
+        time.sleep(0.45)
+        assert probe.stats().silent_s > 0.3
+        samples = list(probe.samples(seconds=0.6))
+    gaps = [s for s in samples if isinstance(s, LinkGap)]
+    assert len(gaps) == 1 and "silent" in gaps[0].reason and gaps[0].duration_s >= 0.5
+    assert probe.stats().silent_s == 0.0
