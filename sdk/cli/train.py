@@ -43,18 +43,25 @@ def train(
       sonoedge train sonic --out runs/sonic
       sonoedge train sonic --config my.toml --out runs/sonic-8
     """
+    from sonoedge.train import check_task, get_task
     from sonoedge.train import config as cfgmod
-    from sonoedge.train import get_task
+
+    check_task(task)
+    cfg = cfgmod.load(task, config, quick)  # bad configs fail here, before torch is imported
+    module = get_task(task)
     from sonoedge.train.loop import StopTraining, make_progress
 
-    module = get_task(task)
-    cfg = cfgmod.load(task, config, quick)
     progress = make_progress(not no_progress)
     try:
         if progress is not None:
             progress.start()
+        command = " ".join(
+            ["sonoedge train", task, *(["--config", str(config)] if config else [])]
+            + (["--quick"] if quick else [])
+            + ["--out", str(out)]
+        )
         path = module.train(
-            cfg, out, progress=progress, stop_after=stop_after, cache_dir=cache, command=_command()
+            cfg, out, progress=progress, stop_after=stop_after, cache_dir=cache, command=command
         )
     except StopTraining as stop:
         typer.echo(f"{stop}; re-run the same command to resume")
@@ -95,12 +102,14 @@ def eval_(
       sonoedge eval sonic --model sonic-16
       sonoedge eval sonic --model runs/sonic --quick --results-dir /tmp/res
     """
+    from sonoedge.train import check_task, get_task
     from sonoedge.train import config as cfgmod
-    from sonoedge.train import get_task
+
+    check_task(task)
+    cfg = cfgmod.load(task, config, quick) if (config is not None) else None
+    module = get_task(task)
     from sonoedge.train.loop import make_progress
 
-    module = get_task(task)
-    cfg = cfgmod.load(task, config, quick) if (config is not None) else None
     progress = make_progress(not no_progress)
     try:
         if progress is not None:

@@ -157,7 +157,8 @@ def load_state(net: SonicNet, state: dict[str, torch.Tensor], where: str = "chec
     if missing or unexpected or wrong:
         detail = (missing or unexpected or wrong)[:3]
         raise ConfigError(
-            f"{where} does not hold weights of {net.arch.to_dict()}: mismatched tensors {detail}",
-            hint="the weights come from another architecture or ensemble length",
+            f"{where} does not hold weights of {net.arch.to_dict()}: mismatched tensors {detail} "
+            "(the weights come from another architecture or ensemble length)",
+            hint="load them into the network they were trained with",
         )
     net.load_state_dict(state)

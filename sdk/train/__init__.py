@@ -23,8 +23,13 @@ TASKS: dict[str, str] = {
 """Task name → module implementing it (add despeckle/enhance students here)."""
 
 
-def get_task(name: str) -> ModuleType:
-    """The module implementing task ``name``."""
+def check_task(name: str) -> None:
+    """Refuse an unknown task name (without importing torch)."""
     if name not in TASKS:
         raise ConfigError(f"task {name!r} is unknown: expected one of {', '.join(sorted(TASKS))}")
+
+
+def get_task(name: str) -> ModuleType:
+    """The module implementing task ``name``."""
+    check_task(name)
     return importlib.import_module(TASKS[name])

@@ -110,7 +110,7 @@ def run_phase(
         history.append({"step": step, "loss": float(loss.item()), **parts})
         done = step + 1
         if progress is not None and task is not None:
-            progress.update(task, advance=1, description=f"{name} loss {float(loss):.4f}")
+            progress.update(task, advance=1, description=f"{name} loss {float(loss.item()):.4f}")
         if done % checkpoint_every == 0 or done == steps:
             save(done)
         if stop_after is not None and done >= stop_after and done < steps:

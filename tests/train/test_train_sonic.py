@@ -80,30 +80,13 @@ def test_cli_reports_bad_config_without_traceback(tmp_path: Path) -> None:
 
     bad = tmp_path / "bad.toml"
     bad.write_text("[loss]\nkd_weigth = 1.0\n")
+    exe = Path(sys.executable).with_name("sonoedge")
     proc = subprocess.run(
-        [sys.executable, "-m", "sonoedge.cli", "train", "sonic", "-c", str(bad), "-o", "x"],
+        [str(exe), "train", "sonic", "-c", str(bad), "-o", str(tmp_path / "x")],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    if "No module named sonoedge.cli.__main__" in proc.stderr:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import sys; from sonoedge.cli import main; sys.argv = sys.argv[1:]; main()",
-                "sonoedge",
-                "train",
-                "sonic",
-                "-c",
-                str(bad),
-                "-o",
-                "x",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
     assert proc.returncode == 2, proc.stderr
     assert "loss.kd_weigth" in proc.stderr and "Traceback" not in proc.stderr
 
