@@ -35,6 +35,10 @@ def main() -> None:
         stats = pipeline.stats()
     t, rss = np.array(samples).T
     warm = rss[t >= min(60.0, t[-1] / 4)]  # after the first minute (allocator warm-up)
+    # Flatness: the median over the first and the last fifth after warm-up (queues and the
+    # allocator make single samples jump; a leak shows as a trend between the two).
+    fifth = max(len(warm) // 5, 1)
+    early, late = float(np.median(warm[:fifth])), float(np.median(warm[-fifth:]))
     metrics = {
         "minutes": minutes,
         "results": stats.results,

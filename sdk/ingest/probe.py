@@ -35,12 +35,33 @@ from sonoedge.ingest.queue import BoundedQueue, OverflowPolicy
 from sonoedge.ingest.transport import LinkLostError, Transport
 from sonoedge.io.recording import RecordingReader, RecordingWriter
 from sonoedge.resources import Closeable
-from sonoedge.types import PROBE_MODES, LinkGap, ProbeInfo, ProbeMode, Sample
+from sonoedge.types import (
+    PROBE_MODES,
+    BmodeFrame,
+    ImuBatch,
+    IQEnsemble,
+    IQFrame,
+    LinkGap,
+    ProbeInfo,
+    ProbeMode,
+    Sample,
+)
 
 log = logging.getLogger(__name__)
 
 Callback = Callable[[Sample], None]
 _SEQ_MASK = 0xFFFFFFFF
+
+
+def sample_nbytes(sample: Sample) -> int:
+    """Bytes of array data a sample holds (what a queue of them costs in memory)."""
+    if isinstance(sample, BmodeFrame):
+        return int(sample.image.nbytes)
+    if isinstance(sample, IQFrame | IQEnsemble):
+        return int(sample.iq.nbytes)
+    if isinstance(sample, ImuBatch):
+        return int(sample.gyro_dps.nbytes * 4)
+    return 64
 
 
 @dataclass
@@ -83,6 +104,7 @@ class Probe(Closeable):
         replay: RecordingReader | None = None,
         *,
         queue_size: int = 256,
+        queue_bytes: int = 64 * 1024 * 1024,
         overflow: OverflowPolicy = "drop_oldest",
         reconnect: bool = True,
         reconnect_timeout_s: float = 30.0,
@@ -97,7 +119,9 @@ class Probe(Closeable):
         self._opener = opener
         self._replay = replay
         self._transport: Transport | None = None
-        self._queue: BoundedQueue[Sample] = BoundedQueue(queue_size, overflow)
+        self._queue: BoundedQueue[Sample] = BoundedQueue(
+            queue_size, overflow, max_bytes=queue_bytes, size_of=sample_nbytes
+        )
         self._reconnect = reconnect
         self._reconnect_timeout_s = reconnect_timeout_s
         self._watch_path = watch_path

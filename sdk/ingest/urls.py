@@ -67,6 +67,7 @@ def open_probe(
     *,
     start: bool = True,
     queue_size: int = 256,
+    queue_bytes: int = 64 * 1024 * 1024,
     overflow: OverflowPolicy | None = None,
     reconnect: bool = True,
     reconnect_timeout_s: float = 30.0,
@@ -75,7 +76,8 @@ def open_probe(
 ) -> Probe:
     """Open a probe and start streaming; use it as a context manager.
 
-    ``overflow`` is what happens when the consumer falls behind ``queue_size`` samples:
+    ``overflow`` is what happens when the consumer falls behind by ``queue_size`` samples or
+    ``queue_bytes`` of array data (64 MiB: about 32 ensembles of 16×128×128):
     ``drop_oldest`` (default for live links: the freshest data wins), ``drop_newest``, or
     ``block`` (default for replays: nothing is skipped). ``record`` starts an HDF5 recording.
     """
@@ -107,6 +109,7 @@ def open_probe(
             url,
             replay=RecordingReader(target),
             queue_size=queue_size,
+            queue_bytes=queue_bytes,
             overflow=overflow or "block",
             replay_speed=speed,
         )
@@ -116,6 +119,7 @@ def open_probe(
             url,
             opener=lambda: EmulatorTransport(config),
             queue_size=queue_size,
+            queue_bytes=queue_bytes,
             overflow=overflow or "drop_oldest",
             reconnect=False,
         )
@@ -126,6 +130,7 @@ def open_probe(
             url,
             opener=lambda: transport(target),
             queue_size=queue_size,
+            queue_bytes=queue_bytes,
             overflow=overflow or "drop_oldest",
             reconnect=reconnect,
             reconnect_timeout_s=reconnect_timeout_s,

@@ -172,8 +172,11 @@ def build(arch: DespeckleArch | dict[str, Any]) -> DespeckleNet:
     """The network for ``arch`` (a :class:`DespeckleArch` or its ``to_dict()``)."""
     if isinstance(arch, dict):
         arch = DespeckleArch.from_dict(arch)
-    cls = {"teacher": TeacherUNet, "student": StudentNet, "dncnn": DnCNN}[arch.kind]
-    return cls(arch)
+    if arch.kind == "teacher":
+        return TeacherUNet(arch)
+    if arch.kind == "student":
+        return StudentNet(arch)
+    return DnCNN(arch)
 
 
 def load_state(net: nn.Module, state: dict[str, torch.Tensor], where: str = "checkpoint") -> None:

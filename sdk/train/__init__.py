@@ -19,6 +19,7 @@ from sonoedge.errors import ConfigError
 
 TASKS: dict[str, str] = {
     "sonic": "sonoedge.train.sonic",
+    "despeckle": "sonoedge.train.despeckle",
 }
 """Task name → module implementing it (add despeckle/enhance students here)."""
 

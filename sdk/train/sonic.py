@@ -814,6 +814,7 @@ def evaluate(
         "lengths": lengths,
         "svd_best": [ev[f"dice svd_{best_policy[n]}@{n}"] for n in lengths],
         "svd_best_policy": [best_policy[n] for n in lengths],
+        "svd_long": svd_long,
         **{m.name: [ev.get(f"dice {m.name}@{n}") for n in lengths] for m in models},
     }
     latency = _latency(head, long_n, d)
@@ -924,7 +925,9 @@ def _panel(
                 ax.imshow(ex["target"], cmap="hot", vmin=0, vmax=1)
                 ax.contour(ex["mask"], levels=[0.5], colors="c", linewidths=0.4)
             elif key in ex["maps"]:
-                ax.imshow(ex["maps"][key], cmap="hot", vmin=0, vmax=1)
+                img = ex["maps"][key]  # each map on its own range: Dice only depends on ranking
+                lo, hi = np.percentile(img, [5, 99.5])
+                ax.imshow(img, cmap="hot", vmin=lo, vmax=max(hi, lo + 1e-6))
             else:
                 ax.text(0.5, 0.5, "n/a", ha="center", va="center")
             if r == 0:
@@ -933,11 +936,13 @@ def _panel(
     lengths = curve["lengths"]
     ax.plot(lengths, curve["svd_best"], "o-", label="SVD (best cutoff policy)")
     for key, values in curve.items():
-        if key in ("lengths", "svd_best", "svd_best_policy"):
+        if key in ("lengths", "svd_best", "svd_best_policy", "svd_long"):
             continue
         pts = [(L, v) for L, v in zip(lengths, values, strict=True) if v is not None]
         if pts:
             ax.plot(*zip(*pts, strict=True), "s-", label=key)
+    if curve.get("svd_long") is not None:
+        ax.axhline(curve["svd_long"], color="gray", ls="--", label=f"SVD @{long_n} (best policy)")
     ax.set_xscale("log", base=2)
     ax.set_xticks(lengths)
     ax.set_xticklabels([str(v) for v in lengths])

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sonoedge.errors import ConfigError
 
 if TYPE_CHECKING:
+    from sonoedge.zoo.despeckle import DespeckleModel
     from sonoedge.zoo.sonic import SonicModel
 
 ZOO_DIR = Path(__file__).resolve().parent
@@ -66,10 +67,12 @@ def resolve(name_or_path: str | Path) -> Path:
     )
 
 
-def load(name_or_path: str | Path, threads: int = 2) -> SonicModel:
+def load(name_or_path: str | Path, threads: int = 2) -> SonicModel | DespeckleModel:
     """Load a shipped model by name (``"sonic-16"``) or an exported ``.onnx`` with its card."""
     onnx_path = resolve(name_or_path)
     card = read_card(onnx_path)
+    if card["task"] == "despeckle":  # second model family: use zoo.despeckle.load for its type
+        return load_despeckle(onnx_path, threads)
     if card["task"] != "sonic":
         raise ConfigError(
             f"{onnx_path} is a {card['task']!r} model: this loader runs 'sonic' models"
@@ -77,3 +80,10 @@ def load(name_or_path: str | Path, threads: int = 2) -> SonicModel:
     from sonoedge.zoo.sonic import SonicModel
 
     return SonicModel(onnx_path, card, threads=threads)
+
+
+def load_despeckle(name_or_path: str | Path, threads: int = 2) -> DespeckleModel:
+    """Load a despeckling student (see :mod:`sonoedge.zoo.despeckle`)."""
+    from sonoedge.zoo.despeckle import load as _load
+
+    return _load(name_or_path, threads=threads)

@@ -61,3 +61,14 @@ def test_blocking_queue_loses_nothing() -> None:
     q.close()
     consumer.join(5)
     assert got == list(range(500)) and q.dropped == 0
+
+
+def test_queue_bounded_by_bytes() -> None:
+    q: BoundedQueue[bytes] = BoundedQueue(100, "drop_oldest", max_bytes=10, size_of=len)
+    for chunk in (b"aaaa", b"bbbb", b"cccc", b"dd"):
+        q.put(chunk)
+    assert q.queued_bytes <= 10 and q.dropped == 1
+    assert [q.get(0), q.get(0), q.get(0)] == [b"bbbb", b"cccc", b"dd"]
+    big: BoundedQueue[bytes] = BoundedQueue(100, "drop_newest", max_bytes=10, size_of=len)
+    big.put(b"x" * 50)  # an item larger than the bound still passes when the queue is empty
+    assert big.put(b"y") is False and big.get(0) == b"x" * 50

@@ -69,7 +69,7 @@ def test_runtime_refuses_what_it_cannot_handle(
 ) -> None:
     sp = model.spacing_m if spacing == "ok" else spacing
     with pytest.raises(DataError, match=match):
-        model.power_doppler(iq, prf, sp)  # type: ignore[arg-type]
+        model.power_doppler(iq, prf, sp)
 
 
 def test_loader_refuses_mismatched_card_and_unknown_models(quick_run: Path, tmp_path: Path) -> None:
