@@ -38,10 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     model = args.model
     teacher = args.run / "teacher.pt"
     name = "despeckle_quick" if args.quick else "despeckle"
-    if args.run.is_dir():
-        # comparisons live in the run directory: evaluate the run's export when no model is named
-        if model == "despeckle-mk" and (args.run / "despeckle-mk.onnx").exists():
-            model = str(args.run / "despeckle-mk.onnx")
+    # the comparisons live in the run directory: evaluate its export when no model is named
+    if model == "despeckle-mk" and (args.run / "despeckle-mk.onnx").exists():
+        model = str(args.run / "despeckle-mk.onnx")
     m = despeckle.evaluate(
         [model],
         None,

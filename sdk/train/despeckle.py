@@ -950,9 +950,9 @@ def evaluate(
     lesion: dict[str, dict[str, float]] = {
         k: {m: mean(v) for m, v in t.items()} for k, t in lesion_rows.items()
     }
-    for row in lesion.values():
-        row["edge_width_change_vs_input"] = round(
-            row["edge_width_px"] / lesion["input"]["edge_width_px"] - 1.0, 4
+    for scores_ in lesion.values():
+        scores_["edge_width_change_vs_input"] = round(
+            scores_["edge_width_px"] / lesion["input"]["edge_width_px"] - 1.0, 4
         )
     real = _real_frames(methods, plus_path, quick)
     latency = _latency(head, teacher, tuned, reps=3 if quick else 15)
