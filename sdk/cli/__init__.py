@@ -13,6 +13,13 @@ import typer
 
 from sonoedge import __version__
 from sonoedge.cli import bench, demo, probe, stream
+from sonoedge.cli.compress import compress
+from sonoedge.cli.devices import devices
+from sonoedge.cli.package import keys_app, package, verify
+from sonoedge.cli.process import process
+from sonoedge.cli.sweep2vol import sweep2vol
+from sonoedge.cli.synth import synth
+from sonoedge.cli.train import eval_, train
 from sonoedge.errors import SonoedgeError
 
 app = typer.Typer(
@@ -51,32 +58,18 @@ def _root(
 # Sub-commands: one module each (register new ones here).
 app.add_typer(probe.app, name="probe")
 app.add_typer(bench.app, name="bench")
+app.add_typer(keys_app, name="keys")
 app.command("stream")(stream.stream)
 app.command("demo")(demo.demo)
-from sonoedge.cli.process import process  # noqa: E402
-
 app.command("process")(process)
-from sonoedge.cli.synth import synth  # noqa: E402
-
 app.command("synth")(synth)
-from sonoedge.cli.sweep2vol import sweep2vol  # noqa: E402
-
 app.command("sweep2vol")(sweep2vol)
-from sonoedge.cli.train import eval_, train  # noqa: E402
-
 app.command("train")(train)
 app.command("eval")(eval_)
-from sonoedge.cli.package import keys_app, package, verify  # noqa: E402
-
+app.command("compress")(compress)
 app.command("package")(package)
 app.command("verify")(verify)
-app.add_typer(keys_app, name="keys")
-from sonoedge.cli.devices import devices  # noqa: E402
-
 app.command("devices")(devices)
-from sonoedge.cli.compress import compress  # noqa: E402
-
-app.command("compress")(compress)
 
 
 def report_error(err: SonoedgeError) -> None:

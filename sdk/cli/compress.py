@@ -9,7 +9,7 @@ import typer
 
 def compress(
     model: Path = typer.Argument(
-        ..., help="Student: a PyTorch .pt (whole module) or an .onnx (int8 only)."
+        ..., help="Student: .pt (SONIC weights or a whole torch module), or .onnx (int8 only)."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory."),
     prune: float = typer.Option(
@@ -23,7 +23,7 @@ def compress(
     ),
     data: str = typer.Option(
         "speckle",
-        help="Calibration/fine-tune data: 'speckle' (simulated) or a .npz (inputs, targets).",
+        help="Data: 'speckle', 'sonic:N' (N-frame Doppler, simulated) or a .npz (inputs, targets).",
     ),
     kd_steps: int = typer.Option(300, min=0, help="Distillation steps after pruning."),
     tensorrt: bool = typer.Option(

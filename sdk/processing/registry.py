@@ -9,12 +9,15 @@ default) and returning the op's result:
 - ``ulm``: IQ ensemble (or intensities) plus ``spacing_m``, ``wavelength_m``, ``prf_hz`` ->
   :class:`~sonoedge.processing.ulm.UlmResult`
 
-Trained models add themselves with :func:`register`, giving the pixel spacing they were trained
-on; inputs on another grid are resampled by the caller (see ``sonoedge process``).
+The students shipped in :mod:`sonoedge.zoo` are methods too, named after the model
+(``doppler/sonic-16``, ``despeckle/despeckle-mk``, ...); each is loaded (onnxruntime) on first
+use. Other trained models add themselves with :func:`register`, giving the pixel spacing they were
+trained on; inputs on another grid are resampled by the caller (see ``sonoedge process``).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -122,6 +125,38 @@ METHODS: dict[str, dict[str, Method]] = {
     },
     "ulm": {name: _ulm(name) for name in ("weighted_centroid", "radial_symmetry", "gaussian_fit")},
 }
+
+def _zoo_method(name: str) -> Method:
+    """A method that loads shipped model ``name`` on its first call (once, thread-safe)."""
+    lock = threading.Lock()
+    loaded: list[Method] = []
+
+    def run(data: npt.ArrayLike, **params: Any) -> Any:
+        with lock:
+            if not loaded:
+                from sonoedge import zoo
+
+                loaded.append(zoo.load_model(name).as_method())
+        return loaded[0](data, **params)
+
+    from sonoedge import zoo
+
+    card = zoo.read_card(zoo.ZOO_DIR / f"{name}.onnx")
+    arch = card.get("architecture")
+    arch_name = arch.get("name", arch.get("kind", "")) if isinstance(arch, dict) else arch
+    run.__doc__ = f"Shipped {card['task']} student {name} ({arch_name or 'network'}, onnxruntime)."
+    return run
+
+
+def _add_shipped_students() -> None:
+    from sonoedge import zoo
+
+    for op, names in zoo.shipped_methods().items():
+        for name in names:
+            METHODS[op].setdefault(name, _zoo_method(name))
+
+
+_add_shipped_students()
 
 NATIVE_SPACING_M: dict[tuple[str, str], tuple[float, float]] = {}
 """Pixel spacing ``(axial, lateral)`` a registered method expects; classical ones have none."""

@@ -25,6 +25,20 @@ if TYPE_CHECKING:
 
 ZOO_DIR = Path(__file__).resolve().parent
 
+TASK_MODULES: dict[str, str] = {
+    "sonic": "sonoedge.zoo.sonic",
+    "despeckle": "sonoedge.zoo.despeckle",
+}
+"""Model-card task -> torch-free module whose ``load(name_or_path, threads)`` returns a model with
+``as_method()`` (a callable for :mod:`sonoedge.processing.registry`)."""
+TASK_OPS: dict[str, str] = {
+    "sonic": "doppler",
+    "despeckle": "despeckle",
+    "enhance": "enhance",
+    "ulm": "ulm",
+}
+"""Model-card task -> processing op the model serves."""
+
 
 def available() -> list[str]:
     """Names of the models shipped with this install."""
@@ -67,12 +81,10 @@ def resolve(name_or_path: str | Path) -> Path:
     )
 
 
-def load(name_or_path: str | Path, threads: int = 2) -> SonicModel | DespeckleModel:
+def load(name_or_path: str | Path, threads: int = 2) -> SonicModel:
     """Load a shipped model by name (``"sonic-16"``) or an exported ``.onnx`` with its card."""
     onnx_path = resolve(name_or_path)
     card = read_card(onnx_path)
-    if card["task"] == "despeckle":  # second model family: use zoo.despeckle.load for its type
-        return load_despeckle(onnx_path, threads)
     if card["task"] != "sonic":
         raise ConfigError(
             f"{onnx_path} is a {card['task']!r} model: this loader runs 'sonic' models"
@@ -87,3 +99,29 @@ def load_despeckle(name_or_path: str | Path, threads: int = 2) -> DespeckleModel
     from sonoedge.zoo.despeckle import load as _load
 
     return _load(name_or_path, threads=threads)
+
+
+def load_model(name_or_path: str | Path, threads: int = 2) -> Any:
+    """Load any shipped or exported student, whatever its task, with the loader of its task."""
+    import importlib
+
+    onnx_path = resolve(name_or_path)
+    task = read_card(onnx_path)["task"]
+    if task not in TASK_MODULES:
+        raise ConfigError(
+            f"{onnx_path} is a {task!r} model: this install runs {', '.join(sorted(TASK_MODULES))}"
+        )
+    return importlib.import_module(TASK_MODULES[task]).load(onnx_path, threads=threads)
+
+
+def shipped_methods() -> dict[str, list[str]]:
+    """Shipped model names per processing op (reads the model cards only; loads nothing)."""
+    out: dict[str, list[str]] = {}
+    for name in available():
+        try:
+            task = read_card(ZOO_DIR / f"{name}.onnx")["task"]
+        except ConfigError:
+            continue
+        if task in TASK_MODULES and task in TASK_OPS:
+            out.setdefault(TASK_OPS[task], []).append(name)
+    return out

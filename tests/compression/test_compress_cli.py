@@ -21,7 +21,16 @@ def test_prune_int8_report_and_bundle(tiny_unet: torch.nn.Module, tmp_path: Path
     pytest.importorskip("nncf")
     model = tmp_path / "student.pt"
     torch.save(tiny_unet, model)
-    opts = Options(prune=0.5, int8=True, size=32, n_train=32, n_calib=8, n_val=8, kd_steps=30)
+    opts = Options(
+        prune=0.5,
+        int8=True,
+        size=32,
+        n_train=32,
+        n_calib=8,
+        n_val=8,
+        kd_steps=30,
+        latency_repeats=3,
+    )
     report = compress(model, tmp_path / "out", opts, command="pytest")
     assert report["pruned"]["macs"] < 0.35 * report["dense"]["macs"]
     variants = report["variants"]

@@ -52,7 +52,7 @@ def test_runtime_matches_torch_and_pads_odd_sizes(
     assert odd.shape == (45, 37) and odd.dtype == np.float32
     assert np.all(np.isfinite(odd)) and odd.min() >= 0 and odd.max() <= 1
     assert model.despeckle(_img(32, 32)[None]).shape == (32, 32)  # a 1-frame stack
-    assert zoo.load(despeckle_run / "despeckle-mk.onnx").min_size == model.min_size
+    assert zoo.load_despeckle(despeckle_run / "despeckle-mk.onnx").min_size == model.min_size
 
 
 @pytest.mark.parametrize(

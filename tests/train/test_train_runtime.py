@@ -79,9 +79,9 @@ def test_loader_refuses_mismatched_card_and_unknown_models(quick_run: Path, tmp_
     (tmp_path / "m.json").write_text(json.dumps(card))
     with pytest.raises(ConfigError, match="another architecture"):
         zoo.load(tmp_path / "m.onnx")
-    card["task"] = "despeckle"
+    card["task"] = "ulm"
     (tmp_path / "m.json").write_text(json.dumps(card))
-    with pytest.raises(ConfigError, match="'despeckle' model"):
+    with pytest.raises(ConfigError, match="'ulm' model"):
         zoo.load(tmp_path / "m.onnx")
     (tmp_path / "m.json").unlink()
     with pytest.raises(ConfigError, match="no model card"):
