@@ -126,6 +126,7 @@ METHODS: dict[str, dict[str, Method]] = {
     "ulm": {name: _ulm(name) for name in ("weighted_centroid", "radial_symmetry", "gaussian_fit")},
 }
 
+
 def _zoo_method(name: str) -> Method:
     """A method that loads shipped model ``name`` on its first call (once, thread-safe)."""
     lock = threading.Lock()
