@@ -145,7 +145,7 @@ def open_bundle(
     else:
         raise BundleError(f"bundle {source} does not exist", hint="pass a bundle directory or .zip")
     try:
-        manifest, signer = _verify(root, keys, allow_unsigned)
+        manifest, signer = _verify(root, keys, allow_unsigned, source)
     except BaseException:
         if tmp is not None:
             tmp.cleanup()
@@ -154,7 +154,10 @@ def open_bundle(
 
 
 def _verify(
-    root: Path, keys: Iterable[Path | Ed25519PublicKey], allow_unsigned: bool
+    root: Path,
+    keys: Iterable[Path | Ed25519PublicKey],
+    allow_unsigned: bool,
+    shown: Path | None = None,
 ) -> tuple[dict[str, Any], str | None]:
     manifest_path = root / MANIFEST
     if not manifest_path.is_file():
@@ -162,7 +165,7 @@ def _verify(
     if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
         raise BundleError(f"{MANIFEST} is larger than {MAX_MANIFEST_BYTES} bytes")
     data = manifest_path.read_bytes()
-    signer = _check_signature(root, data, keys, allow_unsigned)
+    signer = _check_signature(root, data, keys, allow_unsigned, shown or root)
     try:
         manifest = json.loads(data)
     except ValueError as err:
@@ -192,17 +195,21 @@ def _verify(
 
 
 def _check_signature(
-    root: Path, data: bytes, keys: Iterable[Path | Ed25519PublicKey], allow_unsigned: bool
+    root: Path,
+    data: bytes,
+    keys: Iterable[Path | Ed25519PublicKey],
+    allow_unsigned: bool,
+    shown: Path,
 ) -> str | None:
     sig_path = root / SIGNATURE
     if not sig_path.is_file():
         if allow_unsigned:
             log.warning(
-                "bundle %s is unsigned; running it because unsigned bundles are allowed", root
+                "bundle %s is unsigned; running it because unsigned bundles are allowed", shown
             )
             return None
         raise SignatureError(
-            f"bundle {root} is not signed",
+            f"bundle {shown} is not signed",
             hint="sign it with `sonoedge package --key KEY`, or allow unsigned bundles explicitly",
         )
     try:
@@ -213,6 +220,8 @@ def _check_signature(
         return signing.verify(data, record, signing.trusted_keys(keys)).key_id
     except UntrustedKeyError as err:
         if allow_unsigned:
-            log.warning("bundle %s: %s; running it because unsigned bundles are allowed", root, err)
+            log.warning(
+                "bundle %s: %s; running it because unsigned bundles are allowed", shown, err
+            )
             return None
         raise

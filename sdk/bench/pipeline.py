@@ -8,7 +8,10 @@ For a preset, measured side by side in one run on the same pre-generated inputs:
 - latency: per-stage service time and end-to-end p50/p99 with the input paced at a rate the
   pipeline sustains (so queueing does not dominate);
 - cold start: building the pipeline and getting the first result;
-- memory: resident set size before and after the run.
+- memory: resident set size before and after the run;
+- against its classical counterpart (``PRESET_BASELINES``, or ``versus``): the other preset's
+  saturated throughput and stage latencies on the same inputs, alternated with this preset's
+  over the same rounds, so the ratio compares like with like on a noisy machine.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sonoedge.pipeline.presets import load_preset
+from sonoedge.errors import ConfigError
+from sonoedge.pipeline.presets import PresetSpec, load_preset
 from sonoedge.pipeline.result import Result, initial_image
 from sonoedge.pipeline.runner import Pipeline
 from sonoedge.types import BmodeFrame, IQEnsemble, Sample
 
 DEFAULT_SHAPES = {"bmode": (256, 256), "doppler": (128, 128), "iq": (128, 128)}
+PRESET_BASELINES = {"doppler-sonic": "doppler", "bmode-students": "bmode"}
+"""Student preset -> the classical preset it is compared against."""
 
 
 def rss_mb() -> float:
@@ -89,15 +95,74 @@ def _sequential_fps(pipeline: Pipeline, inputs: list[Sample], count: int) -> flo
     return count / (time.perf_counter() - t0)
 
 
+def _saturated(
+    spec: PresetSpec, inputs: list[Sample], count: int, device: str
+) -> tuple[float, Pipeline]:
+    """Throughput of the threaded pipeline when its input never runs dry."""
+    pipeline = Pipeline.from_spec(spec, device=device, queue_size=4, input_policy="block")
+    t0 = time.perf_counter()
+    n_out = sum(1 for r in pipeline.run(_stamped(inputs, count, None)) if r.processed)
+    return n_out / (time.perf_counter() - t0), pipeline
+
+
+def _versus(
+    spec: PresetSpec,
+    other: PresetSpec,
+    inputs: list[Sample],
+    count: int,
+    device: str,
+    rounds: int = 3,
+) -> dict[str, Any]:
+    """Both presets' saturated fps, alternated over ``rounds`` (medians), and the ratio."""
+    import statistics
+
+    if other.probe_mode != spec.probe_mode:
+        raise ConfigError(
+            f"cannot compare preset {spec.name!r} ({spec.probe_mode}) with {other.name!r} "
+            f"({other.probe_mode}): they take different inputs"
+        )
+    ours, theirs = [], []
+    stages: dict[str, Any] = {}
+    for _ in range(rounds):
+        fps, _ = _saturated(spec, inputs, count, device)
+        ours.append(fps)
+        fps, pipe = _saturated(other, inputs, count, device)
+        theirs.append(fps)
+        stages = {
+            s.name: {
+                "p50_ms": round(s.latency_ms["p50"], 3),
+                "p99_ms": round(s.latency_ms["p99"], 3),
+            }
+            for s in pipe.stats().stages
+        }
+    a, b = statistics.median(ours), statistics.median(theirs)
+    return {
+        "preset": other.name,
+        "methods": [f"{s.op}/{s.method}" for s in other.stages],
+        "fps": round(b, 2),
+        "stages": stages,
+        "fps_ratio": round(a / b, 3),
+        "rounds": rounds,
+    }
+
+
 def run(
     preset: str,
     count: int = 200,
     shape: tuple[int, int] | None = None,
     frames: int = 16,
     quick: bool = False,
+    versus: str | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Benchmark one preset; returns ``{"metrics": ..., "baselines": ...}``."""
+    """Benchmark one preset; returns ``{"metrics": ..., "baselines": ...}``.
+
+    ``versus`` names a preset to compare with (default: the classical counterpart of a student
+    preset, :data:`PRESET_BASELINES`; ``""`` for none)."""
     spec = load_preset(preset)
+    if versus is None:
+        versus = PRESET_BASELINES.get(spec.name)
+    other = load_preset(versus) if versus else None
     mode = spec.probe_mode
     shape = shape or DEFAULT_SHAPES.get(mode, (128, 128))
     if quick:
@@ -106,17 +171,14 @@ def run(
     rss_before = rss_mb()
 
     t0 = time.perf_counter()
-    cold = Pipeline.from_spec(spec, queue_size=4)
+    cold = Pipeline.from_spec(spec, device=device, queue_size=4)
     first = next(iter(cold.run(iter(inputs[:1]))))
     cold_start_s = time.perf_counter() - t0
     if first.error:
         raise RuntimeError(first.error)
 
     # Saturated: the feeder blocks instead of dropping, so every input is processed.
-    saturated = Pipeline.from_spec(spec, queue_size=4, input_policy="block")
-    t0 = time.perf_counter()
-    n_out = sum(1 for r in saturated.run(_stamped(inputs, count, None)) if r.processed)
-    pipelined_fps = n_out / (time.perf_counter() - t0)
+    pipelined_fps, saturated = _saturated(spec, inputs, count, device)
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
@@ -124,7 +186,7 @@ def run(
     naive_fps = _sequential_fps(saturated, inputs, max(count // 4, 4))  # BLAS threads as default
     stage_stats = saturated.stats().stages
 
-    paced = Pipeline.from_spec(spec, queue_size=2)
+    paced = Pipeline.from_spec(spec, device=device, queue_size=2)
     rate = 0.8 * pipelined_fps
     results = [r for r in paced.run(_stamped(inputs, count, rate)) if r.processed]
     paced_stats = paced.stats()
@@ -132,6 +194,7 @@ def run(
 
     metrics: dict[str, Any] = {
         "preset": preset,
+        "device": device,
         "input": {"mode": mode, "shape": list(shape), "frames": frames if mode == "doppler" else 1},
         "fps": round(pipelined_fps, 2),
         "stages": {
@@ -152,10 +215,14 @@ def run(
         "count": count,
         "methods": [f"{s.op}/{s.method}" for s in spec.stages],
     }
-    baselines = {
+    baselines: dict[str, Any] = {
         "sequential_fps": round(sequential_fps, 2),
         "pipelined_vs_sequential": round(pipelined_fps / sequential_fps, 3),
         "sequential_default_blas_fps": round(naive_fps, 2),
         "pipelined_vs_default_blas": round(pipelined_fps / naive_fps, 3),
     }
+    if other is not None:
+        vs = _versus(spec, other, inputs, count, device, rounds=1 if quick else 3)
+        baselines["versus"] = vs
+        baselines[f"fps_vs_{other.name}"] = vs["fps_ratio"]
     return {"metrics": metrics, "baselines": baselines}

@@ -82,13 +82,22 @@ def pipeline(
     quick: bool = typer.Option(False, help="Small sizes (seconds, for smoke tests)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
     write: Path | None = typer.Option(None, help="Also write <DIR>/pipeline_<preset>.json."),
+    versus: str | None = typer.Option(
+        None,
+        "--versus",
+        help="Preset to compare with in the same run (default: the classical counterpart of a "
+        "student preset, e.g. doppler for doppler-sonic; '' for none).",
+    ),
 ) -> None:
     """Throughput (pipelined vs sequential), per-stage and end-to-end latency p50/p99, cold
-    start and memory of a pipeline preset, on generated inputs of the preset's probe mode.
+    start and memory of a pipeline preset, on generated inputs of the preset's probe mode; for
+    student presets also the classical preset's throughput and the ratio, measured alternately.
 
     \b
-    Example:
+    Examples:
       sonoedge bench pipeline --preset bmode --json
+      sonoedge bench pipeline --preset doppler-sonic          # vs preset doppler (SVD)
+      sonoedge bench pipeline --preset bmode-students --versus bmode --write docs/results
     """
     import json
 
@@ -100,8 +109,7 @@ def pipeline(
     from sonoedge.devices.targets import resolve_device
 
     target = resolve_device(device)
-    result = bench_pipeline.run(preset, count=count, quick=quick)
-    result["metrics"]["device"] = target
+    result = bench_pipeline.run(preset, count=count, quick=quick, versus=versus, device=target)
     if write is not None:
         name = Path(preset).stem
         write_result(f"pipeline_{name}", result["metrics"], result["baselines"], results_dir=write)
@@ -120,6 +128,12 @@ def pipeline(
     table.add_row("end to end p50 / p99", f"{e2e} at {m['paced_rate_hz']} Hz")
     table.add_row("cold start", f"{m['cold_start_s']} s")
     table.add_row("memory", f"{m['rss_mb_before']} → {m['rss_mb_after']} MB")
+    vs = b.get("versus")
+    if vs:
+        table.add_row(
+            f"vs {vs['preset']}",
+            f"{vs['fps']} fps ({', '.join(vs['methods'])}): ratio {vs['fps_ratio']}×",
+        )
     Console().print(table)
 
 

@@ -49,6 +49,9 @@ def process(
     param: list[str] = typer.Option(
         [], "--param", "-p", help="Method parameter KEY=VALUE (repeatable), e.g. -p n_iter=20."
     ),
+    device: str = typer.Option(
+        "cpu", help="Where students run: cpu (onnxruntime), openvino-cpu, cuda, jetson-*, auto."
+    ),
 ) -> None:
     """Run a processing op on a recording, NPY/NPZ file or picture.
 
@@ -61,6 +64,13 @@ def process(
       sonoedge process us.png --op despeckle --method srad -p n_iter=50 -o us_srad.png
 
       sonoedge process rec.h5 --op bmode -p dynamic_range_db=50 -o bmode.npz
+
+      sonoedge process scan.npz --op doppler --method sonic-16 -o pd.npz   # shipped student
+
+      sonoedge process us.png --op despeckle --method mk.zip --device auto   # signed bundle
+
+    Methods are classical ops, the shipped students (named after the model) or a signed model
+    bundle (.zip or directory) for the op.
 
     NPZ input: `iq` (complex, (N,H,W) or (H,W)) or `image` (float or uint8).
     Optional metadata: `prf_hz`, `x_m` and `z_m` (pixel coordinates, m), `center_frequency_hz`.
@@ -78,7 +88,7 @@ def process(
     if op is None:
         raise ConfigError(f"--op is required: one of {', '.join(registry.OPS)}")
     name = method or next(iter(registry.METHODS[op]))
-    registry.get_method(op, name)
+    registry.get_method(op, name)  # an unknown method fails before the input is read
     params = _parse_params(param)
 
     from rich.progress import Progress
@@ -90,7 +100,9 @@ def process(
     out_path = output or input_path.with_name(f"{input_path.stem}_{op}.npz")
     with Progress(transient=True, disable=source.count < 2) as progress:
         task = progress.add_task(f"{op} ({name})", total=source.count)
-        outcome = process_source(source, op, name, params, lambda: progress.advance(task))
+        outcome = process_source(
+            source, op, name, params, lambda: progress.advance(task), device=device
+        )
     write_output(out_path, outcome.arrays, outcome.meta)
     for note in outcome.notes:
         typer.echo(f"note: {note}", err=True)

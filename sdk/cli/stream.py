@@ -106,8 +106,7 @@ def _build_pipeline(
     from sonoedge.pipeline import Pipeline
     from sonoedge.pipeline.sinks import IgtlSink, PreviewSink, VideoSink
 
-    pipeline = Pipeline.from_preset(preset)
-    pipeline.device = resolve_device(device)
+    pipeline = Pipeline.from_preset(preset, device=resolve_device(device))
     if show:
         pipeline.add_sink(PreviewSink(f"sonoedge {pipeline.name}", pipeline.stats))
     if video is not None:

@@ -164,14 +164,18 @@ class Pipeline(Closeable):
     # --- construction ------------------------------------------------------------------------
 
     @classmethod
-    def from_spec(cls, spec: PresetSpec, **options: Any) -> Pipeline:
-        stages = [OpStage(s.op, s.method, s.params, s.name) for s in spec.stages]
-        return cls(stages, name=spec.name, probe_mode=spec.probe_mode, **options)
+    def from_spec(cls, spec: PresetSpec, device: str = "cpu", **options: Any) -> Pipeline:
+        """A pipeline from a parsed preset; model stages run on ``device`` (a target name)."""
+        stages = [OpStage(s.op, s.method, s.params, s.name, device=device) for s in spec.stages]
+        pipeline = cls(stages, name=spec.name, probe_mode=spec.probe_mode, **options)
+        pipeline.device = device
+        return pipeline
 
     @classmethod
-    def from_preset(cls, preset: str, **options: Any) -> Pipeline:
-        """A built-in preset (``bmode``, ``doppler``, ``ulm``) or a preset TOML file."""
-        return cls.from_spec(load_preset(preset), **options)
+    def from_preset(cls, preset: str, device: str = "cpu", **options: Any) -> Pipeline:
+        """A built-in preset (``bmode``, ``doppler``, ``ulm``, ``doppler-sonic``,
+        ``bmode-students``) or a preset TOML file; model stages run on ``device``."""
+        return cls.from_spec(load_preset(preset), device=device, **options)
 
     def add_sink(
         self, sink: Sink, policy: OverflowPolicy | None = None, queue_size: int = 64

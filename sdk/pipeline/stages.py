@@ -50,17 +50,26 @@ def _check_params(fn: Callable[..., Any], params: Mapping[str, Any], where: str)
 
 
 class OpStage(Stage):
-    """A method from the processing registry, e.g. ``OpStage("despeckle", "srad")``."""
+    """A method from the processing registry, e.g. ``OpStage("despeckle", "srad")``, a shipped
+    student (``OpStage("despeckle", "despeckle-mk", device="openvino-cpu")``) or a signed model
+    bundle (``OpStage("doppler", "sonic-16-int8.zip", device="auto")``): one interface."""
 
     def __init__(
-        self, op: str, method: str, params: Mapping[str, Any] | None = None, name: str | None = None
+        self,
+        op: str,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        device: str = "cpu",
     ) -> None:
         from sonoedge.processing import registry
 
         self.op = op
         self.method = method
-        self.fn = registry.get_method(op, method)
+        self.fn = registry.get_method(op, method, load=True, device=device)
         self.params = dict(params or {})
+        # students need the acquisition's PRF and pixel spacing; each frame brings its own
+        self.takes_meta = [k for k in ("prf_hz", "spacing_m") if registry.accepts(self.fn, k)]
         _check_params(self.fn, self.params, f"stage {op}/{method}")
         self.name = name or op
 
@@ -76,7 +85,8 @@ class OpStage(Stage):
                     f"stage {self.name} needs IQ ensembles, got {type(result.sample).__name__}",
                     hint="put the probe in doppler mode (preset 'doppler' does)",
                 )
-            return self.fn(data, **self.params)
+            meta = {k: getattr(result.sample, k) for k in self.takes_meta}
+            return self.fn(data, **{**meta, **self.params})
         if op == "ulm":
             sample = result.sample
             if not isinstance(sample, IQEnsemble):

@@ -85,10 +85,18 @@ def _scan_convert(
 
 
 def process_item(
-    item: Item, op: str, method: str, params: dict[str, Any], source: Source, notes: list[str]
+    item: Item,
+    op: str,
+    method: str,
+    params: dict[str, Any],
+    source: Source,
+    notes: list[str],
+    fn: Callable[..., Any] | None = None,
 ) -> tuple[dict[str, npt.NDArray[Any]], tuple[float, float] | None, tuple[float, float]]:
-    """Apply ``op``/``method`` to one item; returns arrays, their spacing and origin."""
-    fn = registry.get_method(op, method)
+    """Apply ``op``/``method`` (its callable ``fn`` when already loaded) to one item; returns
+    arrays, their spacing and origin."""
+    if fn is None:
+        fn = registry.get_method(op, method, load=True)
     kwargs = dict(params)
     spacing, origin = item.spacing_m, item.origin_m
     f0 = source.center_frequency_hz
@@ -146,6 +154,10 @@ def process_item(
             )
         return arrays, res.spacing_m, res.origin_m
     check_params(fn, kwargs, method)
+    if op == "doppler":  # students need the acquisition's PRF and pixel spacing
+        for key, value in (("prf_hz", item.prf_hz), ("spacing_m", spacing)):
+            if value is not None and registry.accepts(fn, key):
+                kwargs.setdefault(key, value)
     if op == "bmode" and spacing is not None and kwargs.get("tgc_db_per_m"):
         kwargs.setdefault("axial_spacing_m", spacing[0])
     try:
@@ -165,9 +177,11 @@ def process_source(
     method: str,
     params: dict[str, Any] | None = None,
     advance: Callable[[], None] | None = None,
+    device: str = "cpu",
 ) -> Outcome:
-    """Apply ``op``/``method`` to every item of ``source`` and stack the results."""
-    registry.get_method(op, method)
+    """Apply ``op``/``method`` to every item of ``source`` and stack the results; students and
+    bundles run on ``device`` (a target name, see :mod:`sonoedge.devices.targets`)."""
+    fn = registry.get_method(op, method, load=True, device=device)
     params = params or {}
     notes: list[str] = []
     stacks: dict[str, list[npt.NDArray[Any]]] = {}
@@ -175,7 +189,7 @@ def process_source(
     origin = (0.0, 0.0)
     prf = None
     for item in source.items():
-        arrays, spacing, origin = process_item(item, op, method, params, source, notes)
+        arrays, spacing, origin = process_item(item, op, method, params, source, notes, fn)
         prf = item.prf_hz or prf
         for key, arr in arrays.items():
             stacks.setdefault(key, []).append(arr)

@@ -128,17 +128,21 @@ METHODS: dict[str, dict[str, Method]] = {
 
 
 def _zoo_method(name: str) -> Method:
-    """A method that loads shipped model ``name`` on its first call (once, thread-safe)."""
+    """A method that loads shipped model ``name`` on its first call (once, thread-safe);
+    ``fn.load()`` loads it now and returns the model's own method (with its real signature)."""
     lock = threading.Lock()
     loaded: list[Method] = []
 
-    def run(data: npt.ArrayLike, **params: Any) -> Any:
+    def load() -> Method:
         with lock:
             if not loaded:
                 from sonoedge import zoo
 
                 loaded.append(zoo.load_model(name).as_method())
-        return loaded[0](data, **params)
+        return loaded[0]
+
+    def run(data: npt.ArrayLike, **params: Any) -> Any:
+        return load()(data, **params)
 
     from sonoedge import zoo
 
@@ -146,6 +150,7 @@ def _zoo_method(name: str) -> Method:
     arch = card.get("architecture")
     arch_name = arch.get("name", arch.get("kind", "")) if isinstance(arch, dict) else arch
     run.__doc__ = f"Shipped {card['task']} student {name} ({arch_name or 'network'}, onnxruntime)."
+    run.load = load  # type: ignore[attr-defined]
     return run
 
 
@@ -174,15 +179,52 @@ def register(
         NATIVE_SPACING_M[(op, name)] = native_spacing_m
 
 
-def get_method(op: str, name: str) -> Method:
-    """The callable for ``op``/``name``, or a :class:`ConfigError` listing what exists."""
+def get_method(op: str, name: str, load: bool = False, device: str = "cpu") -> Method:
+    """The callable for ``op``/``name``, or a :class:`ConfigError` listing what exists.
+
+    ``name`` may also be a signed model bundle (``.zip`` or directory) holding a student for
+    ``op``. Shipped students load on their first call; ``load=True`` loads them now (a model that
+    cannot load fails here, not on the first frame) and returns the model's method itself, run on
+    ``device`` (``cpu``: onnxruntime; or a target such as ``openvino-cpu``, see
+    :mod:`sonoedge.devices.targets`)."""
     if op not in METHODS:
         raise ConfigError(f"op={op!r} is invalid: expected one of {OPS}")
+    from sonoedge.zoo.backend import is_bundle
+
+    if name not in METHODS[op] and is_bundle(name):
+        return _student(op, name, device)
     if name not in METHODS[op]:
         raise ConfigError(
-            f"method={name!r} is not available for op {op!r}: expected one of {sorted(METHODS[op])}"
+            f"method={name!r} is not available for op {op!r}: expected one of "
+            f"{sorted(METHODS[op])}, or a model bundle (.zip or directory)"
         )
-    return METHODS[op][name]
+    fn = METHODS[op][name]
+    loader = getattr(fn, "load", None)
+    if not (load and callable(loader)):
+        return fn
+    return loader() if device == "cpu" else _student(op, name, device)
+
+
+def _student(op: str, name: str, device: str) -> Method:
+    """A student (shipped name or bundle) loaded on ``device``, checked to serve ``op``."""
+    from sonoedge import zoo
+
+    model = zoo.load_model(name, device=device)
+    task = str(model.card.get("task"))
+    if zoo.TASK_OPS.get(task) != op:
+        raise ConfigError(
+            f"model {name} is a {task!r} student: it cannot run op {op!r}",
+            hint=f"use it for op {zoo.TASK_OPS.get(task, '?')!r}",
+        )
+    fn: Method = model.as_method()
+    return fn
+
+
+def accepts(fn: Method, param: str) -> bool:
+    """Whether method ``fn`` takes keyword ``param`` (e.g. ``prf_hz`` for a student)."""
+    import inspect
+
+    return param in inspect.signature(fn).parameters
 
 
 def describe(fn: Method) -> str:

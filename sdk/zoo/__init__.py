@@ -29,8 +29,9 @@ TASK_MODULES: dict[str, str] = {
     "sonic": "sonoedge.zoo.sonic",
     "despeckle": "sonoedge.zoo.despeckle",
 }
-"""Model-card task -> torch-free module whose ``load(name_or_path, threads)`` returns a model with
-``as_method()`` (a callable for :mod:`sonoedge.processing.registry`)."""
+"""Model-card task -> torch-free module with ``MODEL``, the class running that task's students:
+``MODEL(onnx_path, card, threads=2, session=None)`` with ``as_method()`` (a callable for
+:mod:`sonoedge.processing.registry`); ``session`` comes from :mod:`sonoedge.zoo.backend`."""
 TASK_OPS: dict[str, str] = {
     "sonic": "doppler",
     "despeckle": "despeckle",
@@ -82,16 +83,10 @@ def resolve(name_or_path: str | Path) -> Path:
 
 
 def load(name_or_path: str | Path, threads: int = 2) -> SonicModel:
-    """Load a shipped model by name (``"sonic-16"``) or an exported ``.onnx`` with its card."""
-    onnx_path = resolve(name_or_path)
-    card = read_card(onnx_path)
-    if card["task"] != "sonic":
-        raise ConfigError(
-            f"{onnx_path} is a {card['task']!r} model: this loader runs 'sonic' models"
-        )
-    from sonoedge.zoo.sonic import SonicModel
+    """Load a SONIC model by name (``"sonic-16"``) or an exported ``.onnx`` with its card."""
+    from sonoedge.zoo.sonic import load as _load
 
-    return SonicModel(onnx_path, card, threads=threads)
+    return _load(name_or_path, threads=threads)
 
 
 def load_despeckle(name_or_path: str | Path, threads: int = 2) -> DespeckleModel:
@@ -101,17 +96,34 @@ def load_despeckle(name_or_path: str | Path, threads: int = 2) -> DespeckleModel
     return _load(name_or_path, threads=threads)
 
 
-def load_model(name_or_path: str | Path, threads: int = 2) -> Any:
-    """Load any shipped or exported student, whatever its task, with the loader of its task."""
+def load_model(
+    name_or_path: str | Path, threads: int = 2, device: str = "cpu", allow_unsigned: bool = False
+) -> Any:
+    """Load any student, whatever its task: a shipped name, an exported ``.onnx`` with its card,
+    or a signed bundle (``.zip`` or directory). ``device`` is a target (``cpu``, ``openvino-cpu``,
+    ``jetson-orin``, ``cuda``, ... or ``auto``): plain onnxruntime on ``cpu``, otherwise the
+    device backends of :mod:`sonoedge.devices` (falling back, with a log line, where absent)."""
     import importlib
 
-    onnx_path = resolve(name_or_path)
-    task = read_card(onnx_path)["task"]
+    from sonoedge.zoo import backend
+
+    session: Any = None
+    if backend.is_bundle(name_or_path):
+        path = Path(name_or_path)
+        session, card = backend.bundle_session(path, device, threads, allow_unsigned)
+    else:
+        path = resolve(name_or_path)
+        card = read_card(path)
+        if device != "cpu":
+            session = backend.device_session(path, device, threads)
+    task = card["task"]
     if task not in TASK_MODULES:
         raise ConfigError(
-            f"{onnx_path} is a {task!r} model: this install runs {', '.join(sorted(TASK_MODULES))}"
+            f"{path} is a {task!r} model: this install runs {', '.join(sorted(TASK_MODULES))}"
         )
-    return importlib.import_module(TASK_MODULES[task]).load(onnx_path, threads=threads)
+    return importlib.import_module(TASK_MODULES[task]).MODEL(
+        path, card, threads=threads, session=session
+    )
 
 
 def shipped_methods() -> dict[str, list[str]]:

@@ -68,8 +68,15 @@ def check_image(image: object, min_size: int) -> FloatArray:
 class DespeckleModel:
     """An exported despeckling network run by onnxruntime (CPU unless told otherwise)."""
 
-    def __init__(self, onnx_path: str | Path, card: dict[str, Any], threads: int = 2) -> None:
-        import onnxruntime as ort
+    def __init__(
+        self,
+        onnx_path: str | Path,
+        card: dict[str, Any],
+        threads: int = 2,
+        session: Any = None,
+    ) -> None:
+        """``session``: where it runs (see :mod:`sonoedge.zoo.backend`); default onnxruntime CPU."""
+        from sonoedge.zoo.backend import cpu_session
 
         self.path = Path(onnx_path)
         self.card = card
@@ -80,16 +87,8 @@ class DespeckleModel:
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"model card of {self.path} lacks input field {err}") from None
         self.name = str(card.get("name", self.path.stem))
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, int(threads))
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(
-                str(self.path), opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as err:  # onnxruntime raises its own exception types
-            raise ConfigError(f"{self.path} is not a loadable ONNX model: {err}") from None
+        self.session = session if session is not None else cpu_session(self.path, threads)
+        self.device = str(getattr(self.session, "device", "cpu"))
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         if inp.shape[1] != 1:
@@ -130,6 +129,10 @@ class DespeckleModel:
             "image in [0, 1]."
         )
         return run
+
+
+MODEL = DespeckleModel
+"""The class running this task's students (see :data:`sonoedge.zoo.TASK_MODULES`)."""
 
 
 def load(name_or_path: str | Path = DEFAULT_NAME, threads: int = 2) -> DespeckleModel:

@@ -101,8 +101,15 @@ def _resize_complex(iq: npt.NDArray[np.complex64], shape: tuple[int, int]) -> An
 class SonicModel:
     """An exported SONIC student/teacher run by onnxruntime (CPU unless told otherwise)."""
 
-    def __init__(self, onnx_path: str | Path, card: dict[str, Any], threads: int = 2) -> None:
-        import onnxruntime as ort
+    def __init__(
+        self,
+        onnx_path: str | Path,
+        card: dict[str, Any],
+        threads: int = 2,
+        session: Any = None,
+    ) -> None:
+        """``session``: where it runs (see :mod:`sonoedge.zoo.backend`); default onnxruntime CPU."""
+        from sonoedge.zoo.backend import cpu_session
 
         self.path = Path(onnx_path)
         self.card = card
@@ -116,16 +123,8 @@ class SonicModel:
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"model card of {self.path} lacks input field {err}") from None
         self.name = str(card.get("name", self.path.stem))
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, int(threads))
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(
-                str(self.path), opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as err:  # onnxruntime raises its own exception types
-            raise ConfigError(f"{self.path} is not a loadable ONNX model: {err}") from None
+        self.session = session if session is not None else cpu_session(self.path, threads)
+        self.device = str(getattr(self.session, "device", "cpu"))
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         channels = inp.shape[1]
@@ -252,3 +251,20 @@ class SonicModel:
             "Doppler dB; needs prf_hz and spacing_m."
         )
         return run
+
+
+MODEL = SonicModel
+"""The class running this task's students (see :data:`sonoedge.zoo.TASK_MODULES`)."""
+
+
+def load(name_or_path: str | Path = "sonic-16", threads: int = 2) -> SonicModel:
+    """Load a SONIC model by name (``"sonic-16"``) or an exported ``.onnx`` with its card."""
+    from sonoedge.zoo import read_card, resolve
+
+    onnx_path = resolve(name_or_path)
+    card = read_card(onnx_path)
+    if card["task"] != "sonic":
+        raise ConfigError(
+            f"{onnx_path} is a {card['task']!r} model: this loader runs 'sonic' models"
+        )
+    return SonicModel(onnx_path, card, threads=threads)
