@@ -69,19 +69,26 @@ def _upscale(image: np.ndarray, size: int = 256) -> np.ndarray:
     return np.asarray(cv2.resize(image, (size, size), interpolation=cv2.INTER_NEAREST), np.uint8)
 
 
+DEMO_PRESETS = ("bmode", "bmode-students", "doppler", "doppler-sonic")
+"""Classical pipelines and the same ones with the shipped students, one after the other."""
+
+
 def run_live(report: DemoReport, seconds: float, log: Log) -> Path:
     """Virtual probe on a pty → B-mode and Doppler pipelines, recorded; returns the recording."""
     recording = report.out / "recording.h5"
     link_rows: list[list[Any]] = []
     latency_rows: list[list[Any]] = []
+    from sonoedge.devices.targets import resolve_device
+
+    device = resolve_device("auto")  # students on the best backend here (OpenVINO on x86)
     with PtyEmulator(VirtualProbe(EmulatorConfig(seed=0))) as emulator:
         log(f"virtual probe on {emulator.path} (pseudo-terminal, read with pyserial)")
         with open_probe(emulator.path, record=recording) as probe:
             info = probe.wait_info()
             mhz = info.center_frequency_hz / 1e6
             log(f"connected: {info.model}, {info.geometry}, {mhz:.1f} MHz")
-            for preset in ("bmode", "doppler"):
-                pipeline = Pipeline.from_preset(preset)
+            for preset in DEMO_PRESETS:
+                pipeline = Pipeline.from_preset(preset, device=device)
                 assert probe.recorder is not None
                 pipeline.add_sink(RecorderSink(probe.recorder))
                 last: Result | None = None
@@ -96,7 +103,7 @@ def run_live(report: DemoReport, seconds: float, log: Log) -> Path:
                 pipeline.stop()
                 stats = pipeline.stats()
                 log(
-                    f"{preset}: {stats.results} images at {stats.fps:.1f} fps, "
+                    f"{preset} on {device}: {stats.results} images at {stats.fps:.1f} fps, "
                     f"end-to-end p99 {stats.end_to_end_ms['p99']:.1f} ms"
                 )
                 for stage in stats.stages:
@@ -122,7 +129,10 @@ def run_live(report: DemoReport, seconds: float, log: Log) -> Path:
                 )
                 report.summary[preset] = {"fps": round(stats.fps, 1), "results": stats.results}
                 if last is not None:
-                    _panels(report, preset, last)
+                    methods = ", ".join(
+                        str(getattr(st, "method", st.name)) for st in pipeline.stages
+                    )
+                    _panels(report, preset, pipeline.probe_mode, methods, last)
             link = probe.stats()
     link_rows = [[k, v] for k, v in link.messages.items()]
     link_rows += [
@@ -139,15 +149,15 @@ def run_live(report: DemoReport, seconds: float, log: Log) -> Path:
     return recording
 
 
-def _panels(report: DemoReport, preset: str, result: Result) -> None:
+def _panels(report: DemoReport, preset: str, mode: str, methods: str, result: Result) -> None:
     figures = []
     source = result.sample
-    if preset == "bmode":
+    if mode == "bmode":
         raw = getattr(source, "image", None)
         if raw is not None:
             figures.append(
                 report.figure(
-                    "bmode_input.png", _upscale(np.asarray(raw, np.uint8)), "input B-mode"
+                    f"{preset}_input.png", _upscale(np.asarray(raw, np.uint8)), "input B-mode"
                 )
             )
         for stage, output in result.outputs.items():
@@ -156,7 +166,7 @@ def _panels(report: DemoReport, preset: str, result: Result) -> None:
             shown = display_image(Result(sample=source, index=0, received_s=0, image=output))
             if shown is not None:
                 figures.append(
-                    report.figure(f"bmode_{stage}.png", _upscale(shown), f"after {stage}")
+                    report.figure(f"{preset}_{stage}.png", _upscale(shown), f"after {stage}")
                 )
     else:
         iq = getattr(source, "iq", None)
@@ -165,7 +175,7 @@ def _panels(report: DemoReport, preset: str, result: Result) -> None:
             db = 20 * np.log10(env / env.max() + 1e-6)
             figures.append(
                 report.figure(
-                    "doppler_input.png",
+                    f"{preset}_input.png",
                     _upscale(np.clip((db + 50) * 255 / 50, 0, 255).astype(np.uint8)),
                     "one IQ frame of the ensemble (envelope)",
                 )
@@ -174,9 +184,9 @@ def _panels(report: DemoReport, preset: str, result: Result) -> None:
         if shown is not None:
             colour = cv2.applyColorMap(_upscale(shown), cv2.COLORMAP_HOT)
             figures.append(
-                report.figure("doppler_power.png", colour, "power Doppler (SVD clutter filter)")
+                report.figure(f"{preset}_power.png", colour, f"power Doppler ({methods})")
             )
-    report.add(f"{preset}: input and outputs", "".join(figures))
+    report.add(f"{preset} ({methods}): input and outputs", "".join(figures))
 
 
 def run_replay(report: DemoReport, recording: Path, log: Log) -> None:
