@@ -120,8 +120,17 @@ def test_demo(tmp_path: Path) -> None:
     assert (demo_dir / "recording.h5").stat().st_size > 0
     page = (demo_dir / "index.html").read_text()
     assert (demo_dir / "sweep_volume.nrrd").stat().st_size > 0
-    for figure in ("bmode_input.png", "bmode_despeckle.png", "doppler_power.png", "sweep_mips.png"):
+    figures = (
+        "bmode_input.png",
+        "bmode_despeckle.png",
+        "doppler_power.png",
+        "bmode-students_despeckle.png",  # the shipped MK student
+        "doppler-sonic_power.png",  # the shipped SONIC student
+        "sweep_mips.png",
+    )
+    for figure in figures:
         assert figure in page and (demo_dir / figure).exists()
+    assert "doppler-sonic (sonic-16)" in page
 
 
 def test_stream_with_a_pipeline_preset(tmp_path: Path) -> None:
