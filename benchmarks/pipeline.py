@@ -1,6 +1,8 @@
 """Pipeline benchmark → docs/results/pipeline_<preset>.json and pipeline.png.
 
-Usage: python benchmarks/pipeline.py [--quick] [PRESET ...]   (default: bmode doppler)
+Usage: python benchmarks/pipeline.py [--quick] [--device D] [PRESET ...]
+(default presets: bmode bmode-students doppler doppler-sonic; device: auto, the best backend here).
+Student presets are also measured against their classical counterpart in the same run.
 """
 
 from __future__ import annotations
@@ -18,18 +20,34 @@ from sonoedge.bench.results import RESULTS_DIR, write_result
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv
-    presets = [a for a in sys.argv[1:] if not a.startswith("--")] or ["bmode", "doppler"]
+    from sonoedge.devices.targets import resolve_device
+
+    args = sys.argv[1:]
+    quick = "--quick" in args
+    device = "auto"
+    if "--device" in args:
+        device = args[args.index("--device") + 1]
+        args.remove("--device")
+        args.remove(device)
+    device = resolve_device(device)
+    defaults = ["bmode", "bmode-students", "doppler", "doppler-sonic"]
+    presets = [a for a in args if not a.startswith("--")] or defaults
     command = " ".join(["python benchmarks/pipeline.py", *sys.argv[1:]])
-    fig, axes = plt.subplots(1, len(presets), figsize=(4.5 * len(presets), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(presets), figsize=(4.2 * len(presets), 3.6), squeeze=False)
     for ax, preset in zip(axes[0], presets, strict=True):
-        result = bench_pipeline.run(preset, count=40 if quick else 300, quick=quick)
+        result = bench_pipeline.run(preset, count=40 if quick else 300, quick=quick, device=device)
         m, b = result["metrics"], result["baselines"]
         write_result(f"pipeline_{preset}", m, b, command=command)
         print(
             f"{preset}: {m['fps']} fps ({b['pipelined_vs_sequential']}× sequential, "
             f"{b['pipelined_vs_default_blas']}× default-BLAS loop), "
             f"end to end p50/p99 {m['end_to_end_p50_ms']}/{m['end_to_end_p99_ms']} ms"
+            + (
+                f"; vs {b['versus']['preset']}: {b['versus']['fps']} fps, "
+                f"ratio {b['versus']['fps_ratio']}×"
+                if "versus" in b
+                else ""
+            )
         )
         names = list(m["stages"])
         p50 = [m["stages"][n]["p50_ms"] for n in names]
@@ -39,7 +57,9 @@ def main() -> None:
         ax.bar([i + 0.2 for i in x], p99, width=0.4, label="p99")
         ax.set_xticks(list(x), names)
         ax.set_ylabel("stage latency (ms)")
-        ax.set_title(f"{preset}: {m['fps']} fps, e2e p99 {m['end_to_end_p99_ms']} ms", fontsize=9)
+        ax.set_title(
+            f"{preset} ({device}): {m['fps']} fps, e2e p99 {m['end_to_end_p99_ms']} ms", fontsize=8
+        )
         ax.legend(fontsize=8)
     fig.tight_layout()
     png = Path(RESULTS_DIR) / "pipeline.png"

@@ -173,3 +173,14 @@ def test_bench_pipeline_quick_json() -> None:
     result = json.loads(out.stdout)
     assert result["fps"] > 0 and set(result["stages"]) == {"bmode", "despeckle", "enhance"}
     assert result["baselines"]["sequential_fps"] > 0
+
+
+def test_bench_overview_compares_students_with_classical_presets() -> None:
+    out = run("bench", "--quick", "--json", timeout=300)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    pipelines = result["pipelines"]
+    assert {"bmode", "bmode-students", "doppler", "doppler-sonic"} <= set(pipelines)
+    assert pipelines["doppler-sonic"]["baselines"]["versus"]["preset"] == "doppler"
+    assert pipelines["bmode-students"]["baselines"]["fps_vs_bmode"] > 0
+    assert result["ingest"]["metrics"]["decode_mb_s"] > 0

@@ -12,13 +12,17 @@ app = typer.Typer(
 )
 
 
+OVERVIEW_PRESETS = ("bmode", "bmode-students", "doppler", "doppler-sonic")
+
+
 @app.callback()
 def overview(
     ctx: typer.Context,
     quick: bool = typer.Option(False, help="Small sizes (seconds, for smoke tests)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Without a sub-command: the overview (ingest, then the bmode and doppler pipelines).
+    """Without a sub-command: the overview (ingest, then the classical and student pipelines,
+    each student preset against its classical counterpart in the same run).
 
     \b
     Examples:
@@ -35,9 +39,13 @@ def overview(
 
     from sonoedge.bench import ingest as bench_ingest
     from sonoedge.bench import pipeline as bench_pipeline
+    from sonoedge.devices.targets import resolve_device
+    from sonoedge.pipeline.presets import builtin_presets
 
     link = bench_ingest.run(quick=True, repeats=3)
-    runs = {p: bench_pipeline.run(p, count=40, quick=quick) for p in ("bmode", "doppler")}
+    device = resolve_device("auto")
+    names = [p for p in OVERVIEW_PRESETS if p in builtin_presets()]
+    runs = {p: bench_pipeline.run(p, count=40, quick=quick, device=device) for p in names}
     if json_out:
         typer.echo(json.dumps({"ingest": link, "pipelines": runs}))
         return
@@ -71,6 +79,14 @@ def overview(
             f"{pm['end_to_end_p99_ms']:.1f} ms",
             f"cold start {pm['cold_start_s']} s",
         )
+        vs = pb.get("versus")
+        if vs:
+            table.add_row(
+                f"  vs {vs['preset']} ({name})",
+                f"{vs['fps']} fps",
+                "",
+                f"{name} {vs['fps_ratio']}× its fps",
+            )
     Console().print(table)
 
 
