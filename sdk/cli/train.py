@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-TASKS_HELP = "sonic (Doppler from short ensembles)"
+TASKS_HELP = "sonic (Doppler), despeckle (MK despeckling), enhance (blind deblur + denoise), ulm"
 
 
 def _command() -> str:

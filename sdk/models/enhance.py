@@ -1,0 +1,341 @@
+"""Blind enhancement networks (deconvolution + denoising): a Swin-Conv U-Net teacher and a
+plain-conv student.
+
+Both map a log-compressed B-mode image ``x[batch, 1, axial, lateral]`` in ``[0, 1]`` to an
+enhanced image on the same scale as ``x + residual``.
+
+- ``teacher`` (:class:`SwinConvUNet`): three-level U-Net (``width``, ``2 width``, ``4 width``
+  channels at full, 1/2 and 1/4 resolution; stride-2 convs down, 2×2 transposed convs up, additive
+  skips) built from Swin-Conv blocks in the spirit of SCUNet (Zhang et al. 2023): a 1×1 conv splits
+  the channels into a convolution half (two 3×3 convs, residual) and a transformer half (window
+  multi-head self-attention over ``window``×``window`` tokens, alternately shifted by half a window
+  with the usual region mask, then an MLP, both pre-norm residual), a 1×1 conv fuses them back
+  (block residual). ``depth`` blocks at the 1/4-resolution bottleneck, one per level elsewhere.
+  Its last full-resolution decoder features are the distillation feature target.
+- ``student`` (:class:`EnhanceStudent`): deployment-shaped — 3×3 convs and ReLU only, stride-2
+  convs down to 1/4 resolution (``width``, ``2 width``, ``4 width`` channels), ``depth`` 3×3 convs
+  there (a wide receptive field for PSF widths of several pixels, cheaply), 2×2 transposed convs
+  up with additive skips and a 3×3 conv per level. No attention, no normalisation: every op exists
+  in TensorRT, OpenVINO and onnxruntime; channel counts are multiples of 8.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sonoedge.errors import ConfigError
+
+KINDS = ("teacher", "student")
+ARCH_NAME = "enhance-v1"
+
+
+@dataclass(frozen=True)
+class EnhanceArch:
+    """Hyper-parameters that fix the weight shapes of an enhancement network."""
+
+    kind: str
+    width: int = 8
+    depth: int = 3
+    window: int = 8
+    head_dim: int = 8
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"kind={self.kind!r} is not an enhance network: expected {KINDS}")
+        if self.width < 8 or self.width % 8:
+            raise ConfigError(f"width={self.width} is invalid: expected a multiple of 8, >= 8")
+        if not 1 <= self.depth <= 32:
+            raise ConfigError(f"depth={self.depth} is invalid: expected 1..32")
+        if self.window < 2 or self.window % 2:
+            raise ConfigError(f"window={self.window} is invalid: expected an even number >= 2")
+        if self.kind == "teacher" and (self.head_dim < 4 or (self.width // 2) % self.head_dim):
+            raise ConfigError(
+                f"head_dim={self.head_dim} is invalid: expected >= 4 and dividing width/2 "
+                f"({self.width // 2})"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": ARCH_NAME, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EnhanceArch:
+        if not isinstance(data, dict) or data.get("name") != ARCH_NAME:
+            raise ConfigError(f"architecture {data!r} is not an enhance network")
+        try:
+            return cls(
+                str(data["kind"]),
+                int(data["width"]),
+                int(data["depth"]),
+                int(data.get("window", 8)),
+                int(data.get("head_dim", 8)),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"architecture {data!r} is incomplete: {err}") from None
+
+    @property
+    def size_multiple(self) -> int:
+        """Input sizes must be multiples of this (the runtime pads by reflection)."""
+        return 4 * self.window if self.kind == "teacher" else 4
+
+    @property
+    def receptive_field(self) -> int:
+        """Smallest input side the runtime accepts: the student's conv receptive field (the
+        teacher's attention makes it global within a window; its minimum is one window at 1/4
+        resolution)."""
+        if self.kind == "teacher":
+            return 4 * self.window
+        # full res: stem 3x3 (2 px); s2 3x3 (2 px); half res: s2 3x3 (4 px); quarter res: depth
+        # 3x3 (8 px each); up: 2x2 transposed (4 px) + half-res 3x3 (4 px) + 2x2 (2 px) + full-res
+        # 3x3 (2 px) + head 3x3 (2 px)
+        return 1 + 2 + 2 + 4 + 8 * self.depth + 4 + 4 + 2 + 2 + 2
+
+
+def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1), nn.ReLU(inplace=True))
+
+
+# --------------------------------------------------------------------------- teacher
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside non-overlapping windows, optionally shifted (with the
+    region mask that stops tokens attending across the wrapped border)."""
+
+    def __init__(self, channels: int, window: int, head_dim: int, shift: bool) -> None:
+        super().__init__()
+        self.channels, self.window, self.shift = channels, window, shift
+        self.heads = channels // head_dim
+        self.scale = head_dim**-0.5
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.proj = nn.Linear(channels, channels)
+        n = window * window
+        # relative position bias, one table per head (as in Swin)
+        self.bias = nn.Parameter(torch.zeros(self.heads, (2 * window - 1) ** 2))
+        idx = torch.arange(window)
+        zz, xx = torch.meshgrid(idx, idx, indexing="ij")
+        coords = torch.stack([zz.flatten(), xx.flatten()])  # (2, n)
+        rel = coords[:, :, None] - coords[:, None, :] + (window - 1)
+        self.register_buffer("bias_index", (rel[0] * (2 * window - 1) + rel[1]).reshape(n * n))
+
+    def _mask(self, h: int, w: int, device: torch.device) -> torch.Tensor:
+        """(windows, n, n) additive mask for the shifted layout."""
+        ws, s = self.window, self.window // 2
+        region = torch.zeros(h, w, device=device)
+        k = 0
+        for zs in (slice(0, h - ws), slice(h - ws, h - s), slice(h - s, h)):
+            for xs in (slice(0, w - ws), slice(w - ws, w - s), slice(w - s, w)):
+                region[zs, xs] = k
+                k += 1
+        win = region.reshape(h // ws, ws, w // ws, ws).permute(0, 2, 1, 3).reshape(-1, ws * ws)
+        diff = win[:, :, None] != win[:, None, :]
+        return diff.float() * -100.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (B, H, W, C) channels-last → same shape."""
+        b, h, w, c = x.shape
+        ws = self.window
+        if self.shift:
+            x = torch.roll(x, (-(ws // 2), -(ws // 2)), (1, 2))
+        t = x.reshape(b, h // ws, ws, w // ws, ws, c).permute(0, 1, 3, 2, 4, 5)
+        t = t.reshape(-1, ws * ws, c)  # (B * windows, n, C)
+        qkv = self.qkv(t).reshape(t.shape[0], ws * ws, 3, self.heads, c // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B*win, heads, n, d)
+        attn = (q * self.scale) @ k.transpose(-2, -1)
+        index = cast(torch.Tensor, self.bias_index)
+        bias = self.bias[:, index].reshape(self.heads, ws * ws, ws * ws)
+        attn = attn + bias[None]
+        if self.shift:
+            mask = self._mask(h, w, x.device)
+            nw = mask.shape[0]
+            attn = attn.reshape(b, nw, self.heads, ws * ws, ws * ws) + mask[None, :, None]
+            attn = attn.reshape(-1, self.heads, ws * ws, ws * ws)
+        out = (attn.softmax(-1) @ v).transpose(1, 2).reshape(t.shape[0], ws * ws, c)
+        out = self.proj(out)
+        out = out.reshape(b, h // ws, w // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5)
+        out = out.reshape(b, h, w, c)
+        if self.shift:
+            out = torch.roll(out, (ws // 2, ws // 2), (1, 2))
+        return out
+
+
+class SwinConvBlock(nn.Module):
+    """Split channels into a residual conv half and a window-transformer half (SCUNet style)."""
+
+    def __init__(self, channels: int, window: int, head_dim: int, shift: bool) -> None:
+        super().__init__()
+        half = channels // 2
+        self.n_half = half
+        self.split = nn.Conv2d(channels, channels, 1)
+        self.conv = nn.Sequential(
+            nn.Conv2d(half, half, 3, 1, 1), nn.ReLU(inplace=True), nn.Conv2d(half, half, 3, 1, 1)
+        )
+        self.norm1 = nn.LayerNorm(half)
+        self.attn = WindowAttention(half, window, head_dim, shift)
+        self.norm2 = nn.LayerNorm(half)
+        self.mlp = nn.Sequential(nn.Linear(half, 2 * half), nn.GELU(), nn.Linear(2 * half, half))
+        self.fuse = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, t = torch.split(self.split(x), self.n_half, 1)
+        a = a + self.conv(a)
+        t = t.permute(0, 2, 3, 1)
+        t = t + self.attn(self.norm1(t))
+        t = t + self.mlp(self.norm2(t))
+        t = t.permute(0, 3, 1, 2)
+        return x + self.fuse(torch.cat([a, t], 1))
+
+
+class SwinConvUNet(nn.Module):
+    """Swin-Conv U-Net teacher (see the module docstring)."""
+
+    def __init__(self, arch: EnhanceArch) -> None:
+        super().__init__()
+        self.arch = arch
+        w, ws, hd = arch.width, arch.window, arch.head_dim
+
+        def blocks(c: int, n: int) -> nn.Sequential:
+            return nn.Sequential(*[SwinConvBlock(c, ws, hd, shift=bool(i % 2)) for i in range(n)])
+
+        self.stem = nn.Conv2d(1, w, 3, 1, 1)
+        self.enc0 = blocks(w, 1)
+        self.down0 = nn.Conv2d(w, 2 * w, 3, 2, 1)
+        self.enc1 = blocks(2 * w, 1)
+        self.down1 = nn.Conv2d(2 * w, 4 * w, 3, 2, 1)
+        self.mid = blocks(4 * w, max(1, arch.depth))
+        self.up1 = nn.ConvTranspose2d(4 * w, 2 * w, 2, 2)
+        self.dec1 = blocks(2 * w, 1)
+        self.up0 = nn.ConvTranspose2d(2 * w, w, 2, 2)
+        self.dec0 = nn.Sequential(SwinConvBlock(w, ws, hd, shift=True), _conv(w, w))
+        self.head = nn.Conv2d(w, 1, 3, 1, 1)
+
+    @property
+    def feature_channels(self) -> int:
+        return self.arch.width
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        e0 = self.enc0(self.stem(x))
+        e1 = self.enc1(self.down0(e0))
+        m = self.mid(self.down1(e1))
+        d1 = self.dec1(self.up1(m) + e1)
+        d0 = self.dec0(self.up0(d1) + e0)
+        return {"out": x + self.head(d0), "feat": d0}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)["out"]
+
+
+# --------------------------------------------------------------------------- student
+
+
+class EnhanceStudent(nn.Module):
+    """Plain-conv three-level enhancer (see the module docstring)."""
+
+    def __init__(self, arch: EnhanceArch) -> None:
+        super().__init__()
+        self.arch = arch
+        w = arch.width
+        self.stem = _conv(1, w)
+        self.down0 = _conv(w, 2 * w, stride=2)
+        self.down1 = _conv(2 * w, 4 * w, stride=2)
+        self.body = nn.Sequential(*[_conv(4 * w, 4 * w) for _ in range(arch.depth)])
+        self.up1 = nn.Sequential(nn.ConvTranspose2d(4 * w, 2 * w, 2, 2), nn.ReLU(inplace=True))
+        self.fuse1 = _conv(2 * w, 2 * w)
+        self.up0 = nn.Sequential(nn.ConvTranspose2d(2 * w, w, 2, 2), nn.ReLU(inplace=True))
+        self.fuse0 = _conv(w, w)
+        self.head = nn.Conv2d(w, 1, 3, 1, 1)
+
+    @property
+    def feature_channels(self) -> int:
+        return self.arch.width
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        s0 = self.stem(x)
+        s1 = self.down0(s0)
+        m = self.body(self.down1(s1))
+        d1 = self.fuse1(self.up1(m) + s1)
+        d0 = self.fuse0(self.up0(d1) + s0)
+        return {"out": x + self.head(d0), "feat": d0}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)["out"]
+
+
+EnhanceNet = SwinConvUNet | EnhanceStudent
+
+
+def build(arch: EnhanceArch | dict[str, Any]) -> EnhanceNet:
+    """The network for ``arch`` (an :class:`EnhanceArch` or its ``to_dict()``)."""
+    if isinstance(arch, dict):
+        arch = EnhanceArch.from_dict(arch)
+    return SwinConvUNet(arch) if arch.kind == "teacher" else EnhanceStudent(arch)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return int(sum(p.numel() for p in module.parameters()))
+
+
+def macs_per_pixel(net: nn.Module, size: int | None = None) -> float:
+    """Multiply-accumulates per input pixel: convolutions, transposed convolutions, linear layers
+    and the two matrix products of every window attention (``2 n d`` per token and head)."""
+    arch = getattr(net, "arch", None)
+    if size is None:
+        size = max(64, 2 * arch.size_multiple) if isinstance(arch, EnhanceArch) else 64
+    total = [0]
+
+    def hook(mod: nn.Module, inp: Any, out: torch.Tensor) -> None:
+        if isinstance(mod, nn.Conv2d):
+            k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
+            total[0] += int(out.numel()) * k
+        elif isinstance(mod, nn.ConvTranspose2d):
+            k = mod.kernel_size[0] * mod.kernel_size[1] * mod.out_channels // mod.groups
+            total[0] += int(inp[0].numel()) * k
+        elif isinstance(mod, nn.Linear):
+            total[0] += int(out.numel()) * mod.in_features
+        elif isinstance(mod, WindowAttention):
+            tokens = int(out.numel()) // mod.channels
+            total[0] += 2 * tokens * mod.window * mod.window * mod.channels
+
+    kinds = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, WindowAttention)
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, kinds)]
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        net(torch.zeros(1, 1, size, size))
+    net.train(was_training)
+    for h in handles:
+        h.remove()
+    return total[0] / float(size * size)
+
+
+def load_state(net: nn.Module, state: dict[str, torch.Tensor], where: str = "checkpoint") -> None:
+    """Load ``state`` into ``net``, refusing weights of another architecture clearly."""
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise ConfigError(f"{where} holds weights of another architecture: {first}") from None
+
+
+class EnhanceDeploy(nn.Module):
+    """Export graph: input ``image`` → output ``enhanced`` clipped to ``[0, 1]``."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(self.net(x), 0.0, 1.0)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
+    """Reflect-pad ``x`` (B, C, H, W) at the bottom/right to a multiple of ``multiple``."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="reflect")
+    return x, h, w

@@ -1,0 +1,223 @@
+"""Blind enhancement task: quick training, resume, config checks, export parity, the torch-free
+runtime and its input contract, eval output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from sonoedge.cli import app
+from sonoedge.errors import ConfigError, DataError
+from sonoedge.models.enhance import EnhanceArch, build, load_state, macs_per_pixel
+from sonoedge.train import config as cfgmod
+from sonoedge.train import enhance, get_task
+from sonoedge.zoo import enhance as ze
+
+
+@pytest.fixture(scope="session")
+def enhance_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("enhance-cache")
+
+
+@pytest.fixture(scope="session")
+def enhance_run(tmp_path_factory: pytest.TempPathFactory, enhance_cache: Path) -> Path:
+    """``sonoedge train enhance --quick`` through the real CLI, uninterrupted."""
+    out = tmp_path_factory.mktemp("runs") / "enhance-quick"
+    args = ["train", "enhance", "--quick", "--out", str(out), "--cache", str(enhance_cache)]
+    result = CliRunner().invoke(app, [*args, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def quick_model(enhance_run: Path) -> ze.EnhanceModel:
+    return ze.load(enhance_run / "enhance-student.onnx")
+
+
+def _img(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0, 1, (h, w)).astype(np.float32)
+
+
+def test_quick_run_writes_weights_card_and_onnx(enhance_run: Path) -> None:
+    names = {p.name for p in enhance_run.iterdir()}
+    assert {"teacher.pt", "student.pt", "config.json", "data_spec.json", "metrics.json"} <= names
+    card = json.loads((enhance_run / "enhance-student.json").read_text())
+    assert card["task"] == "enhance" and card["opset"] >= 17 and card["name"] == "enhance-student"
+    assert card["input"]["min_size"] == EnhanceArch("student", 8, 1).receptive_field
+    assert card["provenance"]["command"].startswith("sonoedge train enhance --quick")
+    assert card["provenance"]["seed"] == 0 and card["provenance"]["data_spec"]["split"] == "train"
+    assert card["metrics"]["export_parity_max_abs"] < 1e-4
+    assert card["teacher"]["macs_per_pixel"] > card["macs_per_pixel"] > 0
+    assert card["teacher"]["architecture"]["kind"] == "teacher"
+    assert (enhance_run / "enhance-student.md").read_text().startswith("# enhance-student")
+    hist = torch.load(enhance_run / "student.ckpt", weights_only=False)["history"]
+    assert len(hist) == 4 and all(np.isfinite(h["loss"]) for h in hist)
+    assert {"l1", "ssim", "psnr", "kd_out", "kd_feat"} <= set(hist[0])
+    t_hist = torch.load(enhance_run / "teacher.ckpt", weights_only=False)["history"]
+    assert len(t_hist) == 3 and "kd_out" not in t_hist[0]
+
+
+def test_interrupted_run_resumes_to_the_same_weights(
+    enhance_run: Path, enhance_cache: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "resumed"
+    args = ["train", "enhance", "--quick", "--out", str(out), "--cache", str(enhance_cache)]
+    runner = CliRunner()
+    first = runner.invoke(app, [*args, "--no-progress", "--stop-after", "2"])
+    assert first.exit_code == 3, first.output
+    assert (out / "teacher.ckpt").exists() and not (out / "teacher.pt").exists()
+    second = runner.invoke(app, [*args, "--no-progress"])
+    assert second.exit_code == 0, second.output
+    for name in ("teacher.pt", "student.pt"):
+        ref = torch.load(enhance_run / name, weights_only=False)["state"]
+        got = torch.load(out / name, weights_only=False)["state"]
+        for key, value in ref.items():
+            torch.testing.assert_close(got[key], value, rtol=0, atol=1e-6)
+
+
+def test_config_refuses_unknown_keys_types_and_ranges(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[degrade]\nfourier_prb = 0.5\n")
+    with pytest.raises(ConfigError, match=r"degrade\.fourier_prb"):
+        cfgmod.load("enhance", bad)
+    bad.write_text("[degrade]\nseverity = [0.5, 1.5]\n")
+    with pytest.raises(ConfigError, match=r"degrade\.severity"):
+        enhance.check_config(cfgmod.load("enhance", bad))
+    bad.write_text("[teacher]\ncrop = 48\n")  # not a multiple of 4 windows
+    with pytest.raises(ConfigError, match=r"teacher\.crop"):
+        enhance.check_config(cfgmod.load("enhance", bad))
+    bad.write_text("[student]\nwidth = 12\n")
+    with pytest.raises(ConfigError, match="multiple of 8"):
+        enhance.check_config(cfgmod.load("enhance", bad))
+    bad.write_text("[teacher]\nhead_dim = 5\n")
+    with pytest.raises(ConfigError, match="head_dim"):
+        enhance.check_config(cfgmod.load("enhance", bad))
+    assert get_task("enhance") is enhance
+    enhance.check_config(cfgmod.load("enhance"))
+
+
+def test_shipped_config_student_is_at_most_an_eighth_of_the_teacher() -> None:
+    cfg = cfgmod.load("enhance")
+    teacher = macs_per_pixel(build(enhance.arch(cfg, "teacher")))
+    student = macs_per_pixel(build(enhance.arch(cfg, "student")))
+    assert teacher >= 8 * student
+    # the student has no attention or normalisation: only convs and ReLU
+    kinds = {type(m).__name__ for m in build(enhance.arch(cfg, "student")).modules()}
+    assert kinds <= {"EnhanceStudent", "Sequential", "Conv2d", "ConvTranspose2d", "ReLU"}
+
+
+def test_shifted_window_attention_does_not_wrap_around() -> None:
+    from sonoedge.models.enhance import WindowAttention
+
+    torch.manual_seed(0)
+    x = torch.rand(1, 8, 8, 4)
+    y = x.clone()
+    y[0, 0, 0] += 1.0
+    with torch.no_grad():
+        shifted = WindowAttention(4, 4, 4, shift=True).eval()
+        with torch.no_grad():
+            shifted.bias.normal_()
+        d = (shifted(y) - shifted(x)).abs().sum(-1)[0]
+        plain = WindowAttention(4, 4, 4, shift=False).eval()
+        p = (plain(y) - plain(x)).abs().sum(-1)[0]
+    # shifted by 2: (0, 0) and (7, 7) share a window only through the wrapped border: masked
+    assert float(d[7, 7]) < 1e-6 and float(d[0, 1]) > 1e-4
+    # unshifted: (0, 0) and (3, 3) share the top-left window, (4, 4) is in another one
+    assert float(p[3, 3]) > 1e-4 and float(p[4, 4]) < 1e-6
+
+
+def test_export_matches_torch_and_refuses_foreign_weights(
+    enhance_run: Path, tmp_path: Path
+) -> None:
+    net, _ = enhance.load_weights(enhance_run / "student.pt", "student")
+    sample = _img(36, 44)[None, None]
+    assert enhance.export_onnx(net, tmp_path / "s.onnx", sample=sample) < 1e-4
+    with pytest.raises(ConfigError, match="another architecture"):
+        load_state(build(EnhanceArch("student", 16, 2)), net.state_dict())
+    with pytest.raises(ConfigError, match="expected 'teacher'"):
+        enhance.load_weights(enhance_run / "student.pt", "teacher")
+    torch.save({"something": 1}, tmp_path / "x.pt")
+    with pytest.raises(ConfigError, match="not a sonoedge weights file"):
+        enhance.load_weights(tmp_path / "x.pt")
+    with pytest.raises(ConfigError, match="not an enhance network"):
+        build({"name": "despeckle-v1", "kind": "student"})
+
+
+def test_runtime_matches_torch_and_pads_odd_sizes(
+    enhance_run: Path, quick_model: ze.EnhanceModel
+) -> None:
+    net, _ = enhance.load_weights(enhance_run / "student.pt")
+    img = _img(48, 40)
+    np.testing.assert_allclose(quick_model.enhance(img), enhance.predict(net, img), atol=1e-4)
+    odd = quick_model.enhance(_img(45, 37).astype(np.float64))
+    np.testing.assert_allclose(odd, enhance.predict(net, _img(45, 37)), atol=1e-4)
+    assert odd.shape == (45, 37) and odd.dtype == np.float32
+    assert np.all(np.isfinite(odd)) and odd.min() >= 0 and odd.max() <= 1
+    assert quick_model.enhance(_img(40, 40)[None]).shape == (40, 40)  # a 1-frame stack
+    fn = quick_model.as_method()
+    np.testing.assert_array_equal(fn(img), quick_model.enhance(img))
+    teacher, _ = enhance.load_weights(enhance_run / "teacher.pt", "teacher")
+    assert enhance.predict(teacher, _img(45, 37)).shape == (45, 37)  # padded to 16, cropped
+
+
+@pytest.mark.parametrize(
+    ("image", "match"),
+    [
+        ((_img(40, 40) * 255).astype(np.uint8), "dtype uint8"),
+        (_img(40, 40).astype(np.float16), "dtype float16"),
+        (_img(40, 40) * 3.0, "expected a log-compressed image in \\[0, 1\\]"),
+        (_img(40, 40) - 0.5, "expected a log-compressed image"),
+        (np.where(_img(40, 40) > 0.5, np.nan, 0.2).astype(np.float32), "NaN/Inf"),
+        (np.full((40, 40), np.inf, np.float32), "NaN/Inf"),
+        (_img(12, 64), "receptive field"),
+        (np.zeros((4, 40, 40), np.float32), "expected a 2-D"),
+        (np.zeros((2, 3, 4, 5), np.float32), "expected a 2-D"),
+    ],
+)
+def test_runtime_refuses_bad_input(
+    quick_model: ze.EnhanceModel, image: np.ndarray, match: str
+) -> None:
+    with pytest.raises(DataError, match=match) as info:
+        quick_model.enhance(image)
+    assert info.value.hint or "receptive field" in str(info.value) or "NaN" in str(info.value)
+
+
+def test_loader_refuses_other_tasks_and_missing_files(enhance_run: Path, tmp_path: Path) -> None:
+    onnx = enhance_run / "enhance-student.onnx"
+    other = tmp_path / "x.onnx"
+    other.write_bytes(onnx.read_bytes())
+    other.with_suffix(".json").write_text('{"task": "despeckle", "input": {}}')
+    with pytest.raises(ConfigError, match="'despeckle' model"):
+        ze.load(other)
+    with pytest.raises(ConfigError, match="not found"):
+        ze.load(tmp_path / "missing.onnx")
+    from sonoedge import zoo
+
+    assert isinstance(zoo.load_model(onnx), ze.EnhanceModel)
+
+
+def test_eval_writes_json_and_png(enhance_run: Path, enhance_cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    args = ["eval", "enhance", "--model", str(enhance_run / "enhance-student.onnx"), "--quick"]
+    args += ["--name", "enhance_test", "--results-dir", str(out), "--cache", str(enhance_cache)]
+    result = CliRunner().invoke(app, [*args, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "enhance_test.json").read_text())
+    assert {"command", "commit", "date", "machine", "metrics", "baselines"} <= set(record)
+    m = record["metrics"]
+    assert set(m["psnr_ssim_per_severity"]) == {"light", "moderate", "heavy"}
+    for row in m["psnr_ssim_per_condition"].values():
+        assert {"input", "wiener_nlm", "rl_nlm", "teacher", "student"} <= set(row)
+        assert all(np.isfinite(v["psnr_db"]) and -1 <= v["ssim"] <= 1 for v in row.values())
+    assert m["point_targets"]["n_targets"] > 0
+    assert {"fwhm_mean_px", "peak_gradient"} <= set(m["point_targets"]["degraded"]["student"])
+    assert "edge_shift_px" in m["cyst_edges"]["student"]
+    lat = m["latency"]
+    assert 0 < lat["student"]["median_ms"] <= lat["student"]["p99_ms"]
+    assert m["targets"]["onnx_le_5mb"] and isinstance(m["targets"]["heavy_ge_3db_over_input"], bool)
+    assert (out / "enhance_test.png").stat().st_size > 5_000
