@@ -20,6 +20,7 @@ from sonoedge.cli.process import process
 from sonoedge.cli.sweep2vol import sweep2vol
 from sonoedge.cli.synth import synth
 from sonoedge.cli.train import eval_, train
+from sonoedge.cli.ulm import ulm
 from sonoedge.errors import SonoedgeError
 
 app = typer.Typer(
@@ -66,6 +67,7 @@ app.command("synth")(synth)
 app.command("sweep2vol")(sweep2vol)
 app.command("train")(train)
 app.command("eval")(eval_)
+app.command("ulm")(ulm)
 app.command("compress")(compress)
 app.command("package")(package)
 app.command("verify")(verify)

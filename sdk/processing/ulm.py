@@ -154,15 +154,48 @@ def ulm(
 
     Example: ``res = ulm(svd_filter(iq), (5e-5, 1e-4), wavelength_m=2e-4, prf_hz=1000)``.
     """
-    dz, dx = as_spacing(spacing_m)
+    as_spacing(spacing_m)
     require(wavelength_m > 0, "wavelength_m", "> 0", wavelength_m)
     require(grid_fraction >= 1, "grid_fraction", ">= 1", grid_fraction)
     locs = localize_frames(
         frames, spacing_m, origin_m, method, threshold_db, max_per_frame, window_px
     )
+    shape = np.asarray(frames).shape
+    return ulm_from_localizations(
+        locs,
+        (shape[1], shape[2]),
+        spacing_m,
+        wavelength_m,
+        prf_hz,
+        origin_m,
+        max_linking_distance_m,
+        min_track_length,
+        grid_fraction,
+    )
+
+
+def ulm_from_localizations(
+    localizations_m: Sequence[npt.ArrayLike],
+    frame_shape: tuple[int, int],
+    spacing_m: tuple[float, float],
+    wavelength_m: float,
+    prf_hz: float,
+    origin_m: tuple[float, float] = (0.0, 0.0),
+    max_linking_distance_m: float | None = None,
+    min_track_length: int = 5,
+    grid_fraction: int = 10,
+) -> UlmResult:
+    """The tracking and rendering half of :func:`ulm` for localisations made elsewhere (e.g. by a
+    network): ``localizations_m[t]`` is an ``(n, 2)`` array of ``(z, x)`` in metres in frame
+    ``t`` of frames of ``frame_shape`` (axial, lateral) pixels at ``spacing_m`` from ``origin_m``.
+    """
+    dz, dx = as_spacing(spacing_m)
+    require(wavelength_m > 0, "wavelength_m", "> 0", wavelength_m)
+    require(grid_fraction >= 1, "grid_fraction", ">= 1", grid_fraction)
+    locs = [np.asarray(p, np.float64).reshape(-1, 2) for p in localizations_m]
     link = 2 * max(dz, dx) if max_linking_distance_m is None else float(max_linking_distance_m)
     tracks = link_tracks(locs, link, min_track_length)
-    shape = np.asarray(frames).shape
+    shape = (len(locs), *frame_shape)
     grid = wavelength_m / grid_fraction
     field_m = (shape[1] * dz, shape[2] * dx)
     corner = (origin_m[0] - dz / 2, origin_m[1] - dx / 2)

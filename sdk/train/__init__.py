@@ -20,6 +20,7 @@ from sonoedge.errors import ConfigError
 TASKS: dict[str, str] = {
     "sonic": "sonoedge.train.sonic",
     "despeckle": "sonoedge.train.despeckle",
+    "ulm": "sonoedge.train.ulm",
     "enhance": "sonoedge.train.enhance",
 }
 """Task name → module implementing it (add despeckle/enhance students here)."""

@@ -28,6 +28,7 @@ ZOO_DIR = Path(__file__).resolve().parent
 TASK_MODULES: dict[str, str] = {
     "sonic": "sonoedge.zoo.sonic",
     "despeckle": "sonoedge.zoo.despeckle",
+    "ulm": "sonoedge.zoo.ulm",
     "enhance": "sonoedge.zoo.enhance",
 }
 """Model-card task -> torch-free module with ``MODEL``, the class running that task's students:

@@ -1,0 +1,1154 @@
+"""ULM task (PgD): a parameter-conditioned diffusion generator and a deep-learning localiser.
+
+Data (:mod:`sonoedge.train.ulm_data`): physics renders of bubble frames on a λ/4 grid over the
+trained parameter box, cached in ``<cache>/ulm-<split>-<hash>.npz``; the training split never
+draws a centre frequency inside ``HELD_OUT_F0_MHZ``.
+
+1. Generator (:mod:`sonoedge.models.ulm_generator`): denoising diffusion conditioned on the
+   normalised parameter vector and the bubble position map, trained on the physics frames.
+2. Synthesis: ``localizer.n_generated`` new frames from the generator (fresh bubbles and
+   parameter vectors), saved in the run directory.
+3. Localiser (:mod:`sonoedge.models.ulm_localizer`): heatmap + sub-pixel offsets, trained on a
+   mix of physics and generator frames (``localizer.generated_fraction`` of each batch); its
+   detection threshold is tuned on the validation frames (best Jaccard at 0.25 λ).
+4. Export: ``ulm-localizer.onnx`` + model card, run by :mod:`sonoedge.zoo.ulm`.
+
+:func:`evaluate` compares the localiser against every conventional localiser on held-out
+:func:`sonoedge.synth.microbubbles.simulate_bubbles` sequences (vessel trees, flow) over SNR and
+bubble concentration, measures frames to a vessel-map saturation, and scores the generator (SSIM
+to physics frames on held-out parameter sets, time per frame against the simulator).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from sonoedge.errors import ConfigError
+from sonoedge.models import ulm_generator as gen
+from sonoedge.models import ulm_localizer as loc
+from sonoedge.train import config as cfgmod
+from sonoedge.train import ulm_data as ud
+from sonoedge.train.loop import load_checkpoint, run_phase, save_checkpoint
+
+DATA_VERSION = "sonoedge.train.ulm_data/v1"
+SPLIT_SEED = {"train": 0, "val": 1_000_000, "synth": 2_000_000, "eval": 3_000_000}
+OPSET = 17
+PARITY_ATOL = 1e-4
+NAME = "ulm-localizer"
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+CONVENTIONAL = ("weighted_centroid", "radial_symmetry", "gaussian_fit")
+FloatArray = npt.NDArray[np.float32]
+
+
+# --------------------------------------------------------------------------- config
+
+
+def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Validate the ULM config's ranges (types were checked on load)."""
+    for key, lo, hi in (
+        ("data.size", 8, 512),
+        ("data.n_train", 1, 1_000_000),
+        ("data.n_val", 1, 100_000),
+        ("data.frames_per_params", 1, 10_000),
+        ("data.density", 0.0, 2.0),
+        ("generator.width", 8, 256),
+        ("generator.steps", 1, 10_000_000),
+        ("generator.batch_size", 1, 4096),
+        ("generator.lr", 1e-6, 1.0),
+        ("generator.sample_steps", 1, 1000),
+        ("localizer.width", 8, 256),
+        ("localizer.depth", 1, 16),
+        ("localizer.steps", 1, 10_000_000),
+        ("localizer.batch_size", 1, 4096),
+        ("localizer.lr", 1e-6, 1.0),
+        ("localizer.n_generated", 0, 1_000_000),
+        ("localizer.generated_fraction", 0.0, 1.0),
+        ("localizer.heatmap_sigma_px", 0.3, 5.0),
+        ("localizer.offset_weight", 0.0, 100.0),
+        ("threads", 1, 256),
+        ("train.checkpoint_every", 1, 10_000_000),
+        ("eval.size", 16, 1024),
+        ("eval.snr_db", 0.0, 60.0),
+        ("eval.density", 0.0, 2.0),
+        ("eval.clutter_db", -80.0, 20.0),
+        ("eval.n_sequences", 1, 10_000),
+        ("eval.n_frames", 1, 10_000),
+        ("eval.saturation_frames", 2, 100_000),
+        ("eval.saturation_size", 16, 1024),
+        ("eval.saturation_level", 0.01, 1.0),
+        ("eval.n_generator", 1, 100_000),
+    ):
+        cfgmod.require_range(cfg, key, lo, hi)
+    if cfg["data"]["size"] % 4:
+        raise ConfigError("config key 'data.size' must be a multiple of 4 (the generator's)")
+    for key in ("generator.width", "localizer.width"):
+        section, name = key.split(".")
+        if cfg[section][name] % 8:
+            raise ConfigError(f"config key {key!r} must be a multiple of 8")
+    if not cfg["eval"]["snr_db"] or not cfg["eval"]["density"]:
+        raise ConfigError("config keys 'eval.snr_db' and 'eval.density' must not be empty")
+    if cfg["localizer"]["generated_fraction"] > 0 and cfg["localizer"]["n_generated"] < 1:
+        raise ConfigError("localizer.generated_fraction > 0 needs localizer.n_generated >= 1")
+    return cfg
+
+
+# --------------------------------------------------------------------------- data
+
+
+def data_spec(cfg: dict[str, Any], split: str, n: int) -> dict[str, Any]:
+    """Everything that determines a rendered set (recorded with the weights)."""
+    d = cfg["data"]
+    return {
+        "generator": DATA_VERSION,
+        "split": split,
+        "n_frames": n,
+        "seed": SPLIT_SEED[split] + 10_007 * int(cfg["seed"]),
+        "size": d["size"],
+        "density_per_lambda2": d["density"],
+        "frames_per_params": d["frames_per_params"],
+        "param_ranges": {k: list(v) for k, v in ud.TRAIN_RANGES.items()},
+        "held_out_f0_mhz": list(ud.HELD_OUT_F0_MHZ),
+    }
+
+
+def build_set(spec: dict[str, Any], cache_dir: Path, progress: Any = None) -> ud.FrameSet:
+    """Render (or load from the cache) the physics frames described by ``spec``."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"ulm-{spec['split']}-{cfgmod.digest(spec)}.npz"
+    if not path.exists():
+        size = int(spec["size"])
+        data = ud.render_set(
+            int(spec["n_frames"]),
+            (size, size),
+            int(spec["seed"]),
+            "train",
+            tuple(spec["density_per_lambda2"]),
+            int(spec["frames_per_params"]),
+            progress,
+            f"render {spec['split']}",
+        )
+        tmp = path.with_suffix(".tmp.npz")
+        ud.save_set(tmp, data)
+        tmp.replace(path)
+    return ud.load_set(path)
+
+
+def _t(arr: npt.NDArray[Any]) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(arr, np.float32))
+
+
+# --------------------------------------------------------------------------- generator
+
+
+def train_generator(
+    cfg: dict[str, Any], data: ud.FrameSet, ckpt: Path, progress: Any, stop_after: int | None
+) -> gen.GeneratorNet:
+    g = cfg["generator"]
+    torch.manual_seed(cfg["seed"])
+    net = gen.build(gen.GeneratorArch(int(g["width"])))
+    bsz = int(g["batch_size"])
+
+    def loss_fn(rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        idx = rng.integers(len(data), size=bsz)
+        flip = rng.integers(2, size=bsz).astype(bool)
+        x0 = data.display[idx] * 2.0 - 1.0
+        pm = data.pos_map[idx]
+        x0[flip] = x0[flip, :, ::-1]
+        pm[flip] = pm[flip, :, ::-1]
+        tgen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        loss = gen.diffusion_loss(net, _t(x0[:, None]), _t(pm[:, None]), _t(data.cond[idx]), tgen)
+        return loss, {}
+
+    run_phase(
+        "generator",
+        {"net": net},
+        loss_fn,
+        steps=int(g["steps"]),
+        lr=float(g["lr"]),
+        seed=cfg["seed"],
+        checkpoint=ckpt,
+        checkpoint_every=cfg["train"]["checkpoint_every"],
+        progress=progress,
+        stop_after=stop_after,
+    )
+    return net
+
+
+def synthesize(
+    net: gen.GeneratorNet,
+    n: int,
+    size: int,
+    seed: int,
+    density: tuple[float, float],
+    sample_steps: int,
+    progress: Any = None,
+) -> ud.FrameSet:
+    """``n`` generator frames for fresh bubbles and training-split parameter vectors."""
+    pos_maps, conds, vecs, poss, amps = [], [], [], [], []
+    for i in range(n):
+        rng = np.random.default_rng([seed, i])
+        params = ud.draw_params(rng, "train")
+        pos, amp = ud.draw_bubbles(rng, (size, size), float(rng.uniform(*density)))
+        pos_maps.append(ud.position_map(pos, amp, (size, size)))
+        conds.append(ud.normalise(params))
+        vecs.append(params.as_array())
+        poss.append(pos)
+        amps.append(amp)
+    pm, cond = np.stack(pos_maps), np.stack(conds)
+    task = progress.add_task("synthesize", total=n) if progress is not None else None
+    frames = []
+    for i in range(0, n, 64):
+        frames.append(gen.sample(net, pm[i : i + 64], cond[i : i + 64], sample_steps, seed + i))
+        if task is not None:
+            progress.update(task, advance=min(64, n - i))
+    disp = np.concatenate(frames) if frames else np.zeros((0, size, size), np.float32)
+    from sonoedge.zoo.ulm import localizer_input
+
+    return ud.FrameSet(disp, localizer_input(disp), cond, pm, np.stack(vecs), poss, amps)
+
+
+# --------------------------------------------------------------------------- localiser
+
+
+def heatmap_targets(
+    positions: Sequence[npt.NDArray[np.float64]], shape: tuple[int, int], sigma: float
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Targets per sample: Gaussian heatmap (exactly 1 at each bubble's nearest pixel), offsets
+    ``(2, h, w)`` from that pixel and their mask."""
+    h, w = shape
+    n = len(positions)
+    heat = np.zeros((n, h, w), np.float32)
+    off = np.zeros((n, 2, h, w), np.float32)
+    mask = np.zeros((n, h, w), np.float32)
+    zz, xx = np.mgrid[0:h, 0:w]
+    for s, pos in enumerate(positions):
+        for pz, px in np.asarray(pos).reshape(-1, 2):
+            rz, rx = round(pz), round(px)
+            if not (0 <= rz < h and 0 <= rx < w):
+                continue
+            r = int(np.ceil(3 * sigma))
+            z0, z1, x0, x1 = max(0, rz - r), min(h, rz + r + 1), max(0, rx - r), min(w, rx + r + 1)
+            g = np.exp(
+                -((zz[z0:z1, x0:x1] - rz) ** 2 + (xx[z0:z1, x0:x1] - rx) ** 2) / (2 * sigma**2)
+            )
+            heat[s, z0:z1, x0:x1] = np.maximum(heat[s, z0:z1, x0:x1], g)
+            off[s, :, rz, rx] = (pz - rz, px - rx)
+            mask[s, rz, rx] = 1.0
+    return heat, off, mask
+
+
+def _flip_positions(pos: npt.NDArray[np.float64], width: int) -> npt.NDArray[np.float64]:
+    out = np.array(pos, np.float64).reshape(-1, 2)
+    out[:, 1] = width - 1 - out[:, 1]
+    return out
+
+
+def train_localizer(
+    cfg: dict[str, Any],
+    phys: ud.FrameSet,
+    synth: ud.FrameSet | None,
+    ckpt: Path,
+    progress: Any,
+    stop_after: int | None,
+) -> loc.LocalizerNet:
+    c = cfg["localizer"]
+    torch.manual_seed(cfg["seed"] + 1)
+    net = loc.build(loc.LocalizerArch(int(c["width"]), int(c["depth"])))
+    bsz = int(c["batch_size"])
+    frac = float(c["generated_fraction"]) if synth is not None and len(synth) else 0.0
+    size = phys.loc_input.shape[-1]
+
+    def loss_fn(rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        n_syn = int(rng.binomial(bsz, frac)) if frac > 0 else 0
+        xs, poss = [], []
+        for source, k in ((phys, bsz - n_syn), (synth, n_syn)):
+            if source is None or k == 0:
+                continue
+            for i in rng.integers(len(source), size=k):
+                x, p = source.loc_input[i], source.positions[i]
+                if rng.integers(2):
+                    x, p = x[:, ::-1], _flip_positions(p, size)
+                xs.append(x)
+                poss.append(p)
+        heat, off, mask = heatmap_targets(poss, (size, size), float(c["heatmap_sigma_px"]))
+        y = net(_t(np.stack(xs)[:, None]))
+        focal = loc.focal_heatmap_loss(y[:, :1], _t(heat[:, None]))
+        m = _t(mask[:, None])
+        l1 = (torch.abs(y[:, 1:] - _t(off)) * m).sum() / m.sum().clamp(min=1.0)
+        return focal + float(c["offset_weight"]) * l1, {
+            "focal": float(focal.item()),
+            "offset_l1": float(l1.item()),
+        }
+
+    run_phase(
+        "localizer",
+        {"net": net},
+        loss_fn,
+        steps=int(c["steps"]),
+        lr=float(c["lr"]),
+        seed=cfg["seed"],
+        checkpoint=ckpt,
+        checkpoint_every=cfg["train"]["checkpoint_every"],
+        progress=progress,
+        stop_after=stop_after,
+    )
+    return net
+
+
+@torch.no_grad()
+def predict_maps(net: loc.LocalizerNet, inputs: FloatArray) -> FloatArray:
+    """Torch maps ``(N, 3, H, W)`` (probability, dz, dx) of network inputs ``(N, H, W)``."""
+    net.eval()
+    return loc.LocalizerDeploy(net)(_t(inputs[:, None])).numpy()
+
+
+def _val_scores(maps: FloatArray, data: ud.FrameSet, threshold: float) -> dict[str, float]:
+    from sonoedge.metrics import ulm_scores
+    from sonoedge.zoo.ulm import decode
+
+    h, w = data.loc_input.shape[1:]
+    est = decode(maps, threshold)
+    truth = [
+        p[(p[:, 0] >= -0.5) & (p[:, 0] < h - 0.5) & (p[:, 1] >= -0.5) & (p[:, 1] < w - 0.5)]
+        for p in (np.asarray(q).reshape(-1, 2) for q in data.positions)
+    ]
+    # positions are in pixels of lambda/4: wavelength = 4 pixels
+    s = ulm_scores(est, truth, float(ud.PIXELS_PER_WAVELENGTH), (0.25, 0.5))
+    return {
+        "rmse_lambda": round(s["0.25"]["rmse_lambda"], 4),
+        "jaccard_0.25": round(s["0.25"]["jaccard"], 4),
+        "precision_0.25": round(s["0.25"]["precision"], 4),
+        "recall_0.25": round(s["0.25"]["recall"], 4),
+        "jaccard_0.5": round(s["0.5"]["jaccard"], 4),
+    }
+
+
+def tune_threshold(net: loc.LocalizerNet, val: ud.FrameSet) -> tuple[float, dict[str, Any]]:
+    """The detection threshold with the best validation Jaccard at 0.25 λ."""
+    maps = predict_maps(net, val.loc_input)
+    scores = {thr: _val_scores(maps, val, thr) for thr in THRESHOLDS}
+    best = max(THRESHOLDS, key=lambda t: (scores[t]["jaccard_0.25"], -abs(t - 0.5)))
+    return best, {f"{t:g}": s for t, s in scores.items()}
+
+
+# --------------------------------------------------------------------------- weights, export
+
+
+def save_weights(
+    path: Path, net: torch.nn.Module, arch: dict[str, Any], record: dict[str, Any]
+) -> None:
+    save_checkpoint(path, {"arch": arch, "state": net.state_dict(), **record})
+
+
+def load_generator(path: str | Path) -> tuple[gen.GeneratorNet, dict[str, Any]]:
+    """The generator from ``generator.pt``; refuses other weights."""
+    state = load_checkpoint(Path(path))
+    if state.get("arch", {}).get("name") != "ulm-generator-v1":
+        raise ConfigError(f"{path} is not a ULM generator weights file")
+    net = gen.build(state["arch"])
+    net.load_state_dict(state["state"])
+    net.eval()
+    return net, state
+
+
+def load_localizer(path: str | Path) -> tuple[loc.LocalizerNet, dict[str, Any]]:
+    """The localiser from ``localizer.pt``; refuses other weights."""
+    state = load_checkpoint(Path(path))
+    if state.get("arch", {}).get("name") != "ulm-localizer-v1":
+        raise ConfigError(f"{path} is not a ULM localizer weights file")
+    net = loc.build(state["arch"])
+    net.load_state_dict(state["state"])
+    net.eval()
+    return net, state
+
+
+def export_onnx(net: loc.LocalizerNet, path: Path, sample: FloatArray | None = None) -> float:
+    """Export (input ``frames`` (B, 1, H, W) → ``maps`` (B, 3, H, W), dynamic batch and size) and
+    check onnxruntime against torch; returns the largest absolute difference."""
+    import onnxruntime as ort
+
+    deploy = loc.LocalizerDeploy(net).eval()
+    x = torch.zeros(1, 1, 32, 32) if sample is None else _t(sample)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            deploy,
+            (x,),
+            str(path),
+            opset_version=OPSET,
+            input_names=["frames"],
+            output_names=["maps"],
+            dynamic_axes={"frames": axes, "maps": axes},
+            dynamo=False,
+        )
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    checks = [x.numpy(), rng.uniform(-1, 2, (2, 1, 40, 24)).astype(np.float32)]
+    worst = 0.0
+    with torch.no_grad():
+        for inp in checks:
+            ref = deploy(torch.from_numpy(inp)).numpy()
+            (got,) = session.run(None, {"frames": inp})
+            worst = max(worst, float(np.max(np.abs(np.asarray(got) - ref))))
+    if worst > PARITY_ATOL:
+        raise ConfigError(f"ONNX export of {path} differs from torch by {worst:.2e}")
+    return worst
+
+
+def export_generator_onnx(net: gen.GeneratorNet, path: Path, size: int = 32) -> float:
+    """Export the generator's denoiser (inputs ``x_t``, ``pos_map`` (B, 1, H, W), ``cond``
+    (B, P), ``t`` (B,) → ``x0``) and check onnxruntime against torch."""
+    import onnxruntime as ort
+
+    net.eval()
+    rng = np.random.default_rng(1)
+
+    def inputs(b: int, h: int, w: int) -> dict[str, npt.NDArray[np.float32]]:
+        return {
+            "x_t": rng.standard_normal((b, 1, h, w)).astype(np.float32),
+            "pos_map": rng.uniform(0, 1, (b, 1, h, w)).astype(np.float32),
+            "cond": rng.uniform(-1, 1, (b, net.arch.n_params)).astype(np.float32),
+            "t": rng.uniform(0, 1, b).astype(np.float32),
+        }
+
+    x = inputs(1, size, size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net,
+            tuple(_t(v) for v in x.values()),
+            str(path),
+            opset_version=OPSET,
+            input_names=list(x),
+            output_names=["x0"],
+            dynamic_axes={"x_t": img, "pos_map": img, "cond": {0: "batch"}, "t": {0: "batch"}},
+            dynamo=False,
+        )
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    with torch.no_grad():
+        for feeds in (x, inputs(3, 2 * size, size)):
+            ref = net(*(_t(v) for v in feeds.values())).numpy()
+            (got,) = session.run(None, feeds)
+            worst = max(worst, float(np.max(np.abs(np.asarray(got) - ref))))
+    if worst > 1e-3:
+        raise ConfigError(f"ONNX export of {path} differs from torch by {worst:.2e}")
+    return worst
+
+
+def write_generator_card(
+    onnx_path: Path,
+    net: gen.GeneratorNet,
+    cfg: dict[str, Any],
+    spec: dict[str, Any],
+    metrics: dict[str, Any],
+    command: str,
+) -> dict[str, Any]:
+    """Model card of the generator (read by :func:`sonoedge.zoo.ulm.load_generator`)."""
+    import datetime as dt
+    import hashlib
+
+    from sonoedge.bench.results import git_commit
+
+    card: dict[str, Any] = {
+        "name": onnx_path.stem,
+        "task": "ulm-generator",
+        "format": "onnx",
+        "opset": OPSET,
+        "architecture": net.arch.to_dict(),
+        "parameters": gen.count_parameters(net),
+        "input": {
+            "names": ["x_t", "pos_map", "cond", "t"],
+            "meaning": "noisy frame, bubble position map (amplitudes splatted bilinearly on the "
+            "wavelength/4 grid), normalised parameter vector, diffusion time in [0, 1]",
+            "param_ranges": {k: list(v) for k, v in ud.TRAIN_RANGES.items()},
+            "refuse_beyond": ud.REFUSE_BEYOND,
+            "held_out_f0_mhz": list(ud.HELD_OUT_F0_MHZ),
+            "pixels_per_wavelength": ud.PIXELS_PER_WAVELENGTH,
+            "size_multiple": 4,
+        },
+        "output": {
+            "name": "x0",
+            "meaning": "clean-frame estimate in [-1, 1] (display scale |iq| / (2 x one "
+            "bubble's peak), mapped by 2 d - 1)",
+        },
+        "sampling": {
+            "schedule": "cosine",
+            "sampler": "DDIM eta=0",
+            "steps": int(cfg["generator"]["sample_steps"]),
+        },
+        "provenance": {
+            "command": command,
+            "commit": git_commit(),
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "seed": cfg["seed"],
+            "data_spec": spec,
+            "config": cfg,
+        },
+        "metrics": metrics,
+        "run_dir": str(onnx_path.parent),
+        "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
+    }
+    onnx_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    md = [
+        f"# {onnx_path.stem} — physics-parameter-guided microbubble frame generator (PgD)",
+        "",
+        "- Task: synthesise contrast microbubble envelope frames for given bubble positions and "
+        "a physical parameter vector (centre frequency, bandwidth, F-number, pulse cycles, "
+        "pitch, SNR, clutter level).",
+        f"- Model: conditional denoising diffusion U-Net, {card['parameters']} parameters, "
+        f"cosine schedule, DDIM with {card['sampling']['steps']} steps; FiLM conditioning on "
+        "the normalised parameters, the position map as an input channel.",
+        f"- Trained ranges: {card['input']['param_ranges']}; centre frequencies "
+        f"{card['input']['held_out_f0_mhz']} MHz were never seen (held out for evaluation). "
+        "Outside the ranges it warns; beyond half a range width it refuses.",
+        f"- Data: {spec['n_frames']} physics renders ({DATA_VERSION}).",
+        f"- Command: `{command}` at commit {card['provenance']['commit']}.",
+        "- Evaluation (SSIM to physics frames on held-out parameter sets, time per frame): "
+        "docs/results/ulm.json.",
+        "",
+        "Run it without torch: `sonoedge.zoo.ulm.load_generator().synthesize(positions, params)`.",
+    ]
+    onnx_path.with_suffix(".md").write_text("\n".join(md) + "\n")
+    return card
+
+
+def write_card(
+    onnx_path: Path,
+    net: loc.LocalizerNet,
+    generator: gen.GeneratorNet,
+    cfg: dict[str, Any],
+    spec: dict[str, Any],
+    threshold: float,
+    metrics: dict[str, Any],
+    command: str,
+) -> dict[str, Any]:
+    """Write ``NAME.json`` (read by :func:`sonoedge.zoo.ulm.load`) and ``NAME.md``."""
+    import datetime as dt
+    import hashlib
+
+    from sonoedge.bench.results import git_commit
+
+    a = net.arch
+    card: dict[str, Any] = {
+        "name": onnx_path.stem,
+        "task": "ulm",
+        "format": "onnx",
+        "opset": OPSET,
+        "architecture": a.to_dict(),
+        "parameters": loc.count_parameters(net),
+        "macs_per_pixel": loc.macs_per_pixel(a),
+        "generator": {
+            "architecture": generator.arch.to_dict(),
+            "parameters": gen.count_parameters(generator),
+            "sample_steps": cfg["generator"]["sample_steps"],
+            "weights": "generator.pt in the run directory",
+        },
+        "input": {
+            "name": "frames",
+            "dtype": "float32",
+            "layout": "(batch, 1, axial, lateral)",
+            "meaning": "clutter-filtered envelope on a wavelength/4 grid, as 20 log10(env / "
+            "median(env)) / 40 clipped to [-1, 2] (sonoedge.zoo.ulm.localizer_input)",
+            "pixels_per_wavelength": ud.PIXELS_PER_WAVELENGTH,
+            "size_multiple": loc.LocalizerArch.size_multiple,
+            "min_size": 8,
+            "param_ranges": {k: list(v) for k, v in ud.TRAIN_RANGES.items()},
+        },
+        "output": {
+            "name": "maps",
+            "layout": "(batch, 3, axial, lateral): probability, dz, dx (pixels)",
+        },
+        "decode": {"threshold": threshold, "peaks": "3x3 local maxima", "offset_clip_px": 1.0},
+        "provenance": {
+            "command": command,
+            "commit": git_commit(),
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "seed": cfg["seed"],
+            "data_spec": spec,
+            "config": cfg,
+        },
+        "metrics": metrics,
+        "run_dir": str(onnx_path.parent),
+        "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
+    }
+    onnx_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    val = metrics.get("val", {})
+    md = [
+        f"# {onnx_path.stem} — deep-learning ULM localiser (PgD: physics-guided synthetic data)",
+        "",
+        "- Task: sub-pixel microbubble positions in clutter-filtered envelope frames (ULM).",
+        "- Input: `frames` float32 (batch, 1, H, W) on a wavelength/4 grid, the log envelope re "
+        "the frame's median (`sonoedge.zoo.ulm.localizer_input`); the runtime resamples other "
+        "grids and pads odd sizes.",
+        "- Output: `maps` (batch, 3, H, W): bubble probability per pixel and the sub-pixel offset "
+        f"(dz, dx); decoded as 3x3 local maxima above {threshold:g} plus the offsets.",
+        f"- Architecture: {a.to_dict()}: {card['parameters']} parameters, "
+        f"{card['macs_per_pixel']:.0f} MACs/pixel; plain 3x3 convs and ReLU, ONNX opset {OPSET}.",
+        f"- Data: {spec['n_frames']} physics frames ({DATA_VERSION}, {spec['size']}x"
+        f"{spec['size']}, parameters {spec['param_ranges']}, centre frequencies "
+        f"{spec['held_out_f0_mhz']} MHz held out) and {cfg['localizer']['n_generated']} frames "
+        f"of the conditional diffusion generator ({card['generator']['parameters']} parameters, "
+        f"{cfg['generator']['sample_steps']} DDIM steps); "
+        f"{cfg['localizer']['generated_fraction']:.0%} of each batch from the generator.",
+        f"- Validation (physics frames, other seeds): {json.dumps(val)}",
+        f"- Command: `{command}` at commit {card['provenance']['commit']}.",
+        "- Held-out evaluation: docs/results/ulm.json (`sonoedge eval ulm --model ulm-localizer`).",
+        "",
+        "Run it without torch: `sonoedge.zoo.ulm.load().localize(frames)`, or as ULM method "
+        "`ulm-localizer` (`sonoedge ulm INPUT -o OUT`, `sonoedge process --op ulm --method "
+        "ulm-localizer`).",
+    ]
+    onnx_path.with_suffix(".md").write_text("\n".join(md) + "\n")
+    return card
+
+
+def train(
+    cfg: dict[str, Any],
+    out_dir: Path,
+    progress: Any = None,
+    stop_after: int | None = None,
+    cache_dir: Path | None = None,
+    command: str = "",
+) -> Path:
+    """Train the generator, synthesise frames, train the localiser, export; returns the ONNX."""
+    check_config(cfg)
+    torch.set_num_threads(cfg["threads"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache = cache_dir or Path("runs") / "cache"
+    d = cfg["data"]
+    train_spec = data_spec(cfg, "train", d["n_train"])
+    val_spec = data_spec(cfg, "val", d["n_val"])
+    (out_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    (out_dir / "data_spec.json").write_text(
+        json.dumps({"train": train_spec, "val": val_spec}, indent=2) + "\n"
+    )
+    data = build_set(train_spec, cache, progress)
+    val = build_set(val_spec, cache, progress)
+    record = {"config": cfg, "data_spec": train_spec, "command": command}
+    times: dict[str, float] = {}
+
+    gen_pt = out_dir / "generator.pt"
+    if gen_pt.exists():
+        generator, _ = load_generator(gen_pt)
+    else:
+        t0 = time.perf_counter()
+        generator = train_generator(cfg, data, out_dir / "generator.ckpt", progress, stop_after)
+        save_weights(gen_pt, generator, generator.arch.to_dict(), record)
+        times["generator"] = round(time.perf_counter() - t0, 1)
+    c = cfg["localizer"]
+    synth: ud.FrameSet | None = None
+    if c["n_generated"] > 0:
+        synth_path = out_dir / "generated.npz"
+        if synth_path.exists():
+            synth = ud.load_set(synth_path)
+        else:
+            t0 = time.perf_counter()
+            synth = synthesize(
+                generator,
+                int(c["n_generated"]),
+                int(d["size"]),
+                SPLIT_SEED["synth"] + int(cfg["seed"]),
+                tuple(d["density"]),
+                int(cfg["generator"]["sample_steps"]),
+                progress,
+            )
+            ud.save_set(synth_path, synth)
+            times["synthesize"] = round(time.perf_counter() - t0, 1)
+    loc_pt = out_dir / "localizer.pt"
+    if loc_pt.exists():
+        net, _ = load_localizer(loc_pt)
+    else:
+        t0 = time.perf_counter()
+        net = train_localizer(cfg, data, synth, out_dir / "localizer.ckpt", progress, stop_after)
+        save_weights(loc_pt, net, net.arch.to_dict(), record)
+        times["localizer"] = round(time.perf_counter() - t0, 1)
+    threshold, sweep = tune_threshold(net, val)
+    metrics: dict[str, Any] = {
+        "val": sweep[f"{threshold:g}"],
+        "threshold_sweep": sweep,
+        "val_frames": len(val),
+        "train_s": times,
+    }
+    onnx_path = out_dir / f"{NAME}.onnx"
+    metrics["export_parity_max_abs"] = export_onnx(net, onnx_path, val.loc_input[:2, None])
+    write_card(onnx_path, net, generator, cfg, train_spec, threshold, metrics, command)
+    gen_onnx = out_dir / "ulm-generator.onnx"
+    parity = export_generator_onnx(generator, gen_onnx, int(d["size"]))
+    write_generator_card(
+        gen_onnx, generator, cfg, train_spec, {"export_parity_max_abs": parity}, command
+    )
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return onnx_path
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _eval_params(
+    rng: np.random.Generator, snr_db: float, density: float, frame_rate: float, clutter_db: float
+) -> Any:
+    """Simulator parameters over the trained box (``BubbleParams.random``'s training ranges)
+    at a given SNR, bubble density (per λ²) and residual clutter level."""
+    from sonoedge.synth.microbubbles import BubbleParams
+
+    seed = int(rng.integers(2**31))
+    probe = BubbleParams.random(np.random.default_rng(seed))
+    lam_mm = 1.54 / (probe.center_frequency_hz / 1e6)
+    return BubbleParams.random(
+        np.random.default_rng(seed),
+        snr_db=snr_db,
+        concentration_per_mm2=density / lam_mm**2,
+        frame_rate_hz=frame_rate,
+        clutter_db=clutter_db,
+    )
+
+
+def _conventional(
+    frames: Any, spacing: tuple[float, float], method: str, p: dict[str, Any]
+) -> list[Any]:
+    from sonoedge.processing.ulm import localize_frames
+
+    return localize_frames(
+        frames, spacing, method=method, threshold_db=p["threshold_db"], window_px=p["window_px"]
+    )
+
+
+def _localizers(model: Any, tuned: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per method: ``fn(frames, spacing_m, wavelength_m) -> list of (n, 2) metres``."""
+
+    def network(frames: Any, spacing: tuple[float, float], lam: float) -> list[Any]:
+        pix = model.localize(frames, spacing, lam)
+        return [p * np.asarray(spacing) for p in pix]
+
+    fns: dict[str, Any] = {"network": network}
+    for m in CONVENTIONAL:
+        fns[m] = lambda frames, spacing, lam, m=m: _conventional(frames, spacing, m, tuned[m])
+    return fns
+
+
+def _score_cell(fns: dict[str, Any], seqs: list[Any]) -> dict[str, dict[str, float]]:
+    from sonoedge.metrics import ulm_scores
+
+    est: dict[str, list[Any]] = {k: [] for k in fns}
+    truth: list[Any] = []
+    lam_list: list[float] = []
+    for b in seqs:
+        lam = 1540.0 / b.params.center_frequency_hz
+        for k, fn in fns.items():
+            est[k].extend(fn(b.frames, b.spacing_m, lam))
+        truth.extend(b.positions_m)
+        lam_list.extend([lam] * len(b.positions_m))
+    out = {}
+    # errors in wavelengths: scale each frame to lambda units, then score with wavelength 1
+    lam_arr = np.asarray(lam_list)
+    t_l = [np.asarray(t).reshape(-1, 2) / lam for t, lam in zip(truth, lam_arr, strict=True)]
+    for k in fns:
+        e_l = [np.asarray(e).reshape(-1, 2) / lam for e, lam in zip(est[k], lam_arr, strict=True)]
+        s = ulm_scores(e_l, t_l, 1.0, (0.25, 0.5))
+        out[k] = {
+            "rmse_lambda": round(s["0.25"]["rmse_lambda"], 4),
+            "jaccard": round(s["0.25"]["jaccard"], 4),
+            "precision": round(s["0.25"]["precision"], 4),
+            "recall": round(s["0.25"]["recall"], 4),
+            "rmse_lambda_at_0.5": round(s["0.5"]["rmse_lambda"], 4),
+            "jaccard_at_0.5": round(s["0.5"]["jaccard"], 4),
+            "n_true": int(s["0.25"]["tp"] + s["0.25"]["fn"]),
+        }
+    return out
+
+
+def _tune_conventional(seqs: list[Any]) -> dict[str, dict[str, Any]]:
+    """Each conventional localiser's detection threshold and window, tuned for Jaccard at
+    0.25 λ on validation sequences (fair baselines)."""
+    from sonoedge.metrics import ulm_scores
+
+    best: dict[str, dict[str, Any]] = {}
+    for m in CONVENTIONAL:
+        scores = {}
+        for thr in (-6.0, -10.0, -15.0, -20.0):
+            for win in (5, 7):
+                p = {"threshold_db": thr, "window_px": win}
+                jac = []
+                for b in seqs:
+                    lam = 1540.0 / b.params.center_frequency_hz
+                    e = _conventional(b.frames, b.spacing_m, m, p)
+                    jac.append(ulm_scores(e, b.positions_m, lam, (0.25,))["0.25"]["jaccard"])
+                scores[(thr, win)] = float(np.mean(jac))
+        thr, win = max(scores, key=lambda k: scores[k])
+        best[m] = {
+            "threshold_db": thr,
+            "window_px": win,
+            "val_jaccard": round(scores[(thr, win)], 4),
+        }
+    return best
+
+
+def _true_tracks(b: Any) -> list[npt.NDArray[np.float64]]:
+    by_id: dict[int, list[tuple[float, float, float]]] = {}
+    for t, (pos, ids) in enumerate(zip(b.positions_m, b.track_ids, strict=True)):
+        for (z, x), i in zip(pos, ids, strict=True):
+            by_id.setdefault(int(i), []).append((float(t), float(z), float(x)))
+    return [np.asarray(v, np.float64) for v in by_id.values() if len(v) >= 2]
+
+
+def _saturation(
+    fns: dict[str, Any], cfg: dict[str, Any], seed: int, progress: Any
+) -> dict[str, Any]:
+    """Vessel-map saturation: the fraction of the true vessel map (pixels of the λ/10 grid
+    crossed by the true bubble tracks over the whole sequence) covered, within one grid pixel,
+    by the ULM density map after ``n`` frames; frames each method needs to reach the stated
+    level, and the fraction of its map lying on true vessels (map precision)."""
+    import cv2
+
+    from sonoedge.processing.ulm import render_maps, ulm_from_localizations
+    from sonoedge.synth.microbubbles import simulate_bubbles
+
+    e = cfg["eval"]
+    n_frames, size, level = (
+        int(e["saturation_frames"]),
+        int(e["saturation_size"]),
+        e["saturation_level"],
+    )
+    rng = np.random.default_rng([seed, 99])
+    params = _eval_params(rng, 30.0, float(max(e["density"])), 500.0, float(e["clutter_db"]))
+    b = simulate_bubbles(params, n_frames, size, size, seed=seed + 99)
+    lam = 1540.0 / params.center_frequency_hz
+    dz, dx = b.spacing_m
+    grid = lam / 10
+    corner = (-dz / 2, -dx / 2)
+    grid_origin = (corner[0] + grid / 2, corner[1] + grid / 2)
+    truth_map, _, _ = render_maps(
+        _true_tracks(b), (size * dz, size * dx), grid_origin, grid, params.frame_rate_hz
+    )
+    vessel = truth_map > 0
+    near_vessel = cv2.dilate(vessel.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    checkpoints = sorted({round(x) for x in np.geomspace(10, n_frames, 12)} | {n_frames})
+    out: dict[str, Any] = {
+        "snr_db": 30.0,
+        "density_per_lambda2": float(max(e["density"])),
+        "frames": n_frames,
+        "size": size,
+        "level": level,
+        "vessel_pixels": int(vessel.sum()),
+        "checkpoints": checkpoints,
+        "curves": {},
+        "frames_to_level": {},
+        "map_precision": {},
+    }
+    task = progress.add_task("saturation", total=len(fns)) if progress is not None else None
+    for name, fn in fns.items():
+        locs = fn(b.frames, b.spacing_m, lam)
+        curve = []
+        density = None
+        for n in checkpoints:
+            res = ulm_from_localizations(
+                locs[:n], (size, size), b.spacing_m, lam, params.frame_rate_hz, min_track_length=3
+            )
+            density = res.density
+            got = cv2.dilate((density > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+            curve.append(round(float((got & vessel).sum() / max(1, vessel.sum())), 4))
+        out["curves"][name] = curve
+        reached = [n for n, v in zip(checkpoints, curve, strict=True) if v >= level]
+        out["frames_to_level"][name] = reached[0] if reached else None
+        if density is not None and (density > 0).any():
+            out["map_precision"][name] = round(
+                float((near_vessel & (density > 0)).sum() / (density > 0).sum()), 4
+            )
+        if task is not None:
+            progress.update(task, advance=1)
+    return out
+
+
+def _log_display(display: FloatArray, range_db: float = 20.0) -> FloatArray:
+    db = 20.0 * np.log10(np.maximum(2.0 * display, 1e-6))
+    return np.clip((db + range_db) / range_db, 0.0, 1.0).astype(np.float32)
+
+
+def _generator_scores(
+    net: gen.GeneratorNet, cfg: dict[str, Any], seed: int, quick: bool
+) -> dict[str, Any]:
+    """SSIM of generated frames to physics reference frames on held-out parameter sets (centre
+    frequencies the generator never saw), the SSIM between two physics realisations of the same
+    bubbles (noise and clutter differ: the ceiling for any generator), and time per frame."""
+    from sonoedge.metrics import ssim
+
+    size = int(cfg["data"]["size"])
+    n = int(cfg["eval"]["n_generator"])
+    steps = int(cfg["generator"]["sample_steps"])
+    refs, refs2, pms, conds, snrs, clean = [], [], [], [], [], []
+    for i in range(n):
+        rng = np.random.default_rng([seed, 77, i])
+        params = ud.draw_params(rng, "held_out")
+        r = ud.Renderer(params, (size, size))
+        pos, amp = ud.draw_bubbles(rng, (size, size), float(rng.uniform(*cfg["data"]["density"])))
+        refs.append(r.display(r.render(pos, amp, seed=int(rng.integers(2**31)))))
+        refs2.append(r.display(r.render(pos, amp, seed=int(rng.integers(2**31)))))
+        clean.append(r.display(r.render(pos, amp, seed=0, noise=False)))
+        pms.append(ud.position_map(pos, amp, (size, size)))
+        conds.append(ud.normalise(params))
+        snrs.append(params.snr_db)
+    pm, cond = np.stack(pms), np.stack(conds)
+    t0 = time.perf_counter()
+    fake = gen.sample(net, pm, cond, steps, seed=seed)
+    gen_ms = 1e3 * (time.perf_counter() - t0) / n
+    ss = np.array([ssim(refs[i], fake[i], 1.0) for i in range(n)])
+    ceiling = np.array([ssim(refs[i], refs2[i], 1.0) for i in range(n)])
+    vs_clean = np.array([ssim(clean[i], fake[i], 1.0) for i in range(n)])
+    ss_log = np.array([ssim(_log_display(refs[i]), _log_display(fake[i]), 1.0) for i in range(n)])
+    ceiling_log = np.array(
+        [ssim(_log_display(refs[i]), _log_display(refs2[i]), 1.0) for i in range(n)]
+    )
+    snr = np.asarray(snrs)
+    bins = {}
+    for lo, hi in ((10, 20), (20, 30), (30, 40.01)):
+        sel = (snr >= lo) & (snr < hi)
+        if sel.any():
+            bins[f"snr_{lo}-{int(hi)}_db"] = {
+                "ssim": round(float(ss[sel].mean()), 4),
+                "ceiling": round(float(ceiling[sel].mean()), 4),
+                "n": int(sel.sum()),
+            }
+    # physics simulator: a fresh parameter vector per frame (set-up included), and amortised
+    reps = 4 if quick else 24
+    t0 = time.perf_counter()
+    for i in range(reps):
+        rng = np.random.default_rng([seed, 88, i])
+        r = ud.Renderer(ud.draw_params(rng, "held_out"), (size, size))
+        pos, amp = ud.draw_bubbles(rng, (size, size), 0.1)
+        r.display(r.render(pos, amp, seed=i))
+    sim_ms = 1e3 * (time.perf_counter() - t0) / reps
+    t0 = time.perf_counter()
+    for i in range(reps):
+        r.display(r.render(pos, amp, seed=i))
+    sim_same_ms = 1e3 * (time.perf_counter() - t0) / reps
+    return {
+        "held_out": f"centre frequency {ud.HELD_OUT_F0_MHZ} MHz (never in training), other "
+        "parameters across the trained box",
+        "n_frames": n,
+        "size": size,
+        "ddim_steps": steps,
+        "ssim_mean": round(float(ss.mean()), 4),
+        "ssim_median": round(float(np.median(ss)), 4),
+        "ssim_ceiling_physics_vs_physics": round(float(ceiling.mean()), 4),
+        "ssim_vs_noise_free_render": round(float(vs_clean.mean()), 4),
+        "ssim_log20db_display": round(float(ss_log.mean()), 4),
+        "ssim_log20db_ceiling_physics_vs_physics": round(float(ceiling_log.mean()), 4),
+        "ssim_definition": "metrics.ssim (11x11 Gaussian window, data range 1) on the linear "
+        "display |iq| / (2 x one bubble's peak) clipped to [0, 1]; log20db: the same frames on a "
+        "20 dB log display re one bubble's peak (noise and clutter below -20 dB are black). "
+        "Ceiling: SSIM between two physics renders of the same bubbles and parameters with other "
+        "noise and clutter draws - no generator of the distribution can beat it on average",
+        "ssim_by_snr": bins,
+        "ms_per_frame_generator": round(gen_ms, 2),
+        "ms_per_frame_simulator_new_params": round(sim_ms, 2),
+        "ms_per_frame_simulator_same_params": round(sim_same_ms, 2),
+        "generator_over_simulator_time": round(gen_ms / sim_ms, 2),
+        "threads": torch.get_num_threads(),
+        "examples": {"reference": refs[:3], "generated": fake[:3]},
+    }
+
+
+def evaluate(
+    model_paths: Sequence[str],
+    cfg: dict[str, Any] | None,
+    results_dir: Path,
+    name: str = "ulm",
+    quick: bool = False,
+    command: str | None = None,
+    progress: Any = None,
+    cache_dir: Path | None = None,
+    teacher_path: str | None = None,
+) -> dict[str, Any]:
+    """Network vs conventional localisers on held-out simulated sequences; generator scores.
+    ``teacher_path`` names the generator weights (default: ``generator.pt`` beside the model or
+    in its run directory). Writes ``<results_dir>/<name>.json`` and ``<name>.png``."""
+    from sonoedge import zoo
+    from sonoedge.bench.results import write_result
+    from sonoedge.synth.microbubbles import simulate_bubbles
+    from sonoedge.zoo.ulm import UlmLocalizer
+
+    if not model_paths:
+        raise ConfigError("eval needs --model (a shipped name, an .onnx or a run directory)")
+    onnx_path = zoo.resolve(model_paths[0])
+    card = zoo.read_card(onnx_path)
+    if card["task"] != "ulm":
+        raise ConfigError(f"{onnx_path} is a {card['task']!r} model: expected a 'ulm' model")
+    model = UlmLocalizer(onnx_path, card, threads=1)
+    if cfg is None:
+        cfg = cfgmod.merge(cfgmod.load("ulm"), card["provenance"]["config"])
+        if quick:  # the quick config's (small) evaluation, the model's own data settings
+            cfg["eval"] = cfgmod.load("ulm", quick=True)["eval"]
+    check_config(cfg)
+    torch.set_num_threads(cfg["threads"])
+    e = cfg["eval"]
+    seed = SPLIT_SEED["eval"] + 10_007 * int(cfg["seed"])
+    size, n_frames = int(e["size"]), int(e["n_frames"])
+
+    def sequences(snr: float, density: float, salt: int, count: int) -> list[Any]:
+        out = []
+        for k in range(count):
+            rng = np.random.default_rng([seed, salt, int(snr * 10), int(density * 1000), k])
+            params = _eval_params(rng, snr, density, 500.0, float(e["clutter_db"]))
+            out.append(
+                simulate_bubbles(params, n_frames, size, size, seed=int(rng.integers(2**31)))
+            )
+        return out
+
+    val_seqs = [
+        s for snr in (20.0, 30.0) for s in sequences(snr, float(np.median(e["density"])), 1, 1)
+    ]
+    tuned = _tune_conventional(val_seqs)
+    fns = _localizers(model, tuned)
+    cells: dict[str, dict[str, Any]] = {}
+    total = len(e["snr_db"]) * len(e["density"])
+    task = progress.add_task("localisation grid", total=total) if progress is not None else None
+    for snr in e["snr_db"]:
+        for density in e["density"]:
+            seqs = sequences(float(snr), float(density), 2, int(e["n_sequences"]))
+            cells[f"snr{snr:g}_d{density:g}"] = {
+                "snr_db": snr,
+                "density_per_lambda2": density,
+                "scores": _score_cell(fns, seqs),
+            }
+            if task is not None:
+                progress.update(task, advance=1)
+    saturation = _saturation(fns, cfg, seed, progress)
+
+    gpath = Path(teacher_path) if teacher_path else None
+    if gpath is None:
+        for cand in (
+            onnx_path.parent / "generator.pt",
+            Path(card.get("run_dir", "")) / "generator.pt",
+        ):
+            if cand.is_file():
+                gpath = cand
+                break
+    generator = None
+    if gpath is not None:
+        generator = _generator_scores(load_generator(gpath)[0], cfg, seed, quick)
+    examples = generator.pop("examples") if generator else None
+
+    hi_d = max(e["density"])
+    at30 = [c for c in cells.values() if abs(c["snr_db"] - 30.0) < 1e-6]
+    high = [c for c in cells.values() if c["density_per_lambda2"] == hi_d]
+    net_rmse30 = [c["scores"]["network"]["rmse_lambda"] for c in at30]
+    ftl = saturation["frames_to_level"]
+    conv_frames = [ftl[m] for m in CONVENTIONAL if ftl[m] is not None]
+    targets: dict[str, Any] = {
+        "rmse_le_0.1_lambda_at_30db": (
+            bool(all(r <= 0.1 for r in net_rmse30)) if net_rmse30 else None
+        ),
+        "network_rmse_lambda_at_30db": net_rmse30,
+        "jaccard_above_every_conventional_at_high_concentration": bool(
+            all(
+                c["scores"]["network"]["jaccard"] > c["scores"][m]["jaccard"]
+                for c in high
+                for m in CONVENTIONAL
+            )
+        ),
+        "fewer_frames_to_saturation": bool(
+            ftl["network"] is not None
+            and all(ftl["network"] < f for f in conv_frames)
+            and (len(conv_frames) < len(CONVENTIONAL) or conv_frames)
+        ),
+        "generator_ssim_ge_0.97": (bool(generator["ssim_mean"] >= 0.97) if generator else None),
+    }
+    metrics: dict[str, Any] = {
+        "model": card.get("name", onnx_path.stem),
+        "localization": cells,
+        "saturation": saturation,
+        "generator": generator if generator else {"skipped": "no generator.pt found"},
+        "targets": targets,
+        "tolerance_lambda": 0.25,
+        "held_out": "sonoedge.synth.microbubbles.simulate_bubbles sequences (vessel trees with "
+        "flow, bubbles only in lumens) with seeds disjoint from training; parameter vectors drawn "
+        "over the trained box (BubbleParams.random) at each SNR and concentration, residual "
+        f"clutter fixed at {e['clutter_db']:g} dB; the localiser was trained on uniformly "
+        "placed bubbles (clutter -40..-10 dB)",
+        "frames": {"size": size, "per_sequence": n_frames, "sequences": e["n_sequences"]},
+        "conventional_tuned_on_val": tuned,
+        "network_threshold": model.threshold,
+    }
+    results_dir.mkdir(parents=True, exist_ok=True)
+    _plot(metrics, examples, results_dir / f"{name}.png")
+    write_result(name, metrics, {"conventional": tuned}, command=command, results_dir=results_dir)
+    return metrics
+
+
+def _plot(metrics: dict[str, Any], examples: dict[str, Any] | None, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = list(metrics["localization"].values())
+    densities = sorted({c["density_per_lambda2"] for c in cells})
+    hi = densities[-1]
+    methods = ["network", *CONVENTIONAL]
+    n_ex = len(examples["reference"]) if examples else 0
+    fig, axes = plt.subplots(1, 3 + min(n_ex, 2), figsize=(4.0 * (3 + min(n_ex, 2)), 3.6))
+    for key, ax, label in (
+        ("jaccard", axes[0], "Jaccard @0.25λ"),
+        ("rmse_lambda", axes[1], "RMSE (λ)"),
+    ):
+        for m in methods:
+            row = sorted(
+                (c["snr_db"], c["scores"][m][key]) for c in cells if c["density_per_lambda2"] == hi
+            )
+            ax.plot([r[0] for r in row], [r[1] for r in row], "o-", label=m.replace("_", " "))
+        ax.set_xlabel("SNR (dB)")
+        ax.set_title(f"{label}, {hi:g} bubbles/λ²", fontsize=9)
+    axes[0].legend(fontsize=7)
+    sat = metrics["saturation"]
+    for m in methods:
+        axes[2].plot(sat["checkpoints"], sat["curves"][m], "o-", ms=3, label=m.replace("_", " "))
+    axes[2].axhline(sat["level"], color="k", lw=0.5)
+    axes[2].set_xscale("log")
+    axes[2].set_xlabel("frames")
+    axes[2].set_title("vessel-map saturation (30 dB, high conc.)", fontsize=9)
+    for k in range(min(n_ex, 2)):
+        assert examples is not None
+        pair = np.concatenate([examples["reference"][k], examples["generated"][k]], axis=1)
+        axes[3 + k].imshow(pair, cmap="gray", vmin=0, vmax=1)
+        axes[3 + k].set_title("physics | generator (held-out params)", fontsize=8)
+        axes[3 + k].axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def summarize(metrics: dict[str, Any]) -> str:
+    """A few lines for the CLI."""
+    lines = []
+    for c in metrics["localization"].values():
+        parts = [
+            f"{m} RMSE {s['rmse_lambda']:.3f}λ J {s['jaccard']:.3f}" for m, s in c["scores"].items()
+        ]
+        lines.append(
+            f"SNR {c['snr_db']:g} dB, {c['density_per_lambda2']:g}/λ²: " + " | ".join(parts)
+        )
+    sat = metrics["saturation"]["frames_to_level"]
+    lines.append(f"frames to {metrics['saturation']['level']:.0%} vessel map: {sat}")
+    g = metrics["generator"]
+    if "ssim_mean" in g:
+        lines.append(
+            f"generator SSIM {g['ssim_mean']:.3f} (physics vs physics "
+            f"{g['ssim_ceiling_physics_vs_physics']:.3f}), {g['ms_per_frame_generator']} ms/frame "
+            f"vs simulator {g['ms_per_frame_simulator_new_params']} ms"
+        )
+    lines.append(f"targets: {metrics['targets']}")
+    return "\n".join(lines)

@@ -1,0 +1,452 @@
+"""Torch-free deep-learning ULM: the shipped microbubble localiser (onnxruntime).
+
+Example::
+
+    from sonoedge.zoo import ulm
+    model = ulm.load()                                   # "ulm-localizer", or a path to an .onnx
+    points = model.localize(envelopes)                   # list of (n, 2) (row, col) per frame
+    points = model.localize(envelopes, spacing_m=(5e-5, 5e-5), wavelength_m=2e-4)
+    run = model.as_method()                              # the processing registry's "ulm" method
+    res = run(iq, spacing_m=(5e-5, 5e-5), wavelength_m=2e-4, prf_hz=1000.0)  # UlmResult
+
+The network was trained on frames on a ``wavelength / 4`` grid (model card: ``input``); given
+``spacing_m`` and ``wavelength_m``, :meth:`UlmLocalizer.localize` resamples frames to that grid
+(bilinear) and maps positions back to input pixels. Frames are clutter-filtered envelopes ``|iq|``
+(complex frames are reduced to their magnitude); the network sees :func:`localizer_input`, the log
+envelope re each frame's median (noise/clutter floor). A frame with no bubbles gives an empty
+``(0, 2)`` array; an all-zero frame is not run at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from sonoedge.errors import ConfigError, DataError
+
+DEFAULT_NAME = "ulm-localizer"
+LOG_SCALE_DB = 40.0
+MIN_SIZE = 8
+MAX_SIZE = 4096
+RESAMPLE_TOLERANCE = 0.02
+BATCH = 32
+TRACKING_OPTIONS = ("origin_m", "max_linking_distance_m", "min_track_length", "grid_fraction")
+FloatArray = npt.NDArray[np.float64]
+
+
+def localizer_input(envelope: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """Network input of envelope frames ``(..., h, w)``: ``20 log10(env / floor) / 40`` with
+    ``floor`` each frame's median envelope, clipped to ``[-1, 2]``; all-zero frames give 0."""
+    env = np.abs(np.asarray(envelope)).astype(np.float64)
+    floor = np.median(env, axis=(-2, -1), keepdims=True)
+    floor = np.where(floor > 0, floor, np.maximum(env.max(axis=(-2, -1), keepdims=True), 1e-30))
+    db = 20.0 * np.log10(np.maximum(env, 1e-30) / floor)
+    return np.clip(db / LOG_SCALE_DB, -1.0, 2.0).astype(np.float32)
+
+
+def check_parameters(
+    values: dict[str, float],
+    ranges: dict[str, Any],
+    where: str = "parameter vector",
+    refuse_beyond: float = 0.5,
+) -> list[str]:
+    """Check physical parameters against the trained ``ranges`` (name -> ``[lo, hi]``).
+
+    Returns one warning line per value outside its range (stating the range); raises
+    :class:`ConfigError` for a missing, non-finite or unknown parameter, or a value farther than
+    ``refuse_beyond`` of its range's width outside it (frames there would be meaningless)."""
+    unknown = sorted(set(values) - set(ranges))
+    missing = [n for n in ranges if n not in values]
+    if unknown or missing:
+        raise ConfigError(
+            f"{where}: unknown {unknown} / missing {missing}: expected exactly {list(ranges)}"
+        )
+    notes = []
+    for name, (lo, hi) in ranges.items():
+        value = float(values[name])
+        span = float(hi) - float(lo)
+        if not np.isfinite(value):
+            raise ConfigError(f"{where}: {name}={value!r} is not a finite number")
+        far_lo, far_hi = lo - refuse_beyond * span, hi + refuse_beyond * span
+        if value < far_lo or value > far_hi:
+            raise ConfigError(
+                f"{where}: {name}={value:g} is far outside the trained range {lo:g}..{hi:g} "
+                f"(refused beyond {far_lo:g}..{far_hi:g}): frames there would be meaningless",
+                hint="simulate them with sonoedge.synth.microbubbles instead",
+            )
+        if value < lo or value > hi:
+            notes.append(
+                f"{name}={value:g} is outside the trained range {lo:g}..{hi:g}: the generator "
+                "extrapolates"
+            )
+    return notes
+
+
+def normalise_parameters(
+    values: dict[str, float], ranges: dict[str, Any]
+) -> npt.NDArray[np.float32]:
+    """Conditioning vector: each parameter mapped to ``[-1, 1]`` over its trained range."""
+    return np.asarray(
+        [2.0 * (float(values[n]) - lo) / (hi - lo) - 1.0 for n, (lo, hi) in ranges.items()],
+        np.float32,
+    )
+
+
+def position_map(
+    positions_px: npt.ArrayLike, amplitudes: npt.ArrayLike, shape: tuple[int, int]
+) -> npt.NDArray[np.float32]:
+    """Bubble amplitudes splatted bilinearly at their sub-pixel ``(row, col)`` positions (the
+    generator's position conditioning channel)."""
+    h, w = shape
+    pos = np.asarray(positions_px, np.float64).reshape(-1, 2)
+    amp = np.broadcast_to(np.asarray(amplitudes, np.float64), (len(pos),))
+    out = np.zeros((h + 2, w + 2), np.float64)
+    fz, fx = np.floor(pos[:, 0]), np.floor(pos[:, 1])
+    wz, wx = pos[:, 0] - fz, pos[:, 1] - fx
+    corners = (
+        (0, 0, (1 - wz) * (1 - wx)),
+        (0, 1, (1 - wz) * wx),
+        (1, 0, wz * (1 - wx)),
+        (1, 1, wz * wx),
+    )
+    for dz, dx, wt in corners:
+        iz, ix = fz.astype(int) + dz + 1, fx.astype(int) + dx + 1
+        ok = (iz >= 0) & (iz < h + 2) & (ix >= 0) & (ix < w + 2)
+        np.add.at(out, (iz[ok], ix[ok]), (amp * wt)[ok])
+    return out[1:-1, 1:-1].astype(np.float32)
+
+
+def alpha_bar(t: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """The cosine noise schedule of :func:`sonoedge.models.ulm_generator.alpha_bar`."""
+    s = 0.008
+    f = np.cos((t + s) / (1 + s) * np.pi / 2) ** 2
+    f0 = np.cos(s / (1 + s) * np.pi / 2) ** 2
+    return np.clip(f / f0, 1e-4, 0.9999)
+
+
+class UlmGenerator:
+    """The exported conditional diffusion generator (denoiser in ONNX, DDIM loop in numpy).
+
+    :meth:`synthesize` makes bubble frames on the display scale (``|iq| / (2 × one bubble's
+    peak)`` clipped to ``[0, 1]``) for bubble positions and a physical parameter vector (names
+    and trained ranges in the model card's ``param_ranges``); out-of-range vectors warn (stating
+    the range) or are refused (:func:`check_parameters`)."""
+
+    def __init__(
+        self, onnx_path: str | Path, card: dict[str, Any], threads: int = 2, session: Any = None
+    ) -> None:
+        self.path = Path(onnx_path)
+        self.card = card
+        try:
+            self.ranges = {k: tuple(v) for k, v in card["input"]["param_ranges"].items()}
+            self.size_multiple = int(card["input"]["size_multiple"])
+            self.steps = int(card["sampling"]["steps"])
+            self.refuse_beyond = float(card["input"].get("refuse_beyond", 0.5))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"model card of {self.path} lacks field {err}") from None
+        self.name = str(card.get("name", self.path.stem))
+        self.session = session if session is not None else _cpu_session(self.path, threads)
+
+    def __repr__(self) -> str:
+        return f"UlmGenerator({self.name!r}, steps={self.steps})"
+
+    def denoise(
+        self,
+        x_t: npt.NDArray[np.float32],
+        pos_map: npt.NDArray[np.float32],
+        cond: npt.NDArray[np.float32],
+        t: npt.NDArray[np.float32],
+    ) -> npt.NDArray[np.float32]:
+        """The network's clean-frame estimate ``(B, 1, H, W)`` in ``[-1, 1]`` units."""
+        feeds = {
+            "x_t": np.ascontiguousarray(x_t, np.float32),
+            "pos_map": np.ascontiguousarray(pos_map, np.float32),
+            "cond": np.ascontiguousarray(cond, np.float32),
+            "t": np.ascontiguousarray(t, np.float32),
+        }
+        (y,) = self.session.run(None, feeds)
+        return np.asarray(y, np.float32)
+
+    def sample(
+        self,
+        pos_maps: npt.NDArray[np.float32],
+        conds: npt.NDArray[np.float32],
+        seed: int = 0,
+        steps: int | None = None,
+        noise: npt.NDArray[np.float32] | None = None,
+    ) -> npt.NDArray[np.float32]:
+        """DDIM (``eta = 0``) frames ``(B, H, W)`` in ``[0, 1]`` for position maps ``(B, H, W)``
+        and normalised parameter vectors ``(B, P)``; the starting noise is drawn from ``seed``
+        unless given (``(B, 1, H, W)``)."""
+        n, h, w = pos_maps.shape
+        k_steps = self.steps if steps is None else int(steps)
+        if k_steps < 1:
+            raise ConfigError(f"steps={k_steps} is invalid: expected >= 1")
+        if h % self.size_multiple or w % self.size_multiple:
+            raise DataError(f"frames must be multiples of {self.size_multiple} pixels per side")
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((n, 1, h, w)).astype(np.float32) if noise is None else noise
+        pm = pos_maps[:, None].astype(np.float32)
+        times = np.linspace(1.0, 0.0, k_steps + 1)
+        for k in range(k_steps):
+            ab = float(alpha_bar(np.array(times[k])))
+            x0 = np.clip(self.denoise(x, pm, conds, np.full(n, times[k], np.float32)), -1, 1)
+            if k == k_steps - 1:
+                x = x0
+                break
+            eps = (x - np.sqrt(ab) * x0) / np.sqrt(1 - ab)
+            ab_next = float(alpha_bar(np.array(times[k + 1])))
+            x = (np.sqrt(ab_next) * x0 + np.sqrt(1 - ab_next) * eps).astype(np.float32)
+        return np.clip((x[:, 0] + 1.0) / 2.0, 0.0, 1.0).astype(np.float32)
+
+    def synthesize(
+        self,
+        positions_px: list[npt.ArrayLike],
+        params: dict[str, float],
+        shape: tuple[int, int] = (32, 32),
+        amplitudes: list[npt.ArrayLike] | None = None,
+        seed: int = 0,
+        steps: int | None = None,
+    ) -> npt.NDArray[np.float32]:
+        """Frames ``(len(positions_px), H, W)`` with bubbles at ``positions_px[i]`` (``(n, 2)``
+        row/col on the λ/4 grid; amplitudes default to 1) for one physical parameter set."""
+        import warnings
+
+        for note in check_parameters(params, self.ranges, "generator", self.refuse_beyond):
+            warnings.warn(note, UserWarning, stacklevel=2)
+        amps = amplitudes if amplitudes is not None else [1.0] * len(positions_px)
+        pm = np.stack(
+            [position_map(p, a, shape) for p, a in zip(positions_px, amps, strict=True)]
+        ).reshape(-1, *shape)
+        cond = np.repeat(normalise_parameters(params, self.ranges)[None], len(pm), axis=0)
+        return self.sample(pm, cond, seed=seed, steps=steps)
+
+
+def load_generator(name_or_path: str | Path = "ulm-generator", threads: int = 2) -> UlmGenerator:
+    """Load the shipped generator (``"ulm-generator"``) or an exported one."""
+    from sonoedge.zoo import read_card, resolve
+
+    onnx_path = resolve(name_or_path)
+    card = read_card(onnx_path)
+    if card["task"] != "ulm-generator":
+        raise ConfigError(f"{onnx_path} is a {card['task']!r} model: expected 'ulm-generator'")
+    return UlmGenerator(onnx_path, card, threads=threads)
+
+
+def check_frames(frames: object) -> npt.NDArray[np.float32]:
+    """Envelope frames ``(N, H, W)`` float32 from real or complex ``(N, H, W)`` or ``(H, W)``,
+    or a :class:`DataError` saying what is wrong."""
+    arr = np.asarray(frames)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[0] == 0:
+        raise DataError(
+            f"frames have shape {arr.shape}: expected (frames, axial, lateral) or one (H, W) frame"
+        )
+    if not (np.iscomplexobj(arr) or np.issubdtype(arr.dtype, np.number)):
+        raise DataError(f"frames have dtype {arr.dtype}: expected real or complex numbers")
+    if min(arr.shape[1:]) < MIN_SIZE or max(arr.shape[1:]) > MAX_SIZE:
+        raise DataError(
+            f"frames are {arr.shape[1]}x{arr.shape[2]} pixels: expected {MIN_SIZE}..{MAX_SIZE}"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise DataError("frames contain NaN/Inf", hint="replace or drop invalid frames")
+    return np.abs(arr).astype(np.float32)
+
+
+def decode(
+    maps: npt.NDArray[np.float32], threshold: float, max_per_frame: int | None = None
+) -> list[FloatArray]:
+    """Positions ``(row, col)`` per frame from network maps ``(N, 3, H, W)``: 3×3 local maxima
+    of the probability above ``threshold``, moved by the predicted sub-pixel offsets (each
+    clipped to ±1 pixel), most probable first."""
+    import cv2
+
+    out = []
+    for m in maps:
+        prob = np.ascontiguousarray(m[0], np.float32)
+        peak = prob >= cv2.dilate(prob, np.ones((3, 3), np.uint8))
+        rows, cols = np.nonzero(peak & (prob >= threshold))
+        order = np.argsort(-prob[rows, cols], kind="stable")
+        rows, cols = rows[order], cols[order]
+        if max_per_frame is not None:
+            rows, cols = rows[:max_per_frame], cols[:max_per_frame]
+        off = np.clip(m[1:, rows, cols].T.astype(np.float64), -1.0, 1.0)
+        out.append(np.stack([rows, cols], 1).astype(np.float64).reshape(-1, 2) + off)
+    return out
+
+
+class UlmLocalizer:
+    """An exported ULM localiser run by onnxruntime (CPU)."""
+
+    def __init__(
+        self, onnx_path: str | Path, card: dict[str, Any], threads: int = 2, session: Any = None
+    ) -> None:
+        """``session``: an onnxruntime-session-shaped object to run on (a device backend);
+        default a plain onnxruntime CPU session with ``threads`` threads."""
+        self.path = Path(onnx_path)
+        self.card = card
+        try:
+            self.pixels_per_wavelength = float(card["input"]["pixels_per_wavelength"])
+            self.size_multiple = int(card["input"]["size_multiple"])
+            self.threshold = float(card["decode"]["threshold"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"model card of {self.path} lacks field {err}") from None
+        self.name = str(card.get("name", self.path.stem))
+        self.session = session if session is not None else _cpu_session(self.path, threads)
+        self.device = str(getattr(self.session, "device", "cpu"))
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __repr__(self) -> str:
+        return f"UlmLocalizer({self.name!r}, threshold={self.threshold:g})"
+
+    def maps(self, inputs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Network maps ``(N, 3, H, W)`` (probability, dz, dx) of network inputs ``(N, H, W)``
+        (:func:`localizer_input` scale); sizes are reflect-padded to the network's multiple."""
+        n, h, w = inputs.shape
+        m = self.size_multiple
+        ph, pw = (-h) % m, (-w) % m
+        work = np.pad(inputs, ((0, 0), (0, ph), (0, pw)), mode="reflect") if ph or pw else inputs
+        outs = []
+        for i in range(0, n, BATCH):
+            batch = np.ascontiguousarray(work[i : i + BATCH, None], np.float32)
+            (y,) = self.session.run(None, {self.input_name: batch})
+            outs.append(np.asarray(y, np.float32)[:, :, :h, :w])
+        return np.concatenate(outs)
+
+    def localize(
+        self,
+        frames: npt.ArrayLike,
+        spacing_m: tuple[float, float] | None = None,
+        wavelength_m: float | None = None,
+        threshold: float | None = None,
+        max_per_frame: int | None = None,
+    ) -> list[FloatArray]:
+        """Bubble positions ``(n, 2)`` ``(row, col)`` in input pixels, one array per frame.
+
+        ``frames``: clutter-filtered envelopes (or complex IQ) ``(N, H, W)`` or one ``(H, W)``.
+        With ``spacing_m`` and ``wavelength_m`` the frames are resampled to the trained
+        ``wavelength / pixels_per_wavelength`` grid first (when off by more than 2 %).
+        """
+        env = check_frames(frames)
+        thr = self.threshold if threshold is None else float(threshold)
+        if not 0.0 < thr < 1.0:
+            raise ConfigError(f"threshold={thr!r} is invalid: expected 0 < threshold < 1")
+        scale = (1.0, 1.0)
+        if spacing_m is not None or wavelength_m is not None:
+            if spacing_m is None or wavelength_m is None or not wavelength_m > 0:
+                raise ConfigError("give both spacing_m and wavelength_m (> 0), or neither")
+            if not (spacing_m[0] > 0 and spacing_m[1] > 0):
+                raise ConfigError(f"spacing_m={spacing_m!r} is invalid: expected > 0")
+            native = wavelength_m / self.pixels_per_wavelength
+            scale = (spacing_m[0] / native, spacing_m[1] / native)
+        resample = any(abs(s - 1.0) > RESAMPLE_TOLERANCE for s in scale)
+        if resample:
+            h, w = env.shape[1:]
+            env = _resample(env, scale)
+            scale = (env.shape[1] / h, env.shape[2] / w)
+        live = np.flatnonzero(env.reshape(len(env), -1).max(axis=1) > 0)
+        out: list[FloatArray] = [np.zeros((0, 2)) for _ in range(len(env))]
+        if live.size:
+            found = decode(self.maps(localizer_input(env[live])), thr, max_per_frame)
+            for k, pts in zip(live, found, strict=True):
+                out[int(k)] = pts
+        if resample:
+            s = np.asarray(scale)
+            out = [(p + 0.5) / s - 0.5 for p in out]
+        return out
+
+    def as_method(self) -> Any:
+        """A ``ulm`` method for :mod:`sonoedge.processing.registry`:
+        ``fn(iq, spacing_m, wavelength_m, prf_hz, svd_low=None, **options) -> UlmResult``.
+
+        Complex IQ ensembles are SVD clutter filtered (``svd_low`` as the classical methods; 0
+        skips it), the network localises, and the classical Hungarian tracking renders density
+        and velocity maps on the λ/10 grid. Options: ``threshold``, ``max_per_frame`` and the
+        tracking options ``origin_m``, ``max_linking_distance_m``, ``min_track_length``,
+        ``grid_fraction``."""
+
+        def run(
+            iq: npt.ArrayLike,
+            spacing_m: tuple[float, float],
+            wavelength_m: float,
+            prf_hz: float,
+            svd_low: int | None = None,
+            **options: Any,
+        ) -> Any:
+            from sonoedge.processing import clutter
+            from sonoedge.processing.ulm import ulm_from_localizations
+
+            allowed = ("threshold", "max_per_frame", *TRACKING_OPTIONS)
+            unknown = sorted(set(options) - set(allowed))
+            if unknown:
+                raise ConfigError(
+                    f"method {self.name!r} has no parameter(s) {unknown}: expected some of "
+                    f"{list(allowed)}"
+                )
+            frames = np.asarray(iq)
+            if frames.ndim != 3:
+                raise DataError(f"ulm needs frames (N, H, W), got shape {frames.shape}")
+            if np.iscomplexobj(frames) and svd_low != 0 and frames.shape[0] > 1:
+                frames = clutter.svd_filter(frames, "fixed", low=svd_low)
+            spacing = (float(spacing_m[0]), float(spacing_m[1]))
+            pix = self.localize(
+                frames,
+                spacing,
+                wavelength_m,
+                options.get("threshold"),
+                options.get("max_per_frame"),
+            )
+            origin = options.get("origin_m", (0.0, 0.0))
+            locs = [np.asarray(origin, np.float64) + p * np.asarray(spacing) for p in pix]
+            track = {k: options[k] for k in TRACKING_OPTIONS[1:] if k in options}
+            return ulm_from_localizations(
+                locs, frames.shape[1:], spacing, wavelength_m, prf_hz, origin, **track
+            )
+
+        run.__doc__ = (
+            f"Deep-learning ULM ({self.name}: network localisation, Hungarian tracking) "
+            "-> density and velocity maps on a lambda/10 grid."
+        )
+        return run
+
+
+def _cpu_session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, int(threads))
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types
+        raise ConfigError(f"{path} is not a loadable ONNX model: {err}") from None
+
+
+def _resample(env: npt.NDArray[np.float32], scale: tuple[float, float]) -> Any:
+    import cv2
+
+    _n, h, w = env.shape
+    nh, nw = max(MIN_SIZE, round(h * scale[0])), max(MIN_SIZE, round(w * scale[1]))
+    return np.stack([cv2.resize(f, (nw, nh), interpolation=cv2.INTER_LINEAR) for f in env]).astype(
+        np.float32
+    )
+
+
+def load(name_or_path: str | Path = DEFAULT_NAME, threads: int = 2) -> UlmLocalizer:
+    """Load the shipped localiser (``"ulm-localizer"``) or an exported ``.onnx`` + card."""
+    from sonoedge.zoo import read_card, resolve
+
+    onnx_path = resolve(name_or_path)
+    card = read_card(onnx_path)
+    if card["task"] != "ulm":
+        raise ConfigError(f"{onnx_path} is a {card['task']!r} model: this loader runs 'ulm' models")
+    return UlmLocalizer(onnx_path, card, threads=threads)
+
+
+MODEL = UlmLocalizer
+"""The class :func:`sonoedge.zoo.load_model` builds for ``task = "ulm"`` model cards."""

@@ -1,0 +1,120 @@
+"""``sonoedge ulm`` end to end, ``sonoedge process --op ulm`` with a network, and bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from sonoedge.cli import app
+from sonoedge.synth.microbubbles import BubbleParams, simulate_bubbles
+
+
+@pytest.fixture(scope="module")
+def tiny_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 IQ frames of 32 x 32 bubbles with the metadata ULM needs."""
+    f0 = 7.6e6
+    lam = 1540.0 / f0
+    params = BubbleParams(
+        center_frequency_hz=f0,
+        concentration_per_mm2=2.0,
+        snr_db=30.0,
+        clutter_db=-30.0,
+        spacing_m=(lam / 4, lam / 4),
+        frame_rate_hz=500.0,
+    )
+    b = simulate_bubbles(params, 12, 32, 32, seed=4)
+    path = tmp_path_factory.mktemp("ulm-in") / "tiny.npz"
+    np.savez(
+        path,
+        iq=b.iq,
+        z_m=0.008 + np.arange(32) * lam / 4,
+        x_m=np.arange(32) * lam / 4,
+        prf_hz=500.0,
+        center_frequency_hz=f0,
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def quick_method(ulm_run: Path) -> str:
+    """The quick run's localiser registered as ULM method ``ulm-quick``."""
+    from sonoedge.processing import registry
+    from sonoedge.zoo import ulm as zu
+
+    registry.register("ulm", "ulm-quick", zu.load(ulm_run / "ulm-localizer.onnx").as_method())
+    return "ulm-quick"
+
+
+def _run(*args: str) -> object:
+    return CliRunner().invoke(app, list(args))
+
+
+def test_ulm_cli_writes_hdf5_maps_and_picture(
+    tiny_npz: Path, quick_method: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "maps.h5"
+    result = _run("ulm", str(tiny_npz), "-o", str(out), "-m", quick_method, "--no-progress")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert f"ulm/{quick_method}: 12 frames" in result.output  # type: ignore[attr-defined]
+    lam = 1540.0 / 7.6e6
+    with h5py.File(out) as f:
+        density = f["density"][...]
+        # 32 pixels of lambda/4 on a lambda/10 grid (ceil may add one row to rounding)
+        assert abs(density.shape[0] - 80) <= 1 and abs(density.shape[1] - 80) <= 1
+        assert f["speed_m_s"].shape == density.shape and f["z_m"].shape == density.shape[:1]
+        assert f.attrs["method"] == quick_method
+        assert f.attrs["spacing_m"][0] == pytest.approx(lam / 10)
+        assert f.attrs["n_frames"] == 12
+    assert out.with_suffix(".png").is_file()
+
+
+def test_ulm_cli_conventional_npz(tiny_npz: Path, tmp_path: Path) -> None:
+    out = tmp_path / "maps.npz"
+    result = _run(
+        "ulm", str(tiny_npz), "-o", str(out), "-m", "weighted_centroid", "-p", "threshold_db=-15"
+    )
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    with np.load(out) as z:
+        assert abs(z["density"].shape[0] - 80) <= 1 and z["density"].sum() > 0
+        assert str(z["method"]) == "weighted_centroid" and int(z["n_tracks"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["-o", "x.png"], "expected .h5 or .npz"),
+        (["-o", "x.h5", "-m", "nope"], "not available for op 'ulm'"),
+        (["-o", "x.h5", "--prf-hz", "-3", "-m", "weighted_centroid"], "--prf-hz"),
+        (["-o", "x.h5", "-p", "colour=3", "-m", "weighted_centroid"], "colour"),
+    ],
+)
+def test_ulm_cli_bad_input(tiny_npz: Path, tmp_path: Path, extra: list[str], match: str) -> None:
+    from sonoedge.errors import SonoedgeError
+
+    args = ["ulm", str(tiny_npz), *[str(tmp_path / a) if a.startswith("x.") else a for a in extra]]
+    result = _run(*args)
+    assert result.exit_code != 0
+    assert isinstance(result.exception, SonoedgeError)  # type: ignore[attr-defined]
+    assert match in str(result.exception)  # type: ignore[attr-defined]
+
+
+def test_ulm_cli_needs_the_centre_frequency(tmp_path: Path) -> None:
+    path = tmp_path / "bare.npz"
+    iq = (np.random.default_rng(0).standard_normal((4, 16, 16)) * (1 + 1j)).astype(np.complex64)
+    np.savez(path, iq=iq, z_m=np.arange(16) * 5e-5, x_m=np.arange(16) * 5e-5, prf_hz=500.0)
+    result = _run("ulm", str(path), "-o", str(tmp_path / "m.h5"), "-m", "weighted_centroid")
+    assert result.exit_code != 0 and "centre frequency" in str(result.exception)  # type: ignore[attr-defined]
+
+
+def test_process_op_ulm_with_a_network_method(
+    tiny_npz: Path, quick_method: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "p.npz"
+    result = _run("process", str(tiny_npz), "--op", "ulm", "--method", quick_method, "-o", str(out))
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    with np.load(out) as z:
+        assert abs(z["density"].shape[1] - 80) <= 1

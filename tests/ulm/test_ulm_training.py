@@ -1,0 +1,117 @@
+"""ULM task: quick training end to end, exports that match torch, config and data checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sonoedge.errors import ConfigError
+from sonoedge.train import config as cfgmod
+from sonoedge.train import ulm_data as ud
+
+
+def test_quick_run_writes_both_models_with_cards(ulm_run: Path) -> None:
+    for name in ("generator.pt", "localizer.pt", "generated.npz", "metrics.json"):
+        assert (ulm_run / name).is_file(), name
+    card = json.loads((ulm_run / "ulm-localizer.json").read_text())
+    assert card["task"] == "ulm" and card["input"]["pixels_per_wavelength"] == 4
+    assert 0 < card["decode"]["threshold"] < 1
+    assert card["provenance"]["command"].startswith("sonoedge train ulm")
+    assert card["metrics"]["export_parity_max_abs"] <= 1e-4
+    gcard = json.loads((ulm_run / "ulm-generator.json").read_text())
+    assert gcard["task"] == "ulm-generator"
+    assert list(gcard["input"]["param_ranges"]) == list(ud.PARAM_NAMES)
+    assert (ulm_run / "ulm-localizer.md").read_text().startswith("# ulm-localizer")
+
+
+def test_localizer_runtime_matches_torch(ulm_run: Path) -> None:
+    from sonoedge.train import ulm as task
+    from sonoedge.zoo import ulm as zu
+
+    net, _ = task.load_localizer(ulm_run / "localizer.pt")
+    model = zu.load(ulm_run / "ulm-localizer.onnx")
+    x = np.random.default_rng(0).uniform(-1, 2, (3, 24, 40)).astype(np.float32)
+    np.testing.assert_allclose(model.maps(x), task.predict_maps(net, x), atol=1e-4)
+    odd = model.maps(x[:, :23, :37])  # reflect-padded to even sizes and cropped back
+    assert odd.shape == (3, 3, 23, 37) and np.all(np.isfinite(odd))
+
+
+def test_generator_runtime_matches_torch_and_is_seeded(ulm_run: Path) -> None:
+    from sonoedge.models import ulm_generator as gen
+    from sonoedge.train import ulm as task
+    from sonoedge.zoo import ulm as zu
+
+    net, _ = task.load_generator(ulm_run / "generator.pt")
+    model = zu.load_generator(ulm_run / "ulm-generator.onnx")
+    rng = np.random.default_rng(1)
+    pm = rng.uniform(0, 1, (2, 16, 16)).astype(np.float32)
+    cond = rng.uniform(-1, 1, (2, 7)).astype(np.float32)
+    noise = rng.standard_normal((2, 1, 16, 16)).astype(np.float32)
+    ref = gen.sample(net, pm, cond, steps=3, noise=noise)
+    got = model.sample(pm, cond, steps=3, noise=noise)
+    np.testing.assert_allclose(got, ref, atol=1e-3)
+    a, b = model.sample(pm, cond, seed=5), model.sample(pm, cond, seed=5)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, model.sample(pm, cond, seed=6))
+
+
+def test_eval_quick_writes_results(ulm_run: Path, tmp_path: Path) -> None:
+    from sonoedge.train import ulm as task
+
+    metrics = task.evaluate(
+        [str(ulm_run / "ulm-localizer.onnx")], None, tmp_path, name="u", quick=True, command="t"
+    )
+    saved = json.loads((tmp_path / "u.json").read_text())
+    assert saved["command"] == "t" and (tmp_path / "u.png").is_file()
+    cell = next(iter(metrics["localization"].values()))
+    assert set(cell["scores"]) == {"network", *task.CONVENTIONAL}
+    assert "ssim_mean" in metrics["generator"] and "frames_to_level" in metrics["saturation"]
+    assert set(metrics["targets"]) >= {"rmse_le_0.1_lambda_at_30db", "generator_ssim_ge_0.97"}
+    assert "SNR" in task.summarize(metrics)
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ({"data": {"size": 30}}, "multiple of 4"),
+        ({"localizer": {"width": 12}}, "multiple of 8"),
+        ({"data": {"density": [0.5, 0.1]}}, "data.density"),
+        ({"localizer": {"n_generated": 0}}, "n_generated"),
+    ],
+)
+def test_bad_configs_are_refused(override: dict[str, object], match: str) -> None:
+    from sonoedge.train import ulm as task
+
+    cfg = cfgmod.merge(cfgmod.load("ulm", quick=True), override)
+    with pytest.raises(ConfigError, match=match):
+        task.check_config(cfg)
+
+
+def test_parameter_splits_and_range_checks() -> None:
+    rng = np.random.default_rng(0)
+    lo, hi = ud.HELD_OUT_F0_MHZ
+    train = [ud.draw_params(rng, "train").center_frequency_mhz for _ in range(300)]
+    held = [ud.draw_params(rng, "held_out").center_frequency_mhz for _ in range(50)]
+    assert not any(lo <= f <= hi for f in train) and min(train) < lo and max(train) > hi
+    assert all(lo <= f <= hi for f in held)
+    assert ud.check_params(ud.FrameParams()) == []
+    (note,) = ud.check_params(ud.FrameParams(snr_db=45.0))
+    assert "10..40" in note
+    with pytest.raises(ConfigError, match=r"far outside the trained range 1\.\.2"):
+        ud.check_params(ud.FrameParams(f_number=4.0))
+    v = ud.normalise(ud.FrameParams(center_frequency_mhz=3.0, snr_db=40.0))
+    assert v[0] == pytest.approx(-1.0) and v[5] == pytest.approx(1.0)
+
+
+def test_physics_render_is_seeded_and_peaks_at_the_bubble() -> None:
+    r = ud.Renderer(ud.FrameParams(snr_db=40.0, clutter_db=-40.0), (32, 32))
+    a = r.render([[14.3, 17.6]], [1.0], seed=3)
+    np.testing.assert_array_equal(a, r.render([[14.3, 17.6]], [1.0], seed=3))
+    assert not np.array_equal(a, r.render([[14.3, 17.6]], [1.0], seed=4))
+    peak = np.unravel_index(np.argmax(np.abs(a)), a.shape)
+    assert abs(peak[0] - 14.3) <= 1 and abs(peak[1] - 17.6) <= 1
+    disp = r.display(a)
+    assert 0.35 < disp.max() <= 0.6 and disp.min() >= 0
