@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU wheel of torch that our build machines have on disk; pyproject keeps a general range.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: install install-dev demo test lint typecheck unit bench clean
+.PHONY: install install-dev demo test lint typecheck unit bench bundles clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ test: lint typecheck unit
 
 bench: $(VENV)/.dev-stamp
 	$(BIN)/python benchmarks/ingest.py
+
+# The signed bundles shipped in sdk/zoo/bundles/ (needs the project's private key, kept outside git).
+bundles: $(VENV)/.dev-stamp
+	@test -n "$$SONOEDGE_SIGNING_KEY" || { echo "set SONOEDGE_SIGNING_KEY to the project key"; exit 2; }
+	rm -rf sdk/zoo/bundles
+	$(BIN)/python -m sonoedge.devices.release --out sdk/zoo/bundles
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .typecheck

@@ -203,9 +203,18 @@ def compress(
             xml = nncf_int8.quantize_openvino(
                 fp32, out / f"{name}-int8-ov.xml", calib_feeds, val_feeds, score, opts.max_drop
             )
-            value = nncf_int8.openvino_metric(val_feeds, score)(xml)
-            cards.write(xml, "int8", {metric_name: value, "drop": base - value})
-            variants["int8_openvino"] = {"model": xml.name, metric_name: value}
+            if nncf_int8.quantized_ops(xml) == 0:  # accuracy control reverted every layer
+                xml.unlink()
+                xml.with_suffix(".bin").unlink()
+                report["int8_openvino_skipped"] = (
+                    f"NNCF kept every layer in float to stay within max-drop {opts.max_drop}: "
+                    "no OpenVINO int8 model"
+                )
+                log.warning("%s", report["int8_openvino_skipped"])
+            else:
+                value = nncf_int8.openvino_metric(val_feeds, score)(xml)
+                cards.write(xml, "int8", {metric_name: value, "drop": base - value})
+                variants["int8_openvino"] = {"model": xml.name, metric_name: value}
         elif opts.openvino:
             log.warning(
                 "NNCF is not installed (pip install 'sonoedge[openvino]'): no OpenVINO int8"

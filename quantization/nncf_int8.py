@@ -63,6 +63,14 @@ def quantize_openvino(
     return out_xml
 
 
+def quantized_ops(xml: Path) -> int:
+    """How many FakeQuantize operations an IR holds (0: every layer stayed in float)."""
+    import openvino as ov
+
+    model = ov.Core().read_model(str(xml))
+    return sum(1 for op in model.get_ops() if op.get_type_name() == "FakeQuantize")
+
+
 def openvino_metric(
     data_inputs: Sequence[Feeds],
     score: Callable[[list[npt.NDArray[np.float32]]], float],

@@ -65,6 +65,8 @@ def compress(
         extra = f", ORT median {lat} ms" if lat is not None else ""
         size_mb = v["size_bytes"] / 1e6
         typer.echo(f"{name:18s} {v['model']}: {metric} {v[metric]:.2f}, {size_mb:.2f} MB{extra}")
+    if "int8_openvino_skipped" in report:
+        typer.echo(f"note: {report['int8_openvino_skipped']}")
     if "int8_layers" in report:
         kept = report["int8_layers"]["layers_in_float"]
         typer.echo(f"layers kept in float: {', '.join(kept) or 'none'}")

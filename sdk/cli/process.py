@@ -27,12 +27,24 @@ def _parse_params(items: list[str]) -> dict[str, object]:
 
 
 def _list_methods(op: str | None) -> None:
+    import json
+
+    from sonoedge import zoo
     from sonoedge.processing import registry
 
+    index = zoo.BUNDLE_DIR / "index.json"
+    bundles = json.loads(index.read_text()).get("bundles", {}) if index.exists() else {}
     for name in registry.OPS if op is None else [op]:
+        rows = [(m, registry.describe(fn)) for m, fn in registry.METHODS[name].items()]
+        rows += [
+            (Path(file).stem, f"signed bundle: {b['model']}, {b['precision']}, {b['target']}")
+            for file, b in bundles.items()
+            if zoo.TASK_OPS.get(b["task"]) == name
+        ]
+        width = max(len(m) for m, _ in rows) + 2
         typer.echo(f"{name}:")
-        for method, fn in registry.METHODS[name].items():
-            typer.echo(f"  {method:<18} {registry.describe(fn)}")
+        for method, what in rows:
+            typer.echo(f"  {method:<{width}}{what}")
 
 
 def process(

@@ -189,14 +189,18 @@ def get_method(op: str, name: str, load: bool = False, device: str = "cpu") -> M
     :mod:`sonoedge.devices.targets`)."""
     if op not in METHODS:
         raise ConfigError(f"op={op!r} is invalid: expected one of {OPS}")
+    from sonoedge import zoo
     from sonoedge.zoo.backend import is_bundle
 
     if name not in METHODS[op] and is_bundle(name):
         return _student(op, name, device)
+    if name not in METHODS[op] and name in zoo.shipped_bundles():
+        return _student(op, str(zoo.shipped_bundles()[name]), device)
     if name not in METHODS[op]:
         raise ConfigError(
             f"method={name!r} is not available for op {op!r}: expected one of "
-            f"{sorted(METHODS[op])}, or a model bundle (.zip or directory)"
+            f"{sorted(METHODS[op])}, a shipped bundle ({', '.join(zoo.shipped_bundles())}) or "
+            "a model bundle (.zip or directory)"
         )
     fn = METHODS[op][name]
     loader = getattr(fn, "load", None)

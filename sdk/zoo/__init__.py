@@ -43,6 +43,15 @@ TASK_OPS: dict[str, str] = {
 """Model-card task -> processing op the model serves."""
 
 
+BUNDLE_DIR = ZOO_DIR / "bundles"
+
+
+def shipped_bundles() -> dict[str, Path]:
+    """Signed bundles shipped with this install, by name (``despeckle-mk-int8-openvino-cpu``);
+    ``bundles/index.json`` says what each is (task, target, precision, int8 drop)."""
+    return {p.stem: p for p in sorted(BUNDLE_DIR.glob("*.zip"))}
+
+
 def available() -> list[str]:
     """Names of the models shipped with this install."""
     return sorted(p.stem for p in ZOO_DIR.glob("*.json") if p.with_suffix(".onnx").exists())

@@ -1,0 +1,130 @@
+"""Build the signed bundles shipped with sonoedge from the students in :mod:`sonoedge.zoo`.
+
+Usage (the project's private key stays outside git)::
+
+    SONOEDGE_SIGNING_KEY=/path/outside/git/sonoedge-project.key \\
+        python -m sonoedge.devices.release --out sdk/zoo/bundles
+
+For every shipped student: fp32 and int8 bundles for ``openvino-cpu`` (ONNX + IR, NNCF int8 IR)
+and for ``jetson-orin-nano`` (ONNX; TensorRT builds fp16 engines on the device; int8 as symmetric
+QDQ, what TensorRT expects). int8 comes from ``sonoedge compress`` (calibration on the task's
+simulated data, accuracy-gated: layers that cost more than ``--max-drop`` dB stay in float).
+Needs the ``train`` and ``openvino`` extras (torch for compression, NNCF/OpenVINO for IR).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sonoedge.devices.errors import BundleError
+from sonoedge.devices.package import package, signing_key
+
+TARGETS = ("openvino-cpu", "jetson-orin-nano")
+CALIBRATION_DATA = {"despeckle": "speckle", "sonic": "sonic:{n_frames}"}
+"""Task -> ``sonoedge compress --data`` of its calibration set (other tasks ship fp32 only)."""
+
+
+def calibration_data(card: dict[str, Any]) -> str | None:
+    """The ``compress --data`` spec for a student's task, or None when int8 is not offered."""
+    spec = CALIBRATION_DATA.get(str(card.get("task")))
+    if spec is None:
+        return None
+    return spec.format(n_frames=card.get("input", {}).get("n_frames", 16))
+
+
+def release(
+    out: Path, key: Path, names: list[str] | None = None, max_drop: float = 0.5
+) -> list[Path]:
+    """Write the shipped bundles into ``out``; returns their paths."""
+    from sonoedge import zoo
+    from sonoedge.quantization.compress import Options, compress
+
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    previous = out / "index.json"
+    skipped: dict[str, str] = (
+        json.loads(previous.read_text()).get("not_shipped", {}) if previous.exists() else {}
+    )
+    for name in names or zoo.available():
+        onnx = zoo.resolve(name)
+        card = zoo.read_card(onnx)
+        for target in TARGETS:
+            written.append(package(onnx, target, out / f"{name}-fp32-{target}.zip", key))
+        data = calibration_data(card)
+        if data is None:
+            continue
+        with tempfile.TemporaryDirectory(prefix="sonoedge-release-") as tmp:
+            for target in TARGETS:
+                tensorrt = target.startswith("jetson")
+                opts = Options(int8=True, openvino=not tensorrt, max_drop=max_drop, data=data)
+                work = Path(tmp) / target
+                command = (
+                    f"sonoedge compress {onnx.name} --int8 --max-drop {max_drop} --data {data}"
+                    + (" --tensorrt" if tensorrt else "")
+                )
+                compress(onnx, work, opts, command=command)
+                report = json.loads((work / "report.json").read_text())
+                bundle = out / f"{name}-int8-{target}.zip"
+                shutil.copyfile(work / "report.json", out / f"{name}-int8-{target}.report.json")
+                model = work / (f"{name}-int8.onnx" if tensorrt else f"{name}-int8-ov.xml")
+                if not tensorrt and "int8_openvino_skipped" in report:
+                    skipped[bundle.name] = report["int8_openvino_skipped"]
+                    bundle.unlink(missing_ok=True)
+                    continue
+                if not model.exists():
+                    raise BundleError(f"compression of {name} wrote no {model.name}")
+                skipped.pop(bundle.name, None)
+                written.append(package(model, target, bundle, key, name=f"{name}-int8"))
+    index = {p.name: json.loads(_manifest(p)) for p in sorted(out.glob("*.zip"))}
+    summary = {"bundles": _summary(index), "not_shipped": skipped}
+    (out / "index.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return written
+
+
+def _manifest(bundle: Path) -> str:
+    import zipfile
+
+    with zipfile.ZipFile(bundle) as archive:
+        return archive.read("manifest.json").decode()
+
+
+def _summary(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What each shipped bundle is, for the README and ``sonoedge verify``'s users."""
+    return {
+        name: {
+            "model": m["name"],
+            "task": m["task"],
+            "target": m["target"],
+            "precision": m["precision"],
+            "vs_fp32": m["metrics"]["vs_fp32"],
+            "bytes": sum(int(f["size_bytes"]) for f in m["files"].values()),
+            "commit": m["provenance"]["commit"],
+        }
+        for name, m in sorted(manifests.items())
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("sdk/zoo/bundles"))
+    parser.add_argument("--key", type=Path, default=None, help="default: $SONOEDGE_SIGNING_KEY")
+    parser.add_argument("--max-drop", type=float, default=0.5, help="int8 metric drop (dB)")
+    parser.add_argument("names", nargs="*", help="students (default: every shipped one)")
+    args = parser.parse_args()
+    key = signing_key(args.key)
+    if key is None:
+        raise SystemExit(
+            "error: no signing key: pass --key or set SONOEDGE_SIGNING_KEY (shipped bundles are "
+            "signed with the project key)"
+        )
+    for path in release(args.out, key, args.names or None, args.max_drop):
+        print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""The signed bundles shipped in the package: trusted by the shipped project key, runnable, and
+close to the fp32 students they were made from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sonoedge import zoo
+from sonoedge.bench.pipeline import make_inputs
+from sonoedge.devices import load_bundle
+from sonoedge.devices.bundle import open_bundle
+from sonoedge.errors import ConfigError
+from sonoedge.pipeline.stages import OpStage
+from sonoedge.types import IQEnsemble
+
+BUNDLES = zoo.shipped_bundles()
+
+
+@pytest.fixture(autouse=True)
+def _no_user_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the project key shipped in the package is trusted."""
+    monkeypatch.setenv("SONOEDGE_KEYS_DIR", str(tmp_path / "trusted"))
+    monkeypatch.setenv("SONOEDGE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_every_shipped_student_has_fp32_and_int8_bundles_for_openvino_and_jetson() -> None:
+    index = json.loads((zoo.BUNDLE_DIR / "index.json").read_text())
+    assert set(index["bundles"]) == {f"{n}.zip" for n in BUNDLES}
+    for student in ("sonic-16", "despeckle-mk"):
+        for target in ("openvino-cpu", "jetson-orin-nano"):
+            assert f"{student}-fp32-{target}" in BUNDLES
+            name = f"{student}-int8-{target}.zip"
+            assert name in index["bundles"] or name in index["not_shipped"]
+    for entry in index["bundles"].values():
+        assert entry["bytes"] <= 5_000_000
+        if entry["precision"] == "int8":
+            assert abs(entry["vs_fp32"]["drop"]) <= 0.5
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLES))
+def test_shipped_bundle_verifies_with_the_project_key(name: str) -> None:
+    bundle = open_bundle(BUNDLES[name])
+    try:
+        assert bundle.signer is not None and bundle.manifest["task"] in zoo.TASK_OPS
+    finally:
+        bundle.close()
+
+
+def test_int8_despeckle_bundle_runs_close_to_the_fp32_student() -> None:
+    image = np.random.default_rng(3).random((64, 64), dtype=np.float32) * 0.8
+    fp32 = zoo.load_model("despeckle-mk").despeckle(image)
+    for name in ("despeckle-mk-int8-jetson-orin-nano", "despeckle-mk-int8-openvino-cpu"):
+        out = OpStage("despeckle", name, device="auto").fn(image)
+        assert out.shape == image.shape
+        assert float(np.mean(np.abs(out - fp32))) < 0.02, name
+
+
+def test_sonic_bundle_as_a_stage_matches_the_student() -> None:
+    (sample,) = make_inputs("doppler", 1, (64, 64))
+    assert isinstance(sample, IQEnsemble)
+    want = zoo.load("sonic-16").power_doppler(sample.iq, sample.prf_hz, sample.spacing_m)
+    stage = OpStage("doppler", "sonic-16-fp32-openvino-cpu", device="cpu")
+    got = stage.fn(sample.iq, prf_hz=sample.prf_hz, spacing_m=sample.spacing_m)
+    np.testing.assert_allclose(got, want, atol=1e-3)
+    with load_bundle(BUNDLES["sonic-16-fp32-jetson-orin-nano"], "auto") as runner:
+        assert runner.target != "jetson-orin-nano"  # no Jetson here: the fallback is logged
+    with pytest.raises(ConfigError, match="cannot run op"):
+        OpStage("despeckle", "sonic-16-fp32-openvino-cpu")
