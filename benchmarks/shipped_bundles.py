@@ -1,0 +1,99 @@
+"""Latency of the shipped signed bundles: int8 against fp32 of each student, side by side.
+
+Usage: python benchmarks/shipped_bundles.py [--quick]  → docs/results/bundles.json + .png
+
+OpenVINO bundles run on the OpenVINO runtime (``openvino-cpu``); Jetson bundles run here on the
+ONNX Runtime CPU EP (their fallback on a machine without a GPU), so the Jetson pair measures ONNX
+Runtime fp32 against QDQ int8. Inputs: despeckling 256×256, SONIC 16×128×128 (32 feature
+channels). fp32 and int8 alternate over rounds so machine load hits both alike; medians of the
+per-round medians are reported with p99 over all runs.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from sonoedge import zoo
+from sonoedge.bench.results import RESULTS_DIR, write_result
+from sonoedge.devices import load_bundle
+from sonoedge.devices.latency import measure
+
+SHAPES = {"despeckle": (1, 1, 256, 256), "sonic": (1, 32, 128, 128)}
+TARGET_DEVICE = {"openvino-cpu": "openvino-cpu", "jetson-orin-nano": "cpu"}
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    rounds, repeats = (1, 5) if quick else (4, 30)
+    command = " ".join(["python benchmarks/shipped_bundles.py", *sys.argv[1:]])
+    index = json.loads((zoo.BUNDLE_DIR / "index.json").read_text())["bundles"]
+    shipped = zoo.shipped_bundles()
+    pairs: dict[str, Any] = {}
+    for file, entry in index.items():
+        name = Path(file).stem
+        if entry["precision"] != "int8":
+            continue
+        student = entry["model"].removesuffix("-int8")
+        fp32 = f"{student}-fp32-{entry['target']}"
+        if fp32 not in shipped:
+            continue
+        device = TARGET_DEVICE[entry["target"]]
+        x = np.random.default_rng(0).random(SHAPES[entry["task"]], dtype=np.float32)
+        runners = {k: load_bundle(shipped[k], device, threads=2) for k in (fp32, name)}
+        try:
+            feeds = {k: {r.inputs[0]["name"]: x} for k, r in runners.items()}
+            per_round: dict[str, list[dict[str, float]]] = {k: [] for k in runners}
+            for _ in range(rounds):
+                for k, r in runners.items():
+                    per_round[k].append(measure(r.run, feeds[k], warmup=3, repeats=repeats))
+            backend = {k: r.backend_name for k, r in runners.items()}
+        finally:
+            for r in runners.values():
+                r.bundle.close()
+        med = {k: statistics.median(m["median_ms"] for m in v) for k, v in per_round.items()}
+        p99 = {k: max(m["p99_ms"] for m in v) for k, v in per_round.items()}
+        pairs[f"{student} on {backend[name]}"] = {
+            "fp32_bundle": fp32,
+            "int8_bundle": name,
+            "input_shape": list(SHAPES[entry["task"]]),
+            "fp32_ms": {"median": round(med[fp32], 3), "p99": round(p99[fp32], 3)},
+            "int8_ms": {"median": round(med[name], 3), "p99": round(p99[name], 3)},
+            "int8_speedup": round(med[fp32] / med[name], 2),
+            "int8_metric_drop": entry["vs_fp32"],
+            "int8_bytes": entry["bytes"],
+        }
+    not_shipped = json.loads((zoo.BUNDLE_DIR / "index.json").read_text())["not_shipped"]
+    metrics = {"pairs": pairs, "not_shipped": not_shipped, "rounds": rounds, "repeats": repeats}
+    write_result("bundles", metrics, {"target_openvino_int8_speedup": 2.5}, command=command)
+
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.7 * max(1, len(pairs))))
+    names = list(pairs)
+    y = np.arange(len(names))
+    ax.barh(y - 0.2, [pairs[n]["fp32_ms"]["median"] for n in names], height=0.4, label="fp32")
+    ax.barh(y + 0.2, [pairs[n]["int8_ms"]["median"] for n in names], height=0.4, label="int8")
+    ax.set_yticks(y, [f"{n} ({pairs[n]['int8_speedup']}×)" for n in names], fontsize=8)
+    ax.set_xlabel("median latency (ms), 2 threads")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    png = Path(RESULTS_DIR) / "bundles.png"
+    fig.savefig(png, dpi=110)
+    for n, p in pairs.items():
+        print(
+            f"{n}: fp32 {p['fp32_ms']['median']} ms, int8 {p['int8_ms']['median']} ms "
+            f"({p['int8_speedup']}×), drop {p['int8_metric_drop']}"
+        )
+    print(f"wrote {png}")
+
+
+if __name__ == "__main__":
+    main()
