@@ -206,7 +206,9 @@ def ingest(
 
 @app.command("model")
 def model(
-    bundle: str = typer.Argument(..., help="Bundle directory or .zip."),
+    bundle: str = typer.Argument(
+        ..., help="Bundle directory or .zip, or a shipped bundle's name (sonoedge process -m list)."
+    ),
     device: str = typer.Option("auto", "--device", "-d", help="Target, or auto."),
     repeats: int = typer.Option(50, min=1, help="Timed inferences after the warm-up."),
     warmup: int = typer.Option(5, min=0, help="Untimed inferences first."),
@@ -218,8 +220,9 @@ def model(
     bundle's example input shape.
 
     \b
-    Example:
-      sonoedge bench model sonic-16-openvino-cpu.zip --device openvino-cpu --json
+    Examples:
+      sonoedge bench model despeckle-mk-int8-openvino-cpu          # a shipped bundle
+      sonoedge bench model my-student.zip --device openvino-cpu --json
     """
     from sonoedge.cli.devices import bench_model
 

@@ -54,11 +54,13 @@ def bench_model(
     import json
     import time
 
+    from sonoedge import zoo
     from sonoedge.devices import load_bundle
     from sonoedge.devices.latency import measure
 
+    path = zoo.shipped_bundles().get(bundle, bundle)  # a shipped bundle's name, or a path
     t0 = time.perf_counter()
-    runner = load_bundle(bundle, device, allow_unsigned=allow_unsigned, hint=hint)
+    runner = load_bundle(path, device, allow_unsigned=allow_unsigned, hint=hint)
     with runner:
         inputs = runner.example_inputs()
         runner.run(inputs)

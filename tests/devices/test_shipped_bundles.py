@@ -70,3 +70,15 @@ def test_sonic_bundle_as_a_stage_matches_the_student() -> None:
         assert runner.target != "jetson-orin-nano"  # no Jetson here: the fallback is logged
     with pytest.raises(ConfigError, match="cannot run op"):
         OpStage("despeckle", "sonic-16-fp32-openvino-cpu")
+
+
+def test_bench_model_takes_a_shipped_bundle_name() -> None:
+    from typer.testing import CliRunner
+
+    from sonoedge.cli import app
+
+    args = ["bench", "model", "despeckle-mk-int8-openvino-cpu", "--repeats", "3", "--json"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output.strip().splitlines()[-1])
+    assert out["precision"] == "int8" and out["median_ms"] > 0
