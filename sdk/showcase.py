@@ -132,7 +132,7 @@ def run_live(report: DemoReport, seconds: float, log: Log) -> Path:
                     methods = ", ".join(
                         str(getattr(st, "method", st.name)) for st in pipeline.stages
                     )
-                    _panels(report, preset, pipeline.probe_mode, methods, last)
+                    _panels(report, preset, str(pipeline.probe_mode), methods, last)
             link = probe.stats()
     link_rows = [[k, v] for k, v in link.messages.items()]
     link_rows += [

@@ -87,7 +87,9 @@ def eval_(
     teacher: str | None = typer.Option(
         None, "--teacher", help="Teacher weights (default: teacher.pt beside the model)."
     ),
-    name: str = typer.Option("sonic", "--name", help="Result name: writes NAME.json/NAME.png."),
+    name: str | None = typer.Option(
+        None, "--name", help="Result name: writes NAME.json/NAME.png (default: the task's name)."
+    ),
     results_dir: Path = typer.Option(Path("docs/results"), "--results-dir", help="Output folder."),
     cache: Path = typer.Option(Path("runs/cache"), "--cache", help="Simulated data cache."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
@@ -106,6 +108,7 @@ def eval_(
     from sonoedge.train import config as cfgmod
 
     check_task(task)
+    result_name = name or task
     cfg = cfgmod.load(task, config, quick) if (config is not None) else None
     module = get_task(task)
     from sonoedge.train.loop import make_progress
@@ -118,7 +121,7 @@ def eval_(
             model,
             cfg,
             results_dir,
-            name=name,
+            name=result_name,
             quick=quick,
             command=_command(),
             progress=progress,
@@ -129,4 +132,5 @@ def eval_(
         if progress is not None:
             progress.stop()
     typer.echo(module.summarize(metrics))
-    typer.echo(f"wrote {results_dir / (name + '.json')} and {results_dir / (name + '.png')}")
+    json_path, png_path = results_dir / f"{result_name}.json", results_dir / f"{result_name}.png"
+    typer.echo(f"wrote {json_path} and {png_path}")

@@ -79,7 +79,7 @@ def test_a_signed_bundle_is_a_stage_and_a_wrong_op_is_refused(tmp_path: Path) ->
     with pytest.raises(ConfigError, match="'despeckle' student"):
         OpStage("doppler", str(bundle))
     unsigned = package(zoo.resolve("despeckle-mk"), "cpu", tmp_path / "u.zip", None)
-    with pytest.raises(ConfigError, match="u.zip is not signed"):
+    with pytest.raises(ConfigError, match=r"u\.zip is not signed"):
         OpStage("despeckle", str(unsigned))
 
 
