@@ -32,6 +32,8 @@ LOG_SCALE_DB = 40.0
 MIN_SIZE = 8
 MAX_SIZE = 4096
 RESAMPLE_TOLERANCE = 0.02
+MAX_UPSAMPLE = 4.0
+"""Coarsest input accepted: pixels up to this many times the network's (one wavelength)."""
 BATCH = 32
 TRACKING_OPTIONS = ("origin_m", "max_linking_distance_m", "min_track_length", "grid_fraction")
 FloatArray = npt.NDArray[np.float64]
@@ -343,6 +345,14 @@ class UlmLocalizer:
                 raise ConfigError(f"spacing_m={spacing_m!r} is invalid: expected > 0")
             native = wavelength_m / self.pixels_per_wavelength
             scale = (spacing_m[0] / native, spacing_m[1] / native)
+            if max(scale) > MAX_UPSAMPLE + RESAMPLE_TOLERANCE:
+                raise DataError(
+                    f"pixels of {spacing_m[0] / wavelength_m:.2g} x "
+                    f"{spacing_m[1] / wavelength_m:.2g} wavelengths are too coarse for "
+                    f"localisation: expected at most {MAX_UPSAMPLE / self.pixels_per_wavelength:g}"
+                    f" wavelength (the network works on wavelength/{self.pixels_per_wavelength:g})",
+                    hint="beamform the IQ data on a finer grid (ULM data is usually lambda/2)",
+                )
         resample = any(abs(s - 1.0) > RESAMPLE_TOLERANCE for s in scale)
         if resample:
             h, w = env.shape[1:]

@@ -1,0 +1,196 @@
+"""The shipped ULM models under onnxruntime: localisation, empty frames, generator conditioning,
+out-of-range parameters, the registry method and the pipeline preset."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from sonoedge.errors import ConfigError, DataError
+from sonoedge.synth.transducer import measure_fwhm
+from sonoedge.train import ulm_data as ud
+from sonoedge.zoo import ulm as zu
+
+
+@pytest.fixture(scope="module")
+def localizer() -> zu.UlmLocalizer:
+    return zu.load()
+
+
+@pytest.fixture(scope="module")
+def generator() -> zu.UlmGenerator:
+    return zu.load_generator()
+
+
+TRUE = np.array([[9.3, 10.6], [12.8, 36.2], [30.4, 22.5], [37.7, 8.1], [36.1, 39.4]])
+
+
+def _frames(n: int, positions: np.ndarray, seed: int, **params: float) -> np.ndarray:
+    r = ud.Renderer(ud.FrameParams(**params), (48, 48))
+    amps = np.ones(len(positions))
+    return np.stack([np.abs(r.render(positions, amps, seed=seed + k)) for k in range(n)])
+
+
+def test_shipped_localizer_finds_isolated_bubbles(localizer: zu.UlmLocalizer) -> None:
+    frames = _frames(4, TRUE, seed=10, snr_db=30.0, clutter_db=-30.0, f_number=1.5)
+    found = localizer.localize(frames)
+    errors = []
+    for pts in found:
+        assert len(pts) == len(TRUE), pts  # every bubble, nothing else
+        d = np.linalg.norm(pts[:, None] - TRUE[None], axis=2)
+        assert np.all(d.min(axis=0) < 1.0)  # 0.25 wavelength = 1 pixel of lambda/4
+        errors.extend(d.min(axis=0))
+    rmse_lambda = float(np.sqrt(np.mean(np.square(errors)))) / ud.PIXELS_PER_WAVELENGTH
+    assert rmse_lambda < 0.1
+
+
+def test_resampled_input_maps_back_to_input_pixels(localizer: zu.UlmLocalizer) -> None:
+    import cv2
+
+    frame = _frames(1, TRUE, seed=3, snr_db=35.0, clutter_db=-35.0)[0]
+    fine = cv2.resize(frame, (96, 96), interpolation=cv2.INTER_LINEAR)  # lambda/8 pixels
+    lam = 1540.0 / 7.6e6
+    (pts,) = localizer.localize(fine, spacing_m=(lam / 8, lam / 8), wavelength_m=lam)
+    expected = 2 * TRUE + 0.5  # pixel centres of the 2x grid
+    d = np.linalg.norm(pts[:, None] - expected[None], axis=2)
+    assert len(pts) == len(TRUE) and np.all(d.min(axis=0) < 2.0)
+
+
+def test_frames_without_bubbles_give_empty_results(localizer: zu.UlmLocalizer) -> None:
+    zeros = localizer.localize(np.zeros((3, 32, 32), np.float32))
+    assert [p.shape for p in zeros] == [(0, 2)] * 3
+    noise_only = _frames(8, np.zeros((0, 2)), seed=1, snr_db=20.0, clutter_db=-30.0)
+    assert sum(len(p) for p in localizer.localize(noise_only)) == 0
+    # Residual clutter as strong as the noise is speckle of the PSF's size, the look of a weak
+    # bubble: a few detections remain (against hundreds of conventional peaks).
+    from sonoedge.processing.ulm import localize_frames
+
+    clutter = _frames(8, np.zeros((0, 2)), seed=1, snr_db=30.0, clutter_db=-30.0)
+    network = sum(len(p) for p in localizer.localize(clutter))
+    conventional = sum(len(p) for p in localize_frames(clutter, (1.0, 1.0), threshold_db=-10.0))
+    assert network <= len(clutter) and network < 0.01 * conventional
+    rng = np.random.default_rng(0)
+    iq = (rng.standard_normal((8, 32, 32)) + 1j * rng.standard_normal((8, 32, 32))).astype(
+        np.complex64
+    )
+    res = localizer.as_method()(iq, (5e-5, 5e-5), 2e-4, 500.0)
+    assert res.density.shape == (80, 80) and res.density.sum() == 0 and res.tracks_m == []
+
+
+@pytest.mark.parametrize(
+    ("frames", "error", "match"),
+    [
+        (np.zeros(16), DataError, "shape"),
+        (np.full((2, 16, 16), np.nan), DataError, "NaN"),
+        (np.zeros((1, 4, 4)), DataError, "pixels"),
+    ],
+)
+def test_bad_frames_are_refused(
+    localizer: zu.UlmLocalizer, frames: np.ndarray, error: type, match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        localizer.localize(frames)
+
+
+def test_bad_options_are_refused(localizer: zu.UlmLocalizer) -> None:
+    with pytest.raises(ConfigError, match="threshold"):
+        localizer.localize(np.ones((1, 16, 16)), threshold=1.5)
+    with pytest.raises(ConfigError, match="both"):
+        localizer.localize(np.ones((1, 16, 16)), spacing_m=(1e-4, 1e-4))
+    with pytest.raises(ConfigError, match="window_px"):
+        localizer.as_method()(np.ones((4, 16, 16)), (5e-5, 5e-5), 2e-4, 500.0, window_px=5)
+
+
+def _fwhm(img: np.ndarray) -> tuple[float, float]:
+    iz, ix = np.unravel_index(np.argmax(img), img.shape)
+    return measure_fwhm(img[iz, :], 1.0), measure_fwhm(img[:, ix], 1.0)
+
+
+def _psf(generator: zu.UlmGenerator, **params: float) -> tuple[float, float]:
+    p = ud.FrameParams(snr_db=40.0, clutter_db=-40.0, **params).as_dict()
+    frames = generator.synthesize([np.array([[16.2, 15.7]])] * 3, p, seed=0)
+    return tuple(np.mean([_fwhm(f) for f in frames], axis=0))  # type: ignore[return-value]
+
+
+def _physics_psf(**params: float) -> tuple[float, float]:
+    r = ud.Renderer(ud.FrameParams(snr_db=60.0, clutter_db=-60.0, **params), (32, 32))
+    return _fwhm(r.display(r.render([[16.2, 15.7]], [1.0], seed=0)))
+
+
+def test_generator_follows_the_physical_parameters(generator: zu.UlmGenerator) -> None:
+    lat1, ax1 = _psf(generator, f_number=1.0)
+    lat2, ax2 = _psf(generator, f_number=2.0)
+    assert lat2 / lat1 > 1.4 and abs(ax2 / ax1 - 1) < 0.25  # lateral width ~ lambda F#
+    for ours, ref in ((lat1, _physics_psf(f_number=1.0)[0]), (lat2, _physics_psf(f_number=2.0)[0])):
+        assert abs(ours / ref - 1) < 0.25
+    _, ax_c1 = _psf(generator, n_cycles=1.0)
+    _, ax_c3 = _psf(generator, n_cycles=3.0)
+    assert ax_c3 / ax_c1 > 1.3  # longer pulse, longer axial PSF
+    assert abs(ax_c3 / _physics_psf(n_cycles=3.0)[1] - 1) < 0.25
+    # On the lambda/4 grid the PSF keeps its size in pixels, so in metres it shrinks as 1/f0.
+    lat_lo = _psf(generator, center_frequency_mhz=4.0)[0] * 1540 / 4e6 / 4
+    lat_hi = _psf(generator, center_frequency_mhz=9.0)[0] * 1540 / 9e6 / 4
+    assert lat_hi / lat_lo == pytest.approx(4 / 9, rel=0.2)
+
+
+def test_generator_is_seeded(generator: zu.UlmGenerator) -> None:
+    p = ud.FrameParams().as_dict()
+    pos = [np.array([[10.0, 12.0], [20.5, 22.5]])]
+    a = generator.synthesize(pos, p, seed=3)
+    np.testing.assert_array_equal(a, generator.synthesize(pos, p, seed=3))
+    assert not np.array_equal(a, generator.synthesize(pos, p, seed=4))
+
+
+def test_generator_warns_or_refuses_out_of_range(generator: zu.UlmGenerator) -> None:
+    pos = [np.array([[16.0, 16.0]])]
+    with pytest.warns(UserWarning, match=r"f_number=2.2 is outside the trained range 1\.\.2"):
+        generator.synthesize(pos, ud.FrameParams(f_number=2.2).as_dict())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        generator.synthesize(pos, ud.FrameParams().as_dict())
+    with pytest.raises(ConfigError, match=r"snr_db=80 is far outside the trained range 10\.\.40"):
+        generator.synthesize(pos, ud.FrameParams(snr_db=80.0).as_dict())
+    with pytest.raises(ConfigError, match="missing"):
+        generator.synthesize(pos, {"f_number": 1.5})
+
+
+def test_registry_and_preset_use_the_network() -> None:
+    from sonoedge import zoo
+    from sonoedge.pipeline import Pipeline
+    from sonoedge.pipeline.presets import load_preset
+    from sonoedge.processing import registry
+
+    assert "ulm-localizer" in zoo.shipped_methods()["ulm"]
+    assert isinstance(zoo.load_model("ulm-localizer"), zu.UlmLocalizer)
+    assert "ulm-localizer" in registry.describe(registry.get_method("ulm", "ulm-localizer"))
+    spec = load_preset("ulm_student")
+    assert [(s.op, s.method) for s in spec.stages] == [("ulm", "ulm-localizer")]
+    Pipeline.from_spec(spec)
+
+
+def test_ulm_student_preset_runs_in_a_pipeline() -> None:
+    from sonoedge.pipeline import Pipeline
+    from sonoedge.synth.microbubbles import BubbleParams, simulate_bubbles
+    from sonoedge.types import IQEnsemble
+
+    lam = 1540.0 / 7.5e6  # the stage's wavelength without probe information
+    params = BubbleParams(
+        center_frequency_hz=7.5e6, concentration_per_mm2=3.0, spacing_m=(lam / 4, lam / 4)
+    )
+    b = simulate_bubbles(params, 32, 32, 32, seed=2)
+    source = [
+        IQEnsemble(spacing_m=params.spacing_m, iq=b.iq[k : k + 16], prf_hz=500.0, frame_index=i)
+        for i, k in enumerate((0, 16))
+    ]
+    with Pipeline.from_preset("ulm_student") as pipe:
+        results = [r for r in pipe.run(source, count=2) if r.processed]
+    assert len(results) == 2 and all(r.error is None for r in results)
+    out = results[-1].outputs["ulm_result"]
+    assert out.density.shape == (80, 80) and out.density.sum() > 0
+
+
+def test_coarse_pixels_are_refused(localizer: zu.UlmLocalizer) -> None:
+    with pytest.raises(DataError, match="too coarse"):
+        localizer.localize(np.ones((1, 16, 16)), spacing_m=(1.25e-3, 1.2e-3), wavelength_m=2e-4)
