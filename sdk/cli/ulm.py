@@ -73,7 +73,7 @@ def ulm(
 
     if out.suffix.lower() not in OUTPUT_SUFFIXES:
         raise ConfigError(f"--out {out} has suffix {out.suffix!r}: expected .h5 or .npz")
-    fn = registry.get_method("ulm", method)
+    fn = registry.get_method("ulm", method, load=True)  # a shipped model loads (or fails) now
     params = _parse_params(param)
     if method in LOCALIZERS:  # the conventional methods pass their options to ulm()
         check_params(conventional_ulm, params, method)

@@ -110,11 +110,48 @@ def test_ulm_cli_needs_the_centre_frequency(tmp_path: Path) -> None:
     assert result.exit_code != 0 and "centre frequency" in str(result.exception)  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("shipped", [False, True])
 def test_process_op_ulm_with_a_network_method(
-    tiny_npz: Path, quick_method: str, tmp_path: Path
+    tiny_npz: Path, quick_method: str, tmp_path: Path, shipped: bool
 ) -> None:
     out = tmp_path / "p.npz"
-    result = _run("process", str(tiny_npz), "--op", "ulm", "--method", quick_method, "-o", str(out))
+    method = "ulm-localizer" if shipped else quick_method
+    result = _run("process", str(tiny_npz), "--op", "ulm", "--method", method, "-o", str(out))
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     with np.load(out) as z:
         assert abs(z["density"].shape[1] - 80) <= 1
+
+
+def test_ulm_cli_on_a_recording_with_the_shipped_network(tmp_path: Path) -> None:
+    """Two ensembles of a recording through the default method: their maps add up."""
+    from sonoedge.firmware_bridge.payloads import encode_parts
+    from sonoedge.firmware_bridge.wire import Message
+    from sonoedge.io.recording import RecordingWriter
+    from sonoedge.types import IQEnsemble, ProbeInfo
+
+    f0 = 7.6e6
+    lam = 1540.0 / f0
+    params = BubbleParams(
+        center_frequency_hz=f0,
+        concentration_per_mm2=2.0,
+        clutter_db=-30.0,
+        spacing_m=(lam / 4, lam / 4),
+    )
+    b = simulate_bubbles(params, 24, 32, 32, seed=6)
+    rec = tmp_path / "rec.h5"
+    info = ProbeInfo(center_frequency_hz=f0, sampling_frequency_hz=4 * f0)
+    with RecordingWriter(rec, source="test", info=info) as writer:
+        for seq, k in enumerate((0, 12)):
+            sample = IQEnsemble(
+                spacing_m=params.spacing_m, iq=b.iq[k : k + 12], prf_hz=500.0, frame_index=seq
+            )
+            msg_type, parts = encode_parts(sample)
+            payload = b"".join(bytes(p) for p in parts)
+            writer.write(Message(int(msg_type), 0, seq, 1000 * seq, payload), 0.001 * seq)
+    out = tmp_path / "maps.npz"
+    result = _run("ulm", str(rec), "-o", str(out), "--no-progress")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    with np.load(out) as z:
+        assert str(z["method"]) == "ulm-localizer" and int(z["n_ensembles"]) == 2
+        assert int(z["n_frames"]) == 24 and int(z["n_localizations"]) > 0
+        assert z["density"].sum() > 0 and float(z["wavelength_m"]) == pytest.approx(lam)
