@@ -2,8 +2,9 @@
 
 Usage: python benchmarks/sonic_latency.py [--quick]  → docs/results/sonic_latency.json + .png
 
-Measured interleaved in one run, after warm-up, 2 threads for everything (onnxruntime intra-op
-threads; BLAS capped at 2): the shipped ``sonic-16`` on 16-frame ensembles (onnxruntime CPU and,
+Measured interleaved in one run, after warm-up, onnxruntime on 2 threads, BLAS (numpy's SVD
+features and the SVD filters) at 1 and at 2 threads with each method's better median kept: the
+shipped ``sonic-16`` on 16-frame ensembles (onnxruntime CPU and,
 where installed, OpenVINO), against the SVD clutter filter + power Doppler on 128 frames (fixed
 and SSM-adaptive cutoffs) and on the same 16 frames.
 """
@@ -74,29 +75,42 @@ def main() -> None:
         scene = LiveScene(ProbeInfo(), 0, h, w)
         long_iq = scene.iq_ensemble(0.0, 128, PRF_HZ)
         runs = _methods(students, long_iq, scene.spacing_m)
-        times: dict[str, list[float]] = {k: [] for k in runs}
-        with threadpool_limits(limits=2, user_api="blas"):
-            for fn in runs.values():  # warm-up
-                fn()
-                fn()
-            for _ in range(reps):  # interleaved, so load changes hit every method alike
-                for name, fn in runs.items():
-                    t0 = time.perf_counter()
+        table: dict[str, dict[str, Any]] = {}
+        for blas in (1, 2):  # OpenBLAS threads spin on a busy machine: each method's best counts
+            times: dict[str, list[float]] = {k: [] for k in runs}
+            with threadpool_limits(limits=blas, user_api="blas"):
+                for fn in runs.values():  # warm-up
                     fn()
-                    times[name].append(time.perf_counter() - t0)
-        table = {k: _stats(v) for k, v in times.items()}
+                    fn()
+                for _ in range(reps):  # interleaved, so load changes hit every method alike
+                    for name, fn in runs.items():
+                        t0 = time.perf_counter()
+                        fn()
+                        times[name].append(time.perf_counter() - t0)
+            for name, ts in times.items():
+                st = {**_stats(ts), "blas_threads": blas}
+                if name not in table or st["median_ms"] < table[name]["median_ms"]:
+                    table[name] = st
         best_student = min(
             (v["median_ms"] for k, v in table.items() if k.startswith("sonic")), default=None
         )
         svd_long = table["SVD SSM cutoff, 128 frames"]["median_ms"]
         per_size[f"{h}x{w}"] = {
+            "input_spacing_m": list(scene.spacing_m),
             "latency": table,
             "speedup_vs_svd_ssm_long": round(svd_long / best_student, 2) if best_student else None,
             "speedup_cpu_vs_svd_ssm_long": round(
                 svd_long / table["sonic-16 (cpu, 16 frames)"]["median_ms"], 2
             ),
         }
-    metrics = {"reps": reps, "threads": 2, "prf_hz": PRF_HZ, "sizes": per_size}
+    metrics = {
+        "reps": reps,
+        "threads": 2,
+        "prf_hz": PRF_HZ,
+        "sizes": per_size,
+        "note": "same input for every method; the student resamples it to the grid it was "
+        "trained on (0.625 x 0.6 mm) and back, and that is part of its time, as at runtime",
+    }
     baselines = {"target_speedup": 5.0}
     write_result("sonic_latency", metrics, baselines, command=command)
 

@@ -141,8 +141,8 @@ def _zoo_method(name: str) -> Method:
                 loaded.append(zoo.load_model(name).as_method())
         return loaded[0]
 
-    def run(data: npt.ArrayLike, **params: Any) -> Any:
-        return load()(data, **params)
+    def run(data: npt.ArrayLike, *args: Any, **params: Any) -> Any:
+        return load()(data, *args, **params)
 
     from sonoedge import zoo
 
