@@ -25,7 +25,7 @@ from sonoedge.devices.errors import BundleError
 from sonoedge.devices.package import package, signing_key
 
 TARGETS = ("openvino-cpu", "jetson-orin-nano")
-CALIBRATION_DATA = {"despeckle": "speckle", "sonic": "sonic:{n_frames}"}
+CALIBRATION_DATA = {"despeckle": "speckle", "enhance": "speckle", "sonic": "sonic:{n_frames}"}
 """Task -> ``sonoedge compress --data`` of its calibration set (other tasks ship fp32 only)."""
 
 
@@ -57,6 +57,10 @@ def release(
             written.append(package(onnx, target, out / f"{name}-fp32-{target}.zip", key))
         data = calibration_data(card)
         if data is None:
+            for target in TARGETS:
+                skipped[f"{name}-int8-{target}.zip"] = (
+                    f"no int8 calibration set for task {card.get('task')!r} (fp32 only)"
+                )
             continue
         with tempfile.TemporaryDirectory(prefix="sonoedge-release-") as tmp:
             for target in TARGETS:
