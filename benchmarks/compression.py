@@ -12,7 +12,8 @@ compression.json/.png): a two-level despeckling U-Net (3×3 convs, ReLU, a strid
 transposed conv up, a skip connection, channels 32/64, the layer types our students use),
 trained here on simulated speckle for a fixed number of steps.
 
-Usage: python benchmarks/compression.py [--quick] [--sonic STUDENT.pt]
+Usage: python benchmarks/compression.py [--quick] [--sonic STUDENT.pt] [--kd-steps N]
+(default 800 distillation steps after pruning).
 """
 
 from __future__ import annotations
@@ -213,6 +214,8 @@ def main() -> None:
     rounds = 2 if quick else 4
     results: dict[str, Any] = {}
     kd_steps = 50 if quick else 800
+    if "--kd-steps" in sys.argv:
+        kd_steps = int(sys.argv[sys.argv.index("--kd-steps") + 1])
     if sonic_path is None:  # representative student: despeckling at the B-mode pipeline's 256×256
         train_set = data.speckle(64 if quick else 512, size=64, seed=0)
         steps = 50 if quick else 800
