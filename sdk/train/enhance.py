@@ -11,10 +11,12 @@ a random angle (and flipped), then degraded by :func:`sonoedge.synth.degradation
 Gaussian PSF surrogate with random anisotropic widths, then additive Gaussian noise or a complex
 Fourier-domain magnitude/phase perturbation, at a severity drawn per patch — and clipped to
 ``[0, 1]`` (the runtime's input range). The network learns to map the degraded patch back to the
-target.
+target. With ``degrade.independent_blur`` the blur's severity is drawn apart from the noise's, so
+strongly blurred patches also come with light noise (as the point targets of the evaluation do).
 
 Networks (:mod:`sonoedge.models.enhance`): a Swin-Conv U-Net teacher trained with
-``L1 + (1 - SSIM)``; a plain-conv student with the same loss plus knowledge distillation on the
+``L1 + (1 - SSIM)`` (plus ``loss.grad_weight`` × L1 of the axial/lateral finite differences,
+a sharpness term); a plain-conv student with the same loss plus knowledge distillation on the
 same degraded batches (L1 to the teacher's output, MSE of a 1×1 adapter of its last full-resolution
 features to the teacher's).
 """
@@ -103,6 +105,7 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         ("loss.ssim_weight", 0.0, 100.0),
         ("loss.kd_weight", 0.0, 100.0),
         ("loss.kd_feature_weight", 0.0, 100.0),
+        ("loss.grad_weight", 0.0, 100.0),
         ("threads", 1, 256),
         ("train.checkpoint_every", 1, 10_000_000),
         ("eval.n_images", 1, 100_000),
@@ -326,7 +329,11 @@ def training_batch(
         y = rotated_patch(data.targets[int(s)], rng, crop, bool(dcfg["rotate"]))
         noise = "fourier" if rng.uniform() < dcfg["fourier_prob"] else "gaussian"
         sev = float(rng.uniform(*dcfg["severity"]))
-        x, _ = degrade_patch(y, int(rng.integers(2**31)), noise, sev)
+        blur = None
+        if dcfg.get("independent_blur", False):  # blur severity drawn apart from the noise's
+            hi = 0.5 + 2.5 * float(rng.uniform(*dcfg["severity"]))
+            blur = (float(rng.uniform(0.3, hi)), float(rng.uniform(0.3, hi)))
+        x, _ = degrade_patch(y, int(rng.integers(2**31)), noise, sev, blur)
         xs.append(x)
         ys.append(y)
     return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys)[:, None])
@@ -335,13 +342,26 @@ def training_batch(
 def task_loss(
     out: torch.Tensor, y: torch.Tensor, loss_cfg: dict[str, Any]
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """``l1_weight·L1 + ssim_weight·(1 − SSIM)``."""
+    """``l1_weight·L1 + ssim_weight·(1 − SSIM) + grad_weight·L1(∇out, ∇y)`` (the last: axial
+    and lateral finite differences, which rewards sharp points and edges)."""
     l1 = F.l1_loss(out, y)
     s = ssim_torch(out, y).mean()
     loss = loss_cfg["l1_weight"] * l1 + loss_cfg["ssim_weight"] * (1 - s)
+    parts: dict[str, float] = {}
+    if loss_cfg["grad_weight"] > 0:
+        g = gradient_l1(out, y)
+        loss = loss + loss_cfg["grad_weight"] * g
+        parts["grad"] = float(g.item())
     with torch.no_grad():
         p = psnr_torch(out, y).mean()
-    return loss, {"l1": float(l1.item()), "ssim": float(s.item()), "psnr": float(p.item())}
+    return loss, {"l1": float(l1.item()), "ssim": float(s.item()), "psnr": float(p.item()), **parts}
+
+
+def gradient_l1(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean L1 distance of the axial and lateral finite differences of ``out`` and ``y``."""
+    dz = F.l1_loss(out[..., 1:, :] - out[..., :-1, :], y[..., 1:, :] - y[..., :-1, :])
+    dx = F.l1_loss(out[..., :, 1:] - out[..., :, :-1], y[..., :, 1:] - y[..., :, :-1])
+    return 0.5 * (dz + dx)
 
 
 # --------------------------------------------------------------------------- training
@@ -588,8 +608,17 @@ def write_card(
         "rotated/cropped patches of them degraded by a Gaussian PSF surrogate with random "
         "anisotropic widths and additive Gaussian noise or a Fourier-domain magnitude/phase "
         f"perturbation (severity {cfg['degrade']['severity']}, Fourier with probability "
-        f"{cfg['degrade']['fourier_prob']}). Loss: L1 + (1 - SSIM) + KD (L1 to the teacher "
-        "output, MSE of a 1x1 adapter to the teacher's last decoder features).",
+        f"{cfg['degrade']['fourier_prob']}"
+        + (
+            "; blur severity drawn apart from the noise's"
+            if cfg["degrade"]["independent_blur"]
+            else ""
+        )
+        + "). Loss: L1 + (1 - SSIM)"
+        + (" + L1 of image gradients" if cfg["loss"]["grad_weight"] > 0 else "")
+        + f" + KD (weight {cfg['loss']['kd_weight']:g}: L1 to the teacher output; "
+        f"{cfg['loss']['kd_feature_weight']:g}: MSE of a 1x1 adapter to the teacher's last decoder "
+        "features).",
         f"- Data: {spec['n_images']} simulated {spec['size']}x{spec['size']} frames ({GENERATOR})"
         f" over probes {', '.join(spec['probes'])}; phantoms {sorted(set(spec['phantoms']))}; "
         f"zoom {spec['zoom']}; display range low {spec['db_low']} dB, high {spec['db_high']} dB; "

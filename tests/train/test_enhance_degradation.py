@@ -113,3 +113,37 @@ def test_training_batches_come_from_nllr_targets_not_clean_images(tmp_path) -> N
     assert any(hits) and windows.shape[0] > 0
     assert float((x - y).abs().mean()) > 0.002  # degraded (blur >= 0.3 px and noise)
     assert float(x.min()) >= 0 and float(x.max()) <= 1
+
+
+def test_independent_blur_decouples_blur_from_noise_and_gradient_loss_sees_sharpness(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ``independent_blur`` a patch can be strongly blurred at light noise (as the point
+    targets of the evaluation are); the gradient loss is zero on a match and grows with blur."""
+    img = np.random.default_rng(0).uniform(0, 1, (64, 64)).astype(np.float32)
+    data = enhance.FrameSet(img[None], img[None], img[None], img[None], ["p"], ["x"], {}, None)  # type: ignore[arg-type]
+    calls: list[tuple[float, float]] = []
+    real = enhance.degrade_patch
+
+    def spy(clean, seed, noise, severity, blur_sigma_px=None):  # type: ignore[no-untyped-def]
+        out, info = real(clean, seed, noise, severity, blur_sigma_px)
+        calls.append((float(severity), max(info["blur_sigma_px"])))
+        return out, info
+
+    monkeypatch.setattr(enhance, "degrade_patch", spy)
+    dcfg = {"rotate": False, "severity": [0.0, 1.0], "fourier_prob": 0.0}
+    for flag in (False, True):
+        calls.clear()
+        enhance.training_batch(
+            np.random.default_rng(3), data, 64, 32, {**dcfg, "independent_blur": flag}
+        )
+        sev, blur = np.array(calls).T
+        coupled = bool(np.all(blur <= 0.5 + 2.5 * sev + 1e-6))
+        assert coupled != flag  # independent: some blur beyond what the noise severity allows
+    t = torch.from_numpy(_blob(32, 1.0))[None, None]
+    assert float(enhance.gradient_l1(t, t)) == 0.0
+    soft = torch.from_numpy(_blob(32, 2.0))[None, None]
+    assert float(enhance.gradient_l1(soft, t)) > 0.0
+    loss_cfg = {"l1_weight": 1.0, "ssim_weight": 0.0, "grad_weight": 1.0}
+    loss, parts = enhance.task_loss(soft, t, loss_cfg)
+    assert parts["grad"] > 0 and float(loss) == pytest.approx(parts["l1"] + parts["grad"], rel=1e-5)
