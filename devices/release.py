@@ -47,14 +47,15 @@ def release(
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     previous = out / "index.json"
-    skipped: dict[str, str] = (
-        json.loads(previous.read_text()).get("not_shipped", {}) if previous.exists() else {}
-    )
+    old = json.loads(previous.read_text()) if previous.exists() else {}
+    skipped: dict[str, str] = old.get("not_shipped", {})
+    mixed: dict[str, str] = old.get("openvino_int8_layers", {})
     for name in names or zoo.available():
         onnx = zoo.resolve(name)
         card = zoo.read_card(onnx)
         for target in TARGETS:
-            written.append(package(onnx, target, out / f"{name}-fp32-{target}.zip", key))
+            bundle = _fresh(out / f"{name}-fp32-{target}.zip")
+            written.append(package(onnx, target, bundle, key))
         data = calibration_data(card)
         if data is None:
             for target in TARGETS:
@@ -83,11 +84,30 @@ def release(
                 if not model.exists():
                     raise BundleError(f"compression of {name} wrote no {model.name}")
                 skipped.pop(bundle.name, None)
-                written.append(package(model, target, bundle, key, name=f"{name}-int8"))
+                written.append(package(model, target, _fresh(bundle), key, name=f"{name}-int8"))
+                if not tensorrt:
+                    from sonoedge.quantization.nncf_int8 import op_counts
+
+                    ops = op_counts(model)
+                    convs = ops.get("Convolution", 0) + ops.get("GroupConvolution", 0)
+                    mixed[bundle.name] = (
+                        f"{ops.get('FakeQuantize', 0)} FakeQuantize ops for {convs} convolutions "
+                        "(NNCF accuracy control keeps the layers that cost accuracy in float)"
+                    )
     index = {p.name: json.loads(_manifest(p)) for p in sorted(out.glob("*.zip"))}
-    summary = {"bundles": _summary(index), "not_shipped": skipped}
+    summary = {
+        "bundles": _summary(index),
+        "not_shipped": skipped,
+        "openvino_int8_layers": mixed,
+    }
     (out / "index.json").write_text(json.dumps(summary, indent=2) + "\n")
     return written
+
+
+def _fresh(bundle: Path) -> Path:
+    """``bundle``'s path, after removing an older build of it (a release rebuilds)."""
+    bundle.unlink(missing_ok=True)
+    return bundle
 
 
 def _manifest(bundle: Path) -> str:

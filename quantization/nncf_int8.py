@@ -65,10 +65,17 @@ def quantize_openvino(
 
 def quantized_ops(xml: Path) -> int:
     """How many FakeQuantize operations an IR holds (0: every layer stayed in float)."""
+    return op_counts(xml).get("FakeQuantize", 0)
+
+
+def op_counts(xml: Path) -> dict[str, int]:
+    """Operations of an IR by type (e.g. how many convolutions and FakeQuantize ops)."""
     import openvino as ov
 
-    model = ov.Core().read_model(str(xml))
-    return sum(1 for op in model.get_ops() if op.get_type_name() == "FakeQuantize")
+    counts: dict[str, int] = {}
+    for op in ov.Core().read_model(str(xml)).get_ops():
+        counts[op.get_type_name()] = counts.get(op.get_type_name(), 0) + 1
+    return counts
 
 
 def openvino_metric(

@@ -30,7 +30,9 @@ def _no_user_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_every_shipped_student_has_fp32_and_int8_bundles_for_openvino_and_jetson() -> None:
     index = json.loads((zoo.BUNDLE_DIR / "index.json").read_text())
     assert set(index["bundles"]) == {f"{n}.zip" for n in BUNDLES}
-    for student in ("sonic-16", "despeckle-mk"):
+    students = [n for names in zoo.shipped_methods().values() for n in names]
+    assert {"sonic-16", "sonic-8", "despeckle-mk"} <= set(students)
+    for student in students:
         for target in ("openvino-cpu", "jetson-orin-nano"):
             assert f"{student}-fp32-{target}" in BUNDLES
             name = f"{student}-int8-{target}.zip"
