@@ -4,9 +4,9 @@ Usage: python benchmarks/shipped_bundles.py [--quick]  → docs/results/bundles.
 
 OpenVINO bundles run on the OpenVINO runtime (``openvino-cpu``); Jetson bundles run here on the
 ONNX Runtime CPU EP (their fallback on a machine without a GPU), so the Jetson pair measures ONNX
-Runtime fp32 against QDQ int8. Inputs: despeckling 256×256, SONIC 16×128×128 (32 feature
-channels). fp32 and int8 alternate over rounds so machine load hits both alike; medians of the
-per-round medians are reported with p99 over all runs.
+Runtime fp32 against QDQ int8. Inputs: despeckling and enhancement 256×256, SONIC 128×128 (2
+feature channels per frame). fp32 and int8 alternate over rounds so machine load hits both alike;
+medians of the per-round medians are reported with p99 over all runs.
 """
 
 from __future__ import annotations
@@ -28,7 +28,11 @@ from sonoedge.bench.results import RESULTS_DIR, write_result
 from sonoedge.devices import load_bundle
 from sonoedge.devices.latency import measure
 
-SHAPES = {"despeckle": (1, 1, 256, 256), "sonic": (1, 32, 128, 128)}
+SHAPES = {
+    "despeckle": (1, 1, 256, 256),
+    "enhance": (1, 1, 256, 256),
+    "sonic": (1, 32, 128, 128),
+}
 TARGET_DEVICE = {"openvino-cpu": "openvino-cpu", "jetson-orin-nano": "cpu"}
 
 
@@ -48,8 +52,10 @@ def main() -> None:
         if fp32 not in shipped:
             continue
         device = TARGET_DEVICE[entry["target"]]
-        x = np.random.default_rng(0).random(SHAPES[entry["task"]], dtype=np.float32)
+        shape = list(SHAPES[entry["task"]])
         runners = {k: load_bundle(shipped[k], device, threads=2) for k in (fp32, name)}
+        shape[1] = int(runners[fp32].inputs[0]["shape"][1])  # channels (SONIC: 2 x frames)
+        x = np.random.default_rng(0).random(shape, dtype=np.float32)
         try:
             feeds = {k: {r.inputs[0]["name"]: x} for k, r in runners.items()}
             per_round: dict[str, list[dict[str, float]]] = {k: [] for k in runners}
@@ -65,7 +71,7 @@ def main() -> None:
         pairs[f"{student} on {backend[name]}"] = {
             "fp32_bundle": fp32,
             "int8_bundle": name,
-            "input_shape": list(SHAPES[entry["task"]]),
+            "input_shape": shape,
             "fp32_ms": {"median": round(med[fp32], 3), "p99": round(p99[fp32], 3)},
             "int8_ms": {"median": round(med[name], 3), "p99": round(p99[name], 3)},
             "int8_speedup": round(med[fp32] / med[name], 2),
