@@ -271,15 +271,13 @@ def main() -> None:
             k: v["psnr_db"]["onnxruntime_fp32_dense"] for k, v in results.items()
         },
     }
-    command = "python benchmarks/compression.py" + (" --quick" if quick else "")
-    if sonic_path is not None:
-        command += f" --sonic {sonic_path}"
-    name = "compression" if sonic_path is None else "compression_sonic"
-    write_result(name, metrics, baselines, command=command)
-    for name, r in results.items():
+    command = " ".join(["python benchmarks/compression.py", *sys.argv[1:]])
+    result_name = "compression" if sonic_path is None else "compression_sonic"
+    write_result(result_name, metrics, baselines, command=command)
+    for student, r in results.items():
         summary = {k: v for k, v in r.items() if k not in ("int8_layer_report_dense", "latency")}
-        print(name, json.dumps(summary, indent=1))
-    plot(results, RESULTS_DIR / f"{name}.png")
+        print(student, json.dumps(summary, indent=1))
+    plot(results, RESULTS_DIR / f"{result_name}.png")
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
