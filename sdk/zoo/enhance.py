@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sonoedge.errors import ConfigError, DataError
+from sonoedge.zoo.backend import cpu_session
 
 DEFAULT_NAME = "enhance-student"
 MAX_SIZE = 4096
@@ -68,19 +69,6 @@ def check_image(image: object, min_size: int) -> FloatArray:
     return np.clip(arr, 0.0, 1.0).astype(np.float32, copy=False)
 
 
-def _cpu_session(onnx_path: Path, threads: int) -> Any:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = max(1, int(threads))
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-    except Exception as err:  # onnxruntime raises its own exception types
-        raise ConfigError(f"{onnx_path} is not a loadable ONNX model: {err}") from None
-
-
 class EnhanceModel:
     """An exported enhancement network run by onnxruntime on the CPU."""
 
@@ -103,7 +91,7 @@ class EnhanceModel:
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"model card of {self.path} lacks input field {err}") from None
         self.name = str(card.get("name", self.path.stem))
-        self.session = session if session is not None else _cpu_session(self.path, threads)
+        self.session = session if session is not None else cpu_session(self.path, threads)
         self.device = str(getattr(self.session, "device", "cpu"))
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sonoedge.errors import ConfigError, DataError
+from sonoedge.zoo.backend import cpu_session
 
 DEFAULT_NAME = "ulm-localizer"
 LOG_SCALE_DB = 40.0
@@ -150,7 +151,7 @@ class UlmGenerator:
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"model card of {self.path} lacks field {err}") from None
         self.name = str(card.get("name", self.path.stem))
-        self.session = session if session is not None else _cpu_session(self.path, threads)
+        self.session = session if session is not None else cpu_session(self.path, threads)
 
     def __repr__(self) -> str:
         return f"UlmGenerator({self.name!r}, steps={self.steps})"
@@ -298,7 +299,7 @@ class UlmLocalizer:
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"model card of {self.path} lacks field {err}") from None
         self.name = str(card.get("name", self.path.stem))
-        self.session = session if session is not None else _cpu_session(self.path, threads)
+        self.session = session if session is not None else cpu_session(self.path, threads)
         self.device = str(getattr(self.session, "device", "cpu"))
         self.input_name = self.session.get_inputs()[0].name
 
@@ -422,19 +423,6 @@ class UlmLocalizer:
             "-> density and velocity maps on a lambda/10 grid."
         )
         return run
-
-
-def _cpu_session(path: Path, threads: int) -> Any:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = max(1, int(threads))
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as err:  # onnxruntime raises its own exception types
-        raise ConfigError(f"{path} is not a loadable ONNX model: {err}") from None
 
 
 def _resample(env: npt.NDArray[np.float32], scale: tuple[float, float]) -> Any:
