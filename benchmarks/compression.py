@@ -222,9 +222,9 @@ def main() -> None:
         net = DespeckleStudent()
         train(net, train_set, steps)
         results["despeckle-unet"] = {
-            "about": "representative student-shaped network (no despeckling student shipped "
-            f"yet): 2-level U-Net, channels 32/64, trained {steps} + {kd_steps} steps on "
-            "simulated speckle",
+            "about": "representative student-shaped network (pruning needs torch weights; the "
+            f"shipped despeckler keeps only ONNX): 2-level U-Net, channels 32/64, trained {steps} "
+            f"+ {kd_steps} steps on simulated speckle",
             **run_student(
                 net,
                 train_set,
