@@ -93,6 +93,18 @@ def resolve(name_or_path: str | Path) -> Path:
     )
 
 
+def load_task(name_or_path: str | Path, task: str, cls: Any, threads: int = 2) -> Any:
+    """``cls(onnx, card, threads)`` for a shipped name or exported ``.onnx`` whose card says
+    ``task`` (each task module's ``load`` is this with its own task and class)."""
+    onnx_path = resolve(name_or_path)
+    card = read_card(onnx_path)
+    if card["task"] != task:
+        raise ConfigError(
+            f"{onnx_path} is a {card['task']!r} model: this loader runs {task!r} models"
+        )
+    return cls(onnx_path, card, threads=threads)
+
+
 def load(name_or_path: str | Path, threads: int = 2) -> SonicModel:
     """Load a SONIC model by name (``"sonic-16"``) or an exported ``.onnx`` with its card."""
     from sonoedge.zoo.sonic import load as _load

@@ -9,126 +9,38 @@ Example::
     despeckle.register()                     # adds method "mk_student" to op "despeckle"
     # then: sonoedge.processing.registry.get_method("despeckle", "mk_student")(bmode)
 
-Input contract (refused with :class:`~sonoedge.errors.DataError` otherwise): a 2-D float32 or
-float64 array (a 1-frame stack ``(1, H, W)`` is accepted), values finite and within ``[0, 1]``
-(a log-compressed B-mode image as :func:`sonoedge.processing.bmode.bmode` and the simulators
-produce), each side at least the network's receptive field (:attr:`DespeckleModel.min_size`) and at
-most ``MAX_SIZE``. Sizes that are not a multiple of the network's stride are padded by reflection
-and cropped back (documented padding, never visible in the output's shape).
+Input contract and padding: :mod:`sonoedge.zoo.image` (a 2-D image in ``[0, 1]``, at least
+:attr:`DespeckleModel.min_size` per side; other strides reflect-padded and cropped back).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import numpy.typing as npt
 
-from sonoedge.errors import ConfigError, DataError
+from sonoedge.zoo.image import FloatArray, ImageModel
 
 DEFAULT_NAME = "despeckle-mk"
 METHOD_NAME = "mk_student"
-MAX_SIZE = 4096
-RANGE_TOLERANCE = 1e-4
-FloatArray = npt.NDArray[np.float32]
 
 
-def check_image(image: object, min_size: int) -> FloatArray:
-    """The image as float32 ``(H, W)``, or a :class:`DataError` saying what is wrong with it."""
-    arr = np.asarray(image)
-    if arr.ndim == 3 and arr.shape[0] == 1:
-        arr = arr[0]
-    if arr.ndim != 2:
-        raise DataError(
-            f"image has shape {arr.shape}: expected a 2-D B-mode image (axial, lateral)",
-            hint="despeckle one frame at a time; IQ data goes through sonoedge.processing.bmode",
-        )
-    if arr.dtype not in (np.float32, np.float64):
-        raise DataError(
-            f"image has dtype {arr.dtype}: expected float32 in [0, 1]",
-            hint="convert 8-bit images with image.astype(np.float32) / 255",
-        )
-    if min(arr.shape) < min_size or max(arr.shape) > MAX_SIZE:
-        raise DataError(
-            f"image has {arr.shape[0]}x{arr.shape[1]} pixels: expected {min_size}..{MAX_SIZE} per "
-            f"axis ({min_size} px is the network's receptive field)"
-        )
-    if not np.all(np.isfinite(arr)):
-        raise DataError("image contains NaN/Inf values", hint="replace or drop invalid pixels")
-    lo, hi = float(arr.min()), float(arr.max())
-    if lo < -RANGE_TOLERANCE or hi > 1.0 + RANGE_TOLERANCE:
-        raise DataError(
-            f"image values span {lo:.4g}..{hi:.4g}: expected a log-compressed image in [0, 1]",
-            hint="map dB to [0, 1] over the display range (sonoedge.synth.speckle.to_unit)",
-        )
-    return np.clip(arr, 0.0, 1.0).astype(np.float32, copy=False)
+class DespeckleModel(ImageModel):
+    """An exported despeckling network (onnxruntime, CPU unless given another session)."""
 
-
-class DespeckleModel:
-    """An exported despeckling network run by onnxruntime (CPU unless told otherwise)."""
-
-    def __init__(
-        self,
-        onnx_path: str | Path,
-        card: dict[str, Any],
-        threads: int = 2,
-        session: Any = None,
-    ) -> None:
-        """``session``: where it runs (see :mod:`sonoedge.zoo.backend`); default onnxruntime CPU."""
-        from sonoedge.zoo.backend import cpu_session
-
-        self.path = Path(onnx_path)
-        self.card = card
-        spec = card["input"]
-        try:
-            self.size_multiple = int(spec["size_multiple"])
-            self.min_size = int(spec["min_size"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise ConfigError(f"model card of {self.path} lacks input field {err}") from None
-        self.name = str(card.get("name", self.path.stem))
-        self.session = session if session is not None else cpu_session(self.path, threads)
-        self.device = str(getattr(self.session, "device", "cpu"))
-        inp = self.session.get_inputs()[0]
-        self.input_name = inp.name
-        if inp.shape[1] != 1:
-            raise ConfigError(
-                f"{self.path} takes {inp.shape[1]} input channels: a despeckler takes 1 image",
-                hint="re-export the model with `sonoedge train despeckle`",
-            )
-
-    def __repr__(self) -> str:
-        return f"DespeckleModel({self.name!r}, min_size={self.min_size})"
-
-    def predict(self, batch: npt.NDArray[np.float32]) -> FloatArray:
-        """Raw network output ``(B, H, W)`` for checked images ``(B, H, W)`` whose size is a
-        multiple of :attr:`size_multiple` (no checks, no padding)."""
-        (y,) = self.session.run(None, {self.input_name: batch[:, None].astype(np.float32)})
-        return np.asarray(y, np.float32)[:, 0]
+    task = "despeckle"
+    verb = "despeckle"
+    noun = "a despeckler"
 
     def despeckle(self, image: npt.ArrayLike) -> FloatArray:
         """Despeckled float32 ``(H, W)`` in ``[0, 1]`` of a float ``(H, W)`` image in ``[0, 1]``."""
-        img = check_image(image, self.min_size)
-        h, w = img.shape
-        m = self.size_multiple
-        ph, pw = (-h) % m, (-w) % m
-        work = np.pad(img, ((0, ph), (0, pw)), mode="reflect") if (ph or pw) else img
-        return np.ascontiguousarray(self.predict(work[None])[0, :h, :w])
+        return self.apply(image)
 
-    __call__ = despeckle
-
-    def as_method(self) -> Any:
-        """A ``despeckle`` method for :func:`sonoedge.processing.registry.register`:
-        ``fn(image) -> image`` (float ``(H, W)`` in ``[0, 1]``)."""
-
-        def run(image: npt.ArrayLike) -> FloatArray:
-            return self.despeckle(image)
-
-        run.__doc__ = (
+    def describe(self) -> str:
+        return (
             f"MK student {self.name} (metric-optimized distilled despeckler, onnxruntime); "
             "image in [0, 1]."
         )
-        return run
 
 
 MODEL = DespeckleModel
@@ -137,15 +49,10 @@ MODEL = DespeckleModel
 
 def load(name_or_path: str | Path = DEFAULT_NAME, threads: int = 2) -> DespeckleModel:
     """Load a shipped despeckler by name (``"despeckle-mk"``) or an exported ``.onnx`` + card."""
-    from sonoedge.zoo import read_card, resolve
+    from sonoedge.zoo import load_task
 
-    onnx_path = resolve(name_or_path)
-    card = read_card(onnx_path)
-    if card["task"] != "despeckle":
-        raise ConfigError(
-            f"{onnx_path} is a {card['task']!r} model: this loader runs 'despeckle' models"
-        )
-    return DespeckleModel(onnx_path, card, threads=threads)
+    model: DespeckleModel = load_task(name_or_path, "despeckle", DespeckleModel, threads)
+    return model
 
 
 def register(

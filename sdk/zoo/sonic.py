@@ -259,12 +259,7 @@ MODEL = SonicModel
 
 def load(name_or_path: str | Path = "sonic-16", threads: int = 2) -> SonicModel:
     """Load a SONIC model by name (``"sonic-16"``) or an exported ``.onnx`` with its card."""
-    from sonoedge.zoo import read_card, resolve
+    from sonoedge.zoo import load_task
 
-    onnx_path = resolve(name_or_path)
-    card = read_card(onnx_path)
-    if card["task"] != "sonic":
-        raise ConfigError(
-            f"{onnx_path} is a {card['task']!r} model: this loader runs 'sonic' models"
-        )
-    return SonicModel(onnx_path, card, threads=threads)
+    model: SonicModel = load_task(name_or_path, "sonic", SonicModel, threads)
+    return model

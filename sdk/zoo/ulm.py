@@ -437,13 +437,10 @@ def _resample(env: npt.NDArray[np.float32], scale: tuple[float, float]) -> Any:
 
 def load(name_or_path: str | Path = DEFAULT_NAME, threads: int = 2) -> UlmLocalizer:
     """Load the shipped localiser (``"ulm-localizer"``) or an exported ``.onnx`` + card."""
-    from sonoedge.zoo import read_card, resolve
+    from sonoedge.zoo import load_task
 
-    onnx_path = resolve(name_or_path)
-    card = read_card(onnx_path)
-    if card["task"] != "ulm":
-        raise ConfigError(f"{onnx_path} is a {card['task']!r} model: this loader runs 'ulm' models")
-    return UlmLocalizer(onnx_path, card, threads=threads)
+    model: UlmLocalizer = load_task(name_or_path, "ulm", UlmLocalizer, threads)
+    return model
 
 
 MODEL = UlmLocalizer
