@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,14 +34,13 @@ import torch
 from sonoedge.errors import ConfigError
 from sonoedge.models import ulm_generator as gen
 from sonoedge.models import ulm_localizer as loc
+from sonoedge.models.export import IMAGE_AXES, OPSET, PARITY_ATOL, export_checked, export_image_net
 from sonoedge.train import config as cfgmod
 from sonoedge.train import ulm_data as ud
 from sonoedge.train.loop import load_checkpoint, run_phase, save_checkpoint
 
 DATA_VERSION = "sonoedge.train.ulm_data/v1"
 SPLIT_SEED = {"train": 0, "val": 1_000_000, "synth": 2_000_000, "eval": 3_000_000}
-OPSET = 17
-PARITY_ATOL = 1e-4
 NAME = "ulm-localizer"
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 CONVENTIONAL = ("weighted_centroid", "radial_symmetry", "gaussian_fit")
@@ -374,44 +372,15 @@ def load_localizer(path: str | Path) -> tuple[loc.LocalizerNet, dict[str, Any]]:
 def export_onnx(net: loc.LocalizerNet, path: Path, sample: FloatArray | None = None) -> float:
     """Export (input ``frames`` (B, 1, H, W) → ``maps`` (B, 3, H, W), dynamic batch and size) and
     check onnxruntime against torch; returns the largest absolute difference."""
-    import onnxruntime as ort
-
-    deploy = loc.LocalizerDeploy(net).eval()
-    x = torch.zeros(1, 1, 32, 32) if sample is None else _t(sample)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    axes = {0: "batch", 2: "height", 3: "width"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            deploy,
-            (x,),
-            str(path),
-            opset_version=OPSET,
-            input_names=["frames"],
-            output_names=["maps"],
-            dynamic_axes={"frames": axes, "maps": axes},
-            dynamo=False,
-        )
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(0)
-    checks = [x.numpy(), rng.uniform(-1, 2, (2, 1, 40, 24)).astype(np.float32)]
-    worst = 0.0
-    with torch.no_grad():
-        for inp in checks:
-            ref = deploy(torch.from_numpy(inp)).numpy()
-            (got,) = session.run(None, {"frames": inp})
-            worst = max(worst, float(np.max(np.abs(np.asarray(got) - ref))))
-    if worst > PARITY_ATOL:
-        raise ConfigError(f"ONNX export of {path} differs from torch by {worst:.2e}")
-    return worst
+    x = np.zeros((1, 1, 32, 32), np.float32) if sample is None else np.asarray(sample, np.float32)
+    other = np.random.default_rng(0).uniform(-1, 2, (2, 1, 40, 24)).astype(np.float32)
+    deploy = loc.LocalizerDeploy(net)
+    return export_image_net(deploy, path, ("frames", "maps"), x, other, OPSET, PARITY_ATOL)
 
 
 def export_generator_onnx(net: gen.GeneratorNet, path: Path, size: int = 32) -> float:
     """Export the generator's denoiser (inputs ``x_t``, ``pos_map`` (B, 1, H, W), ``cond``
     (B, P), ``t`` (B,) → ``x0``) and check onnxruntime against torch."""
-    import onnxruntime as ort
-
-    net.eval()
     rng = np.random.default_rng(1)
 
     def inputs(b: int, h: int, w: int) -> dict[str, npt.NDArray[np.float32]]:
@@ -422,31 +391,10 @@ def export_generator_onnx(net: gen.GeneratorNet, path: Path, size: int = 32) -> 
             "t": rng.uniform(0, 1, b).astype(np.float32),
         }
 
-    x = inputs(1, size, size)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img = {0: "batch", 2: "height", 3: "width"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            net,
-            tuple(_t(v) for v in x.values()),
-            str(path),
-            opset_version=OPSET,
-            input_names=list(x),
-            output_names=["x0"],
-            dynamic_axes={"x_t": img, "pos_map": img, "cond": {0: "batch"}, "t": {0: "batch"}},
-            dynamo=False,
-        )
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    worst = 0.0
-    with torch.no_grad():
-        for feeds in (x, inputs(3, 2 * size, size)):
-            ref = net(*(_t(v) for v in feeds.values())).numpy()
-            (got,) = session.run(None, feeds)
-            worst = max(worst, float(np.max(np.abs(np.asarray(got) - ref))))
-    if worst > 1e-3:
-        raise ConfigError(f"ONNX export of {path} differs from torch by {worst:.2e}")
-    return worst
+    img = dict(IMAGE_AXES)
+    axes = {"x_t": img, "pos_map": img, "cond": {0: "batch"}, "t": {0: "batch"}}
+    example, other = inputs(1, size, size), inputs(3, 2 * size, size)
+    return export_checked(net, path, example, [other], "x0", axes, OPSET, atol=1e-3)
 
 
 def write_generator_card(
