@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +18,25 @@ PARITY_ATOL = 1e-4
 
 
 Feeds = dict[str, npt.NDArray[np.float32]]
+
+
+def provenance(command: str, cfg: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """What a model card records about how its weights were made: command, commit, UTC date,
+    seed, data spec and the full config."""
+    import datetime as dt
+
+    from sonoedge.bench.results import git_commit
+
+    return {
+        "command": command,
+        "commit": git_commit(),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "seed": cfg["seed"],
+        "data_spec": spec,
+        "config": cfg,
+    }
+
+
 IMAGE_AXES = {0: "batch", 2: "height", 3: "width"}
 
 

@@ -40,7 +40,7 @@ from sonoedge.models.despeckle import (
     load_state,
     macs_per_pixel,
 )
-from sonoedge.models.export import OPSET, PARITY_ATOL, export_image_net
+from sonoedge.models.export import OPSET, PARITY_ATOL, export_image_net, provenance
 from sonoedge.train import config as cfgmod
 from sonoedge.train.loop import load_checkpoint, run_phase, save_checkpoint
 
@@ -538,10 +538,7 @@ def write_card(
 ) -> dict[str, Any]:
     """Write ``NAME.json`` (model card read by :func:`sonoedge.zoo.despeckle.load`) and
     ``NAME.md``."""
-    import datetime as dt
     import hashlib
-
-    from sonoedge.bench.results import git_commit
 
     a = arch_of(net)
     card: dict[str, Any] = {
@@ -570,14 +567,7 @@ def write_card(
             "zoom_range": cfg["data"]["zoom"],
         },
         "output": {"name": "despeckled", "range": [0.0, 1.0], "meaning": "same scale as input"},
-        "provenance": {
-            "command": command,
-            "commit": git_commit(),
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "seed": cfg["seed"],
-            "data_spec": spec,
-            "config": cfg,
-        },
+        "provenance": provenance(command, cfg, spec),
         "metrics": metrics,
         "run_dir": str(onnx_path.parent),
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),

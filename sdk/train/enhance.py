@@ -48,7 +48,7 @@ from sonoedge.models.enhance import (
     macs_per_pixel,
     pad_to_multiple,
 )
-from sonoedge.models.export import OPSET, PARITY_ATOL, export_image_net
+from sonoedge.models.export import OPSET, PARITY_ATOL, export_image_net, provenance
 from sonoedge.train import config as cfgmod
 from sonoedge.train.despeckle import psnr_torch, ssim_torch
 from sonoedge.train.loop import load_checkpoint, run_phase, save_checkpoint
@@ -511,10 +511,7 @@ def write_card(
 ) -> dict[str, Any]:
     """Write ``NAME.json`` (model card read by :func:`sonoedge.zoo.enhance.load`) and
     ``NAME.md``."""
-    import datetime as dt
     import hashlib
-
-    from sonoedge.bench.results import git_commit
 
     a = arch_of(net)
     card: dict[str, Any] = {
@@ -548,14 +545,7 @@ def write_card(
             **cfg["degrade"],
             "targets": "NLLR-denoised simulated frames (no clean ground truth in any loss)",
         },
-        "provenance": {
-            "command": command,
-            "commit": git_commit(),
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "seed": cfg["seed"],
-            "data_spec": spec,
-            "config": cfg,
-        },
+        "provenance": provenance(command, cfg, spec),
         "metrics": metrics,
         "run_dir": str(onnx_path.parent),
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sonoedge.errors import ConfigError
+from sonoedge.models.export import provenance
 from sonoedge.models.sonic import SonicArch, SonicNet, build, count_parameters, load_state
 from sonoedge.train import config as cfgmod
 from sonoedge.train.loop import load_checkpoint, run_phase, save_checkpoint
@@ -483,10 +484,8 @@ def write_card(
     command: str,
 ) -> dict[str, Any]:
     """Write ``NAME.json`` (model card read by :func:`sonoedge.zoo.load`) and ``NAME.md``."""
-    import datetime as dt
     import hashlib
 
-    from sonoedge.bench.results import git_commit
     from sonoedge.synth.transducer import get_preset
     from sonoedge.types import SPEED_OF_SOUND_M_S
     from sonoedge.zoo.sonic import DB_LOW, DB_SPAN, SIZE_MULTIPLE
@@ -519,14 +518,7 @@ def write_card(
             "range": [0.0, 1.0],
             "meaning": f"blood power in dB re tissue = {DB_LOW:g} + y * {DB_SPAN:g}",
         },
-        "provenance": {
-            "command": command,
-            "commit": git_commit(),
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "seed": cfg["seed"],
-            "data_spec": spec,
-            "config": cfg,
-        },
+        "provenance": provenance(command, cfg, spec),
         "metrics": metrics,
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
     }

@@ -34,7 +34,14 @@ import torch
 from sonoedge.errors import ConfigError
 from sonoedge.models import ulm_generator as gen
 from sonoedge.models import ulm_localizer as loc
-from sonoedge.models.export import IMAGE_AXES, OPSET, PARITY_ATOL, export_checked, export_image_net
+from sonoedge.models.export import (
+    IMAGE_AXES,
+    OPSET,
+    PARITY_ATOL,
+    export_checked,
+    export_image_net,
+    provenance,
+)
 from sonoedge.train import config as cfgmod
 from sonoedge.train import ulm_data as ud
 from sonoedge.train.loop import load_checkpoint, run_phase, save_checkpoint
@@ -406,10 +413,7 @@ def write_generator_card(
     command: str,
 ) -> dict[str, Any]:
     """Model card of the generator (read by :func:`sonoedge.zoo.ulm.load_generator`)."""
-    import datetime as dt
     import hashlib
-
-    from sonoedge.bench.results import git_commit
 
     card: dict[str, Any] = {
         "name": onnx_path.stem,
@@ -438,14 +442,7 @@ def write_generator_card(
             "sampler": "DDIM eta=0",
             "steps": int(cfg["generator"]["sample_steps"]),
         },
-        "provenance": {
-            "command": command,
-            "commit": git_commit(),
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "seed": cfg["seed"],
-            "data_spec": spec,
-            "config": cfg,
-        },
+        "provenance": provenance(command, cfg, spec),
         "metrics": metrics,
         "run_dir": str(onnx_path.parent),
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
@@ -485,10 +482,7 @@ def write_card(
     command: str,
 ) -> dict[str, Any]:
     """Write ``NAME.json`` (read by :func:`sonoedge.zoo.ulm.load`) and ``NAME.md``."""
-    import datetime as dt
     import hashlib
-
-    from sonoedge.bench.results import git_commit
 
     a = net.arch
     card: dict[str, Any] = {
@@ -521,14 +515,7 @@ def write_card(
             "layout": "(batch, 3, axial, lateral): probability, dz, dx (pixels)",
         },
         "decode": {"threshold": threshold, "peaks": "3x3 local maxima", "offset_clip_px": 1.0},
-        "provenance": {
-            "command": command,
-            "commit": git_commit(),
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "seed": cfg["seed"],
-            "data_spec": spec,
-            "config": cfg,
-        },
+        "provenance": provenance(command, cfg, spec),
         "metrics": metrics,
         "run_dir": str(onnx_path.parent),
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
