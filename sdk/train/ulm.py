@@ -65,6 +65,8 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         ("data.n_val", 1, 100_000),
         ("data.frames_per_params", 1, 10_000),
         ("data.density", 0.0, 2.0),
+        ("data.vessel_fraction", 0.0, 1.0),
+        ("data.vessel_density", 0.0, 2.0),
         ("generator.width", 8, 256),
         ("generator.steps", 1, 10_000_000),
         ("generator.batch_size", 1, 4096),
@@ -79,6 +81,7 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         ("localizer.generated_fraction", 0.0, 1.0),
         ("localizer.heatmap_sigma_px", 0.3, 5.0),
         ("localizer.offset_weight", 0.0, 100.0),
+        ("localizer.offset_radius_px", 0, 2),
         ("threads", 1, 256),
         ("train.checkpoint_every", 1, 10_000_000),
         ("eval.size", 16, 1024),
@@ -120,8 +123,20 @@ def data_spec(cfg: dict[str, Any], split: str, n: int) -> dict[str, Any]:
         "size": d["size"],
         "density_per_lambda2": d["density"],
         "frames_per_params": d["frames_per_params"],
+        **_placement(d),
         "param_ranges": {k: list(v) for k, v in ud.TRAIN_RANGES.items()},
         "held_out_f0_mhz": list(ud.HELD_OUT_F0_MHZ),
+    }
+
+
+def _placement(d: dict[str, Any]) -> dict[str, Any]:
+    """The bubble-placement keys of a data spec: none for uniform placement only (so specs, and
+    the cached sets they name, of configs from before vessel placement keep their digest)."""
+    if float(d["vessel_fraction"]) <= 0:
+        return {}
+    return {
+        "vessel_fraction": float(d["vessel_fraction"]),
+        "vessel_density_per_lambda2": list(d["vessel_density"]),
     }
 
 
@@ -140,6 +155,8 @@ def build_set(spec: dict[str, Any], cache_dir: Path, progress: Any = None) -> ud
             int(spec["frames_per_params"]),
             progress,
             f"render {spec['split']}",
+            vessel_fraction=float(spec.get("vessel_fraction", 0.0)),
+            vessel_density_range=tuple(spec.get("vessel_density_per_lambda2", (0.0, 0.0))),
         )
         tmp = path.with_suffix(".tmp.npz")
         ud.save_set(tmp, data)
@@ -196,13 +213,16 @@ def synthesize(
     density: tuple[float, float],
     sample_steps: int,
     progress: Any = None,
+    vessel_fraction: float = 0.0,
+    vessel_density: tuple[float, float] | None = None,
 ) -> ud.FrameSet:
-    """``n`` generator frames for fresh bubbles and training-split parameter vectors."""
+    """``n`` generator frames for fresh bubbles and training-split parameter vectors (bubbles
+    placed as :func:`sonoedge.train.ulm_data.draw_any_bubbles`)."""
     pos_maps, conds, vecs, poss, amps = [], [], [], [], []
     for i in range(n):
         rng = np.random.default_rng([seed, i])
         params = ud.draw_params(rng, "train")
-        pos, amp = ud.draw_bubbles(rng, (size, size), float(rng.uniform(*density)))
+        pos, amp = ud.draw_any_bubbles(rng, (size, size), density, vessel_fraction, vessel_density)
         pos_maps.append(ud.position_map(pos, amp, (size, size)))
         conds.append(ud.normalise(params))
         vecs.append(params.as_array())
@@ -225,10 +245,19 @@ def synthesize(
 
 
 def heatmap_targets(
-    positions: Sequence[npt.NDArray[np.float64]], shape: tuple[int, int], sigma: float
+    positions: Sequence[npt.NDArray[np.float64]],
+    shape: tuple[int, int],
+    sigma: float,
+    offset_radius: int = 0,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Targets per sample: Gaussian heatmap (exactly 1 at each bubble's nearest pixel), offsets
-    ``(2, h, w)`` from that pixel and their mask."""
+    ``(2, h, w)`` to the bubble and their mask.
+
+    ``offset_radius = 0`` supervises the offset at the bubble's nearest pixel only. With
+    ``offset_radius = r`` every pixel within ``r`` (Chebyshev) of a bubble's nearest pixel
+    learns the offset to the nearest such bubble, so a heatmap peak that lands one pixel off
+    (crowded bubbles, noise) still decodes to the bubble's position rather than to an
+    untrained offset."""
     h, w = shape
     n = len(positions)
     heat = np.zeros((n, h, w), np.float32)
@@ -236,6 +265,7 @@ def heatmap_targets(
     mask = np.zeros((n, h, w), np.float32)
     zz, xx = np.mgrid[0:h, 0:w]
     for s, pos in enumerate(positions):
+        best = np.full((h, w), np.inf)
         for pz, px in np.asarray(pos).reshape(-1, 2):
             rz, rx = round(pz), round(px)
             if not (0 <= rz < h and 0 <= rx < w):
@@ -246,8 +276,16 @@ def heatmap_targets(
                 -((zz[z0:z1, x0:x1] - rz) ** 2 + (xx[z0:z1, x0:x1] - rx) ** 2) / (2 * sigma**2)
             )
             heat[s, z0:z1, x0:x1] = np.maximum(heat[s, z0:z1, x0:x1], g)
-            off[s, :, rz, rx] = (pz - rz, px - rx)
-            mask[s, rz, rx] = 1.0
+            q = offset_radius
+            a0, a1, b0, b1 = max(0, rz - q), min(h, rz + q + 1), max(0, rx - q), min(w, rx + q + 1)
+            dz = pz - zz[a0:a1, b0:b1]
+            dx = px - xx[a0:a1, b0:b1]
+            d2 = dz**2 + dx**2
+            closer = d2 < best[a0:a1, b0:b1]
+            best[a0:a1, b0:b1] = np.where(closer, d2, best[a0:a1, b0:b1])
+            off[s, 0, a0:a1, b0:b1] = np.where(closer, dz, off[s, 0, a0:a1, b0:b1])
+            off[s, 1, a0:a1, b0:b1] = np.where(closer, dx, off[s, 1, a0:a1, b0:b1])
+            mask[s, a0:a1, b0:b1] = 1.0
     return heat, off, mask
 
 
@@ -284,7 +322,9 @@ def train_localizer(
                     x, p = x[:, ::-1], _flip_positions(p, size)
                 xs.append(x)
                 poss.append(p)
-        heat, off, mask = heatmap_targets(poss, (size, size), float(c["heatmap_sigma_px"]))
+        heat, off, mask = heatmap_targets(
+            poss, (size, size), float(c["heatmap_sigma_px"]), int(c["offset_radius_px"])
+        )
         y = net(_t(np.stack(xs)[:, None]))
         focal = loc.focal_heatmap_loss(y[:, :1], _t(heat[:, None]))
         m = _t(mask[:, None])
@@ -316,12 +356,14 @@ def predict_maps(net: loc.LocalizerNet, inputs: FloatArray) -> FloatArray:
     return loc.LocalizerDeploy(net)(_t(inputs[:, None])).numpy()
 
 
-def _val_scores(maps: FloatArray, data: ud.FrameSet, threshold: float) -> dict[str, float]:
+def _val_scores(
+    maps: FloatArray, data: ud.FrameSet, threshold: float, offset_clip: float = 1.0
+) -> dict[str, float]:
     from sonoedge.metrics import ulm_scores
     from sonoedge.zoo.ulm import decode
 
     h, w = data.loc_input.shape[1:]
-    est = decode(maps, threshold)
+    est = decode(maps, threshold, offset_clip=offset_clip)
     truth = [
         p[(p[:, 0] >= -0.5) & (p[:, 0] < h - 0.5) & (p[:, 1] >= -0.5) & (p[:, 1] < w - 0.5)]
         for p in (np.asarray(q).reshape(-1, 2) for q in data.positions)
@@ -337,10 +379,12 @@ def _val_scores(maps: FloatArray, data: ud.FrameSet, threshold: float) -> dict[s
     }
 
 
-def tune_threshold(net: loc.LocalizerNet, val: ud.FrameSet) -> tuple[float, dict[str, Any]]:
+def tune_threshold(
+    net: loc.LocalizerNet, val: ud.FrameSet, offset_clip: float = 1.0
+) -> tuple[float, dict[str, Any]]:
     """The detection threshold with the best validation Jaccard at 0.25 λ."""
     maps = predict_maps(net, val.loc_input)
-    scores = {thr: _val_scores(maps, val, thr) for thr in THRESHOLDS}
+    scores = {thr: _val_scores(maps, val, thr, offset_clip) for thr in THRESHOLDS}
     best = max(THRESHOLDS, key=lambda t: (scores[t]["jaccard_0.25"], -abs(t - 0.5)))
     return best, {f"{t:g}": s for t, s in scores.items()}
 
@@ -471,6 +515,12 @@ def write_generator_card(
     return card
 
 
+def offset_clip_px(cfg: dict[str, Any]) -> float:
+    """How far (pixels) a decoded offset may move a peak: 1 when offsets were trained at the
+    bubble's nearest pixel only, ``radius + 1`` with neighbourhood supervision."""
+    return 1.0 + float(cfg["localizer"]["offset_radius_px"])
+
+
 def write_card(
     onnx_path: Path,
     net: loc.LocalizerNet,
@@ -514,7 +564,11 @@ def write_card(
             "name": "maps",
             "layout": "(batch, 3, axial, lateral): probability, dz, dx (pixels)",
         },
-        "decode": {"threshold": threshold, "peaks": "3x3 local maxima", "offset_clip_px": 1.0},
+        "decode": {
+            "threshold": threshold,
+            "peaks": "3x3 local maxima",
+            "offset_clip_px": offset_clip_px(cfg),
+        },
         "provenance": provenance(command, cfg, spec),
         "metrics": metrics,
         "run_dir": str(onnx_path.parent),
@@ -600,6 +654,8 @@ def train(
                 tuple(d["density"]),
                 int(cfg["generator"]["sample_steps"]),
                 progress,
+                float(d["vessel_fraction"]),
+                tuple(d["vessel_density"]),
             )
             ud.save_set(synth_path, synth)
             times["synthesize"] = round(time.perf_counter() - t0, 1)
@@ -611,7 +667,7 @@ def train(
         net = train_localizer(cfg, data, synth, out_dir / "localizer.ckpt", progress, stop_after)
         save_weights(loc_pt, net, net.arch.to_dict(), record)
         times["localizer"] = round(time.perf_counter() - t0, 1)
-    threshold, sweep = tune_threshold(net, val)
+    threshold, sweep = tune_threshold(net, val, offset_clip_px(cfg))
     metrics: dict[str, Any] = {
         "val": sweep[f"{threshold:g}"],
         "threshold_sweep": sweep,

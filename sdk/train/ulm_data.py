@@ -9,7 +9,10 @@ trained here sees every probe at the same scale in wavelengths. A sample is draw
   parameter sets, inside the trained box);
 - bubbles at uniform sub-pixel positions (also a little outside the frame, so partial PSFs appear
   at the edges), log-normal amplitudes with median 1, a Poisson count of mean ``density × area``
-  (density in bubbles per λ²);
+  (density in bubbles per λ²); or, for a ``vessel_fraction`` of the frames, bubbles confined to
+  the lumens of a random vessel tree (:func:`draw_vessel_bubbles`): the same count per image
+  area, but crowded as in real ULM, where bubbles only flow inside vessels and often lie within
+  a wavelength of each other;
 - the physics render: the same convolution model, clutter and noise levels as
   :func:`sonoedge.synth.microbubbles.simulate_bubbles` (plane-wave transmit, dynamic receive at the
   F-number; ``snr_db`` re a median bubble's peak power; ``clutter_db`` the mean power of residual
@@ -148,6 +151,56 @@ def draw_bubbles(
     return pos, amp
 
 
+VESSEL_RADIUS_PX = (1.5, 12.0)
+"""Lumen radii of :func:`draw_vessel_bubbles` trees, in λ/4 pixels (0.4–3 λ)."""
+
+
+def draw_vessel_bubbles(
+    rng: np.random.Generator, shape: tuple[int, int], density_per_lambda2: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Bubbles confined to a random vessel tree (:func:`sonoedge.synth.vessels.random_tree`,
+    1–3 generations, lumen radii :data:`VESSEL_RADIUS_PX`): a Poisson count of mean
+    ``density × area`` of the whole frame (2 px margin), spread uniformly over the lumens, so the
+    local density inside vessels is several times the nominal one. Same outputs as
+    :func:`draw_bubbles`."""
+    from sonoedge.synth.vessels import particle_positions, random_tree, seed_particles
+
+    h, w = shape
+    margin = 2.0
+    extent = (-margin, h - 1 + margin, -margin, w - 1 + margin)
+    tree = random_tree(rng, extent, radius_range_m=VESSEL_RADIUS_PX, levels=int(rng.integers(1, 4)))
+    area_lambda2 = (h + 2 * margin) * (w + 2 * margin) / PIXELS_PER_WAVELENGTH**2
+    n = int(rng.poisson(max(0.0, density_per_lambda2) * area_lambda2))
+    z, x, _ = particle_positions(tree, seed_particles(tree, rng, n), [0.0])
+    pos = np.stack([z[0], x[0]], 1).reshape(-1, 2)
+    inside = (
+        (pos[:, 0] >= extent[0])
+        & (pos[:, 0] <= extent[1])
+        & (pos[:, 1] >= extent[2])
+        & (pos[:, 1] <= extent[3])
+    )
+    pos = pos[inside]
+    amp = np.exp(rng.normal(0.0, 0.3, len(pos)))
+    return pos, amp
+
+
+def draw_any_bubbles(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    density_range: tuple[float, float],
+    vessel_fraction: float = 0.0,
+    vessel_density_range: tuple[float, float] | None = None,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """One frame's bubbles: uniform (:func:`draw_bubbles`, density from ``density_range``) or,
+    with probability ``vessel_fraction``, in vessels (:func:`draw_vessel_bubbles`, density from
+    ``vessel_density_range``, default ``density_range``). With ``vessel_fraction == 0`` the
+    random draws are exactly those of the uniform-only sampler (cached sets stay valid)."""
+    if vessel_fraction > 0 and rng.uniform() < vessel_fraction:
+        lo, hi = vessel_density_range or density_range
+        return draw_vessel_bubbles(rng, shape, float(rng.uniform(lo, hi)))
+    return draw_bubbles(rng, shape, float(rng.uniform(*density_range)))
+
+
 def _probe(params: FrameParams) -> Any:
     from sonoedge.types import ProbeInfo
 
@@ -232,9 +285,12 @@ def render_set(
     frames_per_params: int = 4,
     progress: Any = None,
     label: str = "render",
+    vessel_fraction: float = 0.0,
+    vessel_density_range: tuple[float, float] | None = None,
     **fixed: float,
 ) -> FrameSet:
-    """``n`` physics samples (``frames_per_params`` share a parameter vector); seeded."""
+    """``n`` physics samples (``frames_per_params`` share a parameter vector); seeded. Bubbles
+    as :func:`draw_any_bubbles` (``vessel_fraction`` of them in vessel trees)."""
     disp, loc, cond, pmaps, vecs, poss, amps = [], [], [], [], [], [], []
     task = progress.add_task(label, total=n) if progress is not None else None
     renderer: Renderer | None = None
@@ -243,8 +299,9 @@ def render_set(
         if renderer is None or i % frames_per_params == 0:
             prng = np.random.default_rng([seed, i // frames_per_params, 7])
             renderer = Renderer(draw_params(prng, split, **fixed), shape)
-        density = float(rng.uniform(*density_range))
-        pos, amp = draw_bubbles(rng, shape, density)
+        pos, amp = draw_any_bubbles(
+            rng, shape, density_range, vessel_fraction, vessel_density_range
+        )
         iq = renderer.render(pos, amp, seed=int(rng.integers(2**31)))
         disp.append(renderer.display(iq))
         loc.append(localizer_input(iq))

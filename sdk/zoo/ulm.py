@@ -261,11 +261,14 @@ def check_frames(frames: object) -> npt.NDArray[np.float32]:
 
 
 def decode(
-    maps: npt.NDArray[np.float32], threshold: float, max_per_frame: int | None = None
+    maps: npt.NDArray[np.float32],
+    threshold: float,
+    max_per_frame: int | None = None,
+    offset_clip: float = 1.0,
 ) -> list[FloatArray]:
     """Positions ``(row, col)`` per frame from network maps ``(N, 3, H, W)``: 3×3 local maxima
-    of the probability above ``threshold``, moved by the predicted sub-pixel offsets (each
-    clipped to ±1 pixel), most probable first."""
+    of the probability above ``threshold``, moved by the predicted offsets (each clipped to
+    ±``offset_clip`` pixels: the model card's ``decode.offset_clip_px``), most probable first."""
     import cv2
 
     out = []
@@ -277,7 +280,7 @@ def decode(
         rows, cols = rows[order], cols[order]
         if max_per_frame is not None:
             rows, cols = rows[:max_per_frame], cols[:max_per_frame]
-        off = np.clip(m[1:, rows, cols].T.astype(np.float64), -1.0, 1.0)
+        off = np.clip(m[1:, rows, cols].T.astype(np.float64), -offset_clip, offset_clip)
         out.append(np.stack([rows, cols], 1).astype(np.float64).reshape(-1, 2) + off)
     return out
 
@@ -296,6 +299,7 @@ class UlmLocalizer:
             self.pixels_per_wavelength = float(card["input"]["pixels_per_wavelength"])
             self.size_multiple = int(card["input"]["size_multiple"])
             self.threshold = float(card["decode"]["threshold"])
+            self.offset_clip = float(card["decode"].get("offset_clip_px", 1.0))
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"model card of {self.path} lacks field {err}") from None
         self.name = str(card.get("name", self.path.stem))
@@ -362,7 +366,8 @@ class UlmLocalizer:
         live = np.flatnonzero(env.reshape(len(env), -1).max(axis=1) > 0)
         out: list[FloatArray] = [np.zeros((0, 2)) for _ in range(len(env))]
         if live.size:
-            found = decode(self.maps(localizer_input(env[live])), thr, max_per_frame)
+            maps = self.maps(localizer_input(env[live]))
+            found = decode(maps, thr, max_per_frame, self.offset_clip)
             for k, pts in zip(live, found, strict=True):
                 out[int(k)] = pts
         if resample:
