@@ -36,7 +36,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 16×128×128 complex64 ensembles are 2 MiB: 5/s (10 MB/s) fits a pty with margin
     # (a Linux pty carries ~40 MB/s); raise ensemble_rate_hz for emulator:// or TCP.
     "doppler": {"mode": "doppler", "ensemble_rate_hz": 5.0},
+    # Contrast microbubbles for ULM on a λ/4 grid (the localisers need pixels <= λ/2):
+    # 32×128×128 ensembles (4 MiB) at 2/s, 64 frames/s of bubbles in flowing vessels.
+    "ulm": {"mode": "doppler", "scene": "bubbles", "ensemble_frames": 32, "ensemble_rate_hz": 2.0},
 }
+SCENES = ("tissue", "bubbles")
+"""``tissue``: B-mode/Doppler scene (tissue, cysts, blood; sonoedge.synth.live.LiveScene);
+``bubbles``: contrast microbubbles in vessels on a fine grid, for ULM (LiveBubbleScene)."""
 
 
 @dataclass
@@ -44,6 +50,9 @@ class EmulatorConfig:
     """What the virtual probe streams and how fast (rates in Hz, shapes as (axial, lateral)).
 
     IQ frames and ensembles share ``iq_shape`` (the beamformed grid); B-mode has its own.
+    ``scene`` picks the content (:data:`SCENES`); the ``bubble_*`` options shape the ``bubbles``
+    scene: pixels per wavelength (>= 2), bubbles per wavelength², SNR and tissue clutter (dB re
+    a median bubble's peak).
     """
 
     mode: ProbeMode = "bmode"
@@ -63,7 +72,28 @@ class EmulatorConfig:
     clock_drift_ppm: float = 40.0
     autostart: bool = False
     seed: int = 0
+    scene: str = "tissue"
+    bubble_pixels_per_wavelength: float = 4.0
+    bubble_concentration: float = 0.05
+    bubble_snr_db: float = 30.0
+    bubble_tissue_db: float = 10.0
     info: ProbeInfo = field(default_factory=ProbeInfo)
+
+    def __post_init__(self) -> None:
+        if self.scene not in SCENES:
+            raise ConfigError(
+                f"emulator scene {self.scene!r} is unknown", hint=f"use one of: {', '.join(SCENES)}"
+            )
+        if self.scene == "bubbles":  # fail when configured, not on the first frame
+            from sonoedge.synth.live import LiveBubbleScene
+
+            LiveBubbleScene.check_options(
+                self.info,
+                self.bubble_pixels_per_wavelength,
+                self.bubble_concentration,
+                self.bubble_snr_db,
+                self.bubble_tissue_db,
+            )
 
     @classmethod
     def from_preset(cls, preset: str, **overrides: Any) -> EmulatorConfig:
@@ -84,23 +114,45 @@ class EmulatorConfig:
 class PhysicsScene:
     """The virtual probe's content: the physics simulators' live scene (sonoedge.synth.live).
 
-    Tissue layers, cysts and point targets under handheld motion, blood flowing in vessel trees;
-    one scene for the B-mode grid and one for the IQ grid, built on first use.
+    Tissue layers, cysts and point targets under handheld motion, blood flowing in vessel trees
+    (``scene="tissue"``), or microbubbles flowing in vessels on a fine grid for ULM
+    (``scene="bubbles"``); one scene for the B-mode grid and one for the IQ grid, built on first
+    use.
     """
 
     def __init__(
-        self, info: ProbeInfo, seed: int, bmode_shape: tuple[int, int], iq_shape: tuple[int, int]
+        self,
+        info: ProbeInfo,
+        seed: int,
+        bmode_shape: tuple[int, int],
+        iq_shape: tuple[int, int],
+        config: EmulatorConfig | None = None,
     ) -> None:
         self._args = (info, seed)
         self._shapes = {"bmode": bmode_shape, "iq": iq_shape}
         self._scenes: dict[str, Any] = {}
+        self._config = config or EmulatorConfig()
 
     def scene(self, grid: str) -> Any:
         if grid not in self._scenes:
-            from sonoedge.synth.live import LiveScene
-
             info, seed = self._args
-            self._scenes[grid] = LiveScene(info, seed, *self._shapes[grid])
+            cfg = self._config
+            if cfg.scene == "bubbles":
+                from sonoedge.synth.live import LiveBubbleScene
+
+                self._scenes[grid] = LiveBubbleScene(
+                    info,
+                    seed,
+                    *self._shapes[grid],
+                    pixels_per_wavelength=cfg.bubble_pixels_per_wavelength,
+                    concentration_per_lambda2=cfg.bubble_concentration,
+                    snr_db=cfg.bubble_snr_db,
+                    tissue_db=cfg.bubble_tissue_db,
+                )
+            else:
+                from sonoedge.synth.live import LiveScene
+
+                self._scenes[grid] = LiveScene(info, seed, *self._shapes[grid])
         return self._scenes[grid]
 
 
@@ -110,7 +162,7 @@ class VirtualProbe:
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = cfg = config or EmulatorConfig()
         self.info = cfg.info
-        self.scene = PhysicsScene(cfg.info, cfg.seed, cfg.bmode_shape, cfg.iq_shape)
+        self.scene = PhysicsScene(cfg.info, cfg.seed, cfg.bmode_shape, cfg.iq_shape, cfg)
         self.mode: ProbeMode = cfg.mode
         self.depth_m = cfg.depth_m
         self.prf_hz = cfg.prf_hz

@@ -82,7 +82,10 @@ def info(
 
 @app.command("emulate")
 def emulate(
-    preset: str = typer.Option("bmode", help="What to stream: bmode, iq or doppler."),
+    preset: str = typer.Option(
+        "bmode",
+        help="What to stream: bmode, iq, doppler, or ulm (microbubble ensembles on a λ/4 grid).",
+    ),
     pty: bool = typer.Option(True, "--pty/--no-pty", help="Serve on a pseudo-terminal."),
     tcp: int = typer.Option(0, help="Serve on this TCP port instead (socket://127.0.0.1:PORT)."),
     link: str = typer.Option("", help="Also make this symlink to the pty (a stable device path)."),
@@ -100,6 +103,7 @@ def emulate(
       sonoedge probe emulate --preset doppler    # prints a device path, e.g. /dev/pts/5
       sonoedge stream /dev/pts/5 --seconds 5     # in another terminal
       sonoedge probe emulate --tcp 5555          # then: sonoedge stream socket://127.0.0.1:5555
+      sonoedge probe emulate --preset ulm --tcp 5555   # then: --preset ulm_student
     """
     from sonoedge.errors import ConfigError
     from sonoedge.firmware_bridge.emulator import PtyEmulator, TcpEmulator

@@ -14,7 +14,11 @@ def stream(
         help="Probe URL: /dev/ttyACM0, socket://host:port, emulator://?preset=doppler, file://rec.h5",
     ),
     preset: str = typer.Option(
-        "", "--preset", "-p", help="Run a pipeline: bmode, doppler, ulm or a preset .toml file."
+        "",
+        "--preset",
+        "-p",
+        help="Run a pipeline: bmode, bmode-students, doppler, doppler-sonic, ulm, ulm_student or "
+        "a preset .toml file.",
     ),
     device: str = typer.Option("auto", help="Backend for model stages: auto, cpu, openvino-cpu, …"),
     record: Path | None = typer.Option(
@@ -34,6 +38,7 @@ def stream(
     \b
     Examples:
       sonoedge stream emulator://?preset=doppler --seconds 5
+      sonoedge stream "emulator://?preset=ulm" --preset ulm_student --seconds 5
       sonoedge stream /dev/ttyACM0 --preset doppler --record session.h5 --igtl 18944
       sonoedge stream "file://session.h5?speed=max" --preset bmode --video out.mp4 --json
     """

@@ -4,6 +4,7 @@
 ``serial:///dev/ttyACM0``       a USB CDC-ACM probe (or any serial device); a bare path too
 ``socket://host:port``          a probe (or emulator) on TCP
 ``emulator://?preset=doppler``  the virtual probe in-process; options as query parameters
+                                (presets: bmode, iq, doppler, ulm)
 ``file://recording.h5``         replay a recording (``?speed=max`` or ``?speed=2``)
 ==============================  ==========================================================
 """
@@ -24,7 +25,7 @@ from sonoedge.ingest.transport import EmulatorTransport, SerialTransport, Socket
 SCHEMES = ("serial", "socket", "emulator", "file")
 _URL_HELP = (
     "use serial:///dev/ttyACM0 (or a device path), socket://HOST:PORT, "
-    "emulator://?preset=bmode|iq|doppler or file://RECORDING.h5"
+    "emulator://?preset=bmode|iq|doppler|ulm or file://RECORDING.h5"
 )
 
 
