@@ -143,7 +143,9 @@ def run_student(
             fp32 = tmp / f"{tag}-fp32.onnx"
             export_onnx(m, example, fp32)
             ir = nncf_int8.to_openvino_ir(fp32, tmp / f"{tag}-fp32.xml")
-            ov8 = nncf_int8.quantize_openvino(fp32, tmp / f"{tag}-int8.xml", feeds_cal)
+            ov8 = nncf_int8.quantize_openvino(
+                fp32, tmp / f"{tag}-int8.xml", feeds_cal, feeds_val, score
+            ).model
             q = ort_int8.quantize_gated(
                 fp32, tmp / f"{tag}-int8.onnx", feeds_cal, ort_int8.onnx_metric(feeds_val, score)
             )

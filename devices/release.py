@@ -25,7 +25,7 @@ from sonoedge.devices.errors import BundleError
 from sonoedge.devices.package import package, signing_key
 
 TARGETS = ("openvino-cpu", "jetson-orin-nano")
-CALIBRATION_DATA = {"despeckle": "speckle", "enhance": "speckle", "sonic": "sonic:{n_frames}"}
+CALIBRATION_DATA = {"despeckle": "speckle", "enhance": "degraded", "sonic": "sonic:{n_frames}"}
 """Task -> ``sonoedge compress --data`` of its calibration set (other tasks ship fp32 only)."""
 
 

@@ -200,9 +200,11 @@ def compress(
         if opts.openvino and importlib.util.find_spec("nncf") is not None:
             from sonoedge.quantization import nncf_int8
 
-            xml = nncf_int8.quantize_openvino(
+            ov_int8 = nncf_int8.quantize_openvino(
                 fp32, out / f"{name}-int8-ov.xml", calib_feeds, val_feeds, score, opts.max_drop
             )
+            report["int8_openvino"] = ov_int8.to_dict()
+            xml = ov_int8.model
             if nncf_int8.quantized_ops(xml) == 0:  # accuracy control reverted every layer
                 xml.unlink()
                 xml.with_suffix(".bin").unlink()

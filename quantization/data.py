@@ -2,8 +2,11 @@
 
 ``speckle``: deterministic synthetic B-mode patches (smooth tissue maps with inclusions under
 fully developed speckle, log-compressed to [0, 1]); the target is the speckle-free map.
-``sonic:N``: simulated Doppler ensembles of N frames (``sonoedge.synth.doppler``) as SONIC
-network inputs, with the true blood power map in [0, 1] as target. A ``.npz`` file with
+``degraded``: those patches lightly smoothed (σ = 1 px, standing in for the NLLR-denoised frames
+the enhancement students learn to recover), then blurred and noised by the physics-guided
+degradation model (light to heavy, Gaussian or Fourier noise); the target is the frame before
+degradation. ``sonic:N``: simulated Doppler ensembles of N frames (``sonoedge.synth.doppler``)
+as SONIC network inputs, with the true blood power map in [0, 1] as target. A ``.npz`` file with
 ``inputs`` (N, C, H, W) and optional ``targets`` can be given instead.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -61,6 +65,23 @@ def speckle(n: int, size: int = 64, seed: int = 0) -> DataSet:
     return DataSet(inputs, targets)
 
 
+def degraded(n: int, size: int = 64, seed: int = 0) -> DataSet:
+    """``n`` degraded patches (1, 1, size, size) in [0, 1] and the frames they came from."""
+    from scipy.ndimage import gaussian_filter
+
+    from sonoedge.synth.degradation import degrade
+
+    rng = np.random.default_rng([seed, 23])
+    inputs, targets = [], []
+    for x in speckle(n, size, seed).inputs:
+        clean = gaussian_filter(x[0, 0], 1.0).astype(np.float32)
+        noise: Literal["gaussian", "fourier"] = "fourier" if rng.uniform() < 0.5 else "gaussian"
+        out, _ = degrade(clean, int(rng.integers(2**31)), None, noise, float(rng.uniform()))
+        inputs.append(np.clip(out, 0.0, 1.0)[None, None].astype(np.float32))
+        targets.append(clean[None, None])
+    return DataSet(inputs, targets)
+
+
 def sonic(n: int, n_frames: int, size: int = 64, seed: int = 0, probe: str = "L11-5v") -> DataSet:
     """``n`` simulated ensembles → SONIC inputs (1, 2·n_frames, size, size) and blood power maps
     (1, 1, size, size) in the network's [0, 1] output scale."""
@@ -100,16 +121,19 @@ def from_npz(path: Path) -> DataSet:
 
 
 def load(spec: str, n: int, size: int = 64, seed: int = 0) -> DataSet:
-    """``"speckle"``, ``"sonic:N"`` or a path to a ``.npz``."""
+    """``"speckle"``, ``"degraded"``, ``"sonic:N"`` or a path to a ``.npz``."""
     if spec == "speckle":
         return speckle(n, size, seed)
+    if spec == "degraded":
+        return degraded(n, size, seed)
     if spec.startswith("sonic:") and spec[6:].isdigit():
         return sonic(n, int(spec[6:]), size, seed)
     path = Path(spec)
     if path.suffix == ".npz" and path.exists():
         return from_npz(path)
     raise ConfigError(
-        f"data {spec!r} is unknown", hint="use 'speckle', 'sonic:N' (N frames) or a .npz path"
+        f"data {spec!r} is unknown",
+        hint="use 'speckle', 'degraded', 'sonic:N' (N frames) or a .npz path",
     )
 
 
@@ -118,6 +142,9 @@ def psnr_db(reference: FloatArray, test: FloatArray, data_range: float = 1.0) ->
     return float("inf") if mse == 0 else 10 * np.log10(data_range**2 / mse)
 
 
-def mean_psnr_db(references: list[FloatArray], outputs: list[FloatArray]) -> float:
-    """Mean PSNR (dB, data range 1) of ``outputs`` against ``references``."""
-    return float(np.mean([psnr_db(r, o) for r, o in zip(references, outputs, strict=True)]))
+def mean_psnr_db(
+    references: list[FloatArray], outputs: list[FloatArray], data_range: float = 1.0
+) -> float:
+    """Mean PSNR (dB) of ``outputs`` against ``references``."""
+    pairs = zip(references, outputs, strict=True)
+    return float(np.mean([psnr_db(r, o, data_range) for r, o in pairs]))

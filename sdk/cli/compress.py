@@ -23,7 +23,8 @@ def compress(
     ),
     data: str = typer.Option(
         "speckle",
-        help="Data: 'speckle', 'sonic:N' (N-frame Doppler, simulated) or a .npz (inputs, targets).",
+        help="Data: 'speckle' (B-mode patches: despeckling), 'degraded' (blurred, noisy patches: "
+        "enhancement), 'sonic:N' (N-frame Doppler, simulated) or a .npz (inputs, targets).",
     ),
     kd_steps: int = typer.Option(300, min=0, help="Distillation steps after pruning."),
     tensorrt: bool = typer.Option(
@@ -67,6 +68,11 @@ def compress(
         typer.echo(f"{name:18s} {v['model']}: {metric} {v[metric]:.2f}, {size_mb:.2f} MB{extra}")
     if "int8_openvino_skipped" in report:
         typer.echo(f"note: {report['int8_openvino_skipped']}")
+    if "int8_openvino" in report:
+        ov8 = report["int8_openvino"]
+        tried = ", ".join(f"{k} {v:.2f}" for k, v in ov8["tried"].items())
+        control = "; accuracy control returned layers to float" if ov8["accuracy_control"] else ""
+        typer.echo(f"NNCF calibration kept: {ov8['setting']['name']} (tried: {tried}){control}")
     if "int8_layers" in report:
         kept = report["int8_layers"]["layers_in_float"]
         typer.echo(f"layers kept in float: {', '.join(kept) or 'none'}")

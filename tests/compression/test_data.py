@@ -21,6 +21,16 @@ def test_speckle_is_deterministic_and_in_range() -> None:
     assert data.mean_psnr_db(a.targets, a.inputs) < 30  # speckle is a real degradation
 
 
+def test_degraded_patches_are_blurred_noisy_versions_of_their_targets() -> None:
+    a, b = data.load("degraded", 4, size=32, seed=1), data.degraded(4, size=32, seed=1)
+    assert a.targets is not None and b.targets is not None
+    np.testing.assert_array_equal(a.inputs[3], b.inputs[3])
+    assert a.inputs[0].shape == a.targets[0].shape == (1, 1, 32, 32)
+    assert all(0 <= x.min() <= x.max() <= 1 for x in a.inputs)
+    assert data.mean_psnr_db(a.targets, a.inputs) < 35  # a real degradation, not a copy
+    assert not np.array_equal(a.inputs[0], data.degraded(4, size=32, seed=2).inputs[0])
+
+
 def test_sonic_inputs_match_the_student(tmp_path: Path) -> None:
     ds = data.load("sonic:4", 2, size=32)
     assert ds.inputs[0].shape == (1, 8, 32, 32) and ds.targets is not None

@@ -105,9 +105,38 @@ def test_nncf_openvino_int8(
     def score(outs: list[np.ndarray]) -> float:
         return data.mean_psnr_db(targets, outs)
 
-    xml = nncf_int8.quantize_openvino(exported, exported.with_name("ov.xml"), _feeds(calib))
+    xml = nncf_int8.quantize_openvino(exported, exported.with_name("ov.xml"), _feeds(calib)).model
     ops = {op.get_type_name() for op in ov.Core().read_model(str(xml)).get_ops()}
     assert "FakeQuantize" in ops or "FakeConvert" in ops
     fp32 = nncf_int8.openvino_metric(_feeds(val), score)(exported)
     int8 = nncf_int8.openvino_metric(_feeds(val), score)(xml)
     assert abs(fp32 - int8) < 0.5
+
+
+def test_nncf_keeps_the_best_calibration_for_inputs_of_varied_range(exported: Path) -> None:
+    """Samples whose dynamic range differs by 100x: every calibration setting (NNCF's default
+    mean of per-sample ranges, global min/max, with and without bias correction) is tried on
+    the task metric and the best one is the model kept."""
+    pytest.importorskip("nncf")
+    import onnxruntime as ort
+
+    from sonoedge.quantization import nncf_int8
+
+    rng = np.random.default_rng(0)
+    base = data.speckle(24, size=32, seed=4).inputs
+    inputs = [x * np.float32(10 ** rng.uniform(-1, 1)) for x in base]
+    session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+    feeds = [{"input": x} for x in inputs]
+    refs = [session.run(None, f)[0] for f in feeds[16:]]
+
+    def score(outs: list[np.ndarray]) -> float:
+        return data.mean_psnr_db(refs, outs, data_range=float(np.ptp(np.concatenate(refs))))
+
+    result = nncf_int8.quantize_openvino(
+        exported, exported.with_name("ov.xml"), feeds[:16], feeds[16:], score, max_drop=None
+    )
+    assert set(result.tried) == set(nncf_int8.SETTINGS)
+    assert result.metric_int8 == max(result.tried.values())
+    assert result.tried[result.setting] == result.metric_int8 and not result.accuracy_control
+    assert result.model.exists() and nncf_int8.quantized_ops(result.model) > 0
+    assert result.to_dict()["setting"]["name"] == result.setting
