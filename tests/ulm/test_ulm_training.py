@@ -69,6 +69,9 @@ def test_eval_quick_writes_results(ulm_run: Path, tmp_path: Path) -> None:
     cell = next(iter(metrics["localization"].values()))
     assert set(cell["scores"]) == {"network", *task.CONVENTIONAL}
     assert "ssim_mean" in metrics["generator"] and "frames_to_level" in metrics["saturation"]
+    averaged = metrics["generator"]["secondary_ssim_of_averages"]
+    assert -1 <= averaged["ssim"] <= 1 and 0 < averaged["ceiling_physics_vs_physics"] <= 1
+    assert "secondary" in averaged["definition"]
     assert set(metrics["targets"]) >= {"rmse_le_0.1_lambda_at_30db", "generator_ssim_ge_0.97"}
     assert "SNR" in task.summarize(metrics)
 
@@ -115,3 +118,44 @@ def test_physics_render_is_seeded_and_peaks_at_the_bubble() -> None:
     assert abs(peak[0] - 14.3) <= 1 and abs(peak[1] - 17.6) <= 1
     disp = r.display(a)
     assert 0.35 < disp.max() <= 0.6 and disp.min() >= 0
+
+
+def test_vessel_draws_crowd_bubbles_and_uniform_draws_are_unchanged() -> None:
+    from scipy.spatial import cKDTree
+
+    def crowded(pos: list[np.ndarray]) -> float:
+        near = []
+        for p in pos:
+            if len(p) > 1:
+                d, _ = cKDTree(p).query(p, 2)
+                near.extend(d[:, 1] < ud.PIXELS_PER_WAVELENGTH)  # within one wavelength
+        return float(np.mean(near))
+
+    rng = np.random.default_rng(0)
+    vessel = [ud.draw_vessel_bubbles(rng, (32, 32), 0.15)[0] for _ in range(100)]
+    uniform = [ud.draw_bubbles(rng, (32, 32), 0.15)[0] for _ in range(100)]
+    assert crowded(vessel) > crowded(uniform) + 0.2
+    # with vessel_fraction 0 the sampler makes exactly the old uniform draws (caches stay valid)
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    pos_a, _ = ud.draw_any_bubbles(a, (16, 16), (0.0, 0.2), 0.0, (0.0, 0.3))
+    pos_b, _ = ud.draw_bubbles(b, (16, 16), float(b.uniform(0.0, 0.2)))
+    np.testing.assert_array_equal(pos_a, pos_b)
+
+
+def test_offsets_are_supervised_around_each_bubble_and_decoded_within_the_clip() -> None:
+    from sonoedge.train import ulm as task
+    from sonoedge.zoo.ulm import decode
+
+    pos = [np.array([[5.3, 7.6]])]
+    _, off0, mask0 = task.heatmap_targets(pos, (12, 12), 1.0, offset_radius=0)
+    _, off1, mask1 = task.heatmap_targets(pos, (12, 12), 1.0, offset_radius=1)
+    assert mask0.sum() == 1 and mask1.sum() == 9
+    np.testing.assert_allclose(off0[0, :, 5, 8], [0.3, -0.4], atol=1e-6)
+    np.testing.assert_allclose(off1[0, :, 4, 7], [1.3, 0.6], atol=1e-6)  # a neighbour pixel
+    # a peak one pixel off still decodes to the bubble when the card's clip allows it
+    maps = np.zeros((1, 3, 12, 12), np.float32)
+    maps[0, 0, 4, 7] = 0.9
+    maps[0, 1:, 4, 7] = off1[0, :, 4, 7]
+    np.testing.assert_allclose(decode(maps, 0.5, offset_clip=2.0)[0], [[5.3, 7.6]], atol=1e-6)
+    np.testing.assert_allclose(decode(maps, 0.5)[0], [[5.0, 7.6]], atol=1e-6)  # old clip: 1 px
+    assert task.offset_clip_px({"localizer": {"offset_radius_px": 1}}) == 2.0
