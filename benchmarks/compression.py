@@ -7,12 +7,14 @@ round, rounds interleaved across variants to spread the noise of a shared machin
 record is the median over rounds of each round's median.
 
 Students: ``--sonic STUDENT.pt`` benchmarks the SONIC Doppler student at 128×128 (→
-compression_sonic.json/.png); without it, a representative student-shaped network is used (→
-compression.json/.png): a two-level despeckling U-Net (3×3 convs, ReLU, a strided conv down, a
-transposed conv up, a skip connection, channels 32/64, the layer types our students use),
-trained here on simulated speckle for a fixed number of steps.
+compression_sonic.json/.png); ``--enhance STUDENT.pt`` the enhancement student (``sonoedge train
+enhance`` weights) on degraded B-mode at 256×256 (→ compression_enhance.json/.png); without them, a
+representative student-shaped network is used (→ compression.json/.png): a two-level despeckling
+U-Net (3×3 convs, ReLU, a strided conv down, a transposed conv up, a skip connection, channels
+32/64, the layer types our students use), trained here on simulated speckle for a fixed number of
+steps.
 
-Usage: python benchmarks/compression.py [--quick] [--sonic STUDENT.pt] [--kd-steps N]
+Usage: python benchmarks/compression.py [--quick] [--sonic|--enhance STUDENT.pt] [--kd-steps N]
 (default 800 distillation steps after pruning).
 """
 
@@ -209,6 +211,9 @@ def run_student(
 def main() -> None:
     quick = "--quick" in sys.argv
     sonic_path = Path(sys.argv[sys.argv.index("--sonic") + 1]) if "--sonic" in sys.argv else None
+    enhance_path = (
+        Path(sys.argv[sys.argv.index("--enhance") + 1]) if "--enhance" in sys.argv else None
+    )
     torch.manual_seed(0)
     torch.set_num_threads(2)
     t0 = time.time()
@@ -218,7 +223,22 @@ def main() -> None:
     kd_steps = 50 if quick else 800
     if "--kd-steps" in sys.argv:
         kd_steps = int(sys.argv[sys.argv.index("--kd-steps") + 1])
-    if sonic_path is None:  # representative student: despeckling at the B-mode pipeline's 256×256
+    if enhance_path is not None:  # the enhancement student, at the B-mode pipeline's 256×256
+        from sonoedge.quantization.compress import load_torch
+
+        results["enhance"] = {
+            "about": f"enhancement student {enhance_path}, KD {kd_steps} steps, degraded B-mode",
+            **run_student(
+                load_torch(enhance_path),
+                data.degraded(64 if quick else 512, size=64, seed=0),
+                data.degraded(16 if quick else 32, size=256, seed=1),
+                data.degraded(8 if quick else 24, size=256, seed=2),
+                kd_steps,
+                0,
+                rounds,
+            ),
+        }
+    elif sonic_path is None:  # representative student: despeckling at the B-mode pipeline's 256×256
         train_set = data.speckle(64 if quick else 512, size=64, seed=0)
         steps = 50 if quick else 800
         net = DespeckleStudent()
@@ -274,7 +294,11 @@ def main() -> None:
         },
     }
     command = " ".join(["python benchmarks/compression.py", *sys.argv[1:]])
-    result_name = "compression" if sonic_path is None else "compression_sonic"
+    result_name = (
+        "compression_enhance"
+        if enhance_path is not None
+        else ("compression" if sonic_path is None else "compression_sonic")
+    )
     write_result(result_name, metrics, baselines, command=command)
     for student, r in results.items():
         summary = {k: v for k, v in r.items() if k not in ("int8_layer_report_dense", "latency")}

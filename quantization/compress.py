@@ -88,18 +88,15 @@ class _Cards:
 
 
 def load_torch(path: Path) -> nn.Module:
-    """A SONIC weights file (``sonoedge train``: arch + state; loaded as its deploy graph), or a
-    whole pickled ``nn.Module`` (``torch.save(model)``) — pickle: trusted files only."""
+    """A SONIC or enhancement weights file (``sonoedge train``: arch + state; loaded as its
+    deploy graph), or a whole pickled ``nn.Module`` (``torch.save(model)``) — pickle: trusted
+    files only."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises many types for a bad file
         raise ConfigError(f"cannot load {path}: {err}") from None
     if isinstance(obj, dict) and isinstance(obj.get("arch"), dict) and "state" in obj:
-        from sonoedge.models.sonic import SonicDeploy
-        from sonoedge.train.sonic import load_weights
-
-        net, _ = load_weights(path)
-        return SonicDeploy(net).eval()
+        return _deploy_graph(path, str(obj["arch"].get("name", "")))
     if not isinstance(obj, nn.Module):
         raise ConfigError(
             f"{path} holds a {type(obj).__name__}, not a PyTorch module",
@@ -107,6 +104,25 @@ def load_torch(path: Path) -> nn.Module:
             "(int8 only: pruning needs the PyTorch network)",
         )
     return obj.eval()
+
+
+def _deploy_graph(path: Path, arch: str) -> nn.Module:
+    """The exported graph of a ``sonoedge train`` weights file, by its architecture name."""
+    if arch.startswith("sonic"):
+        from sonoedge.models.sonic import SonicDeploy
+        from sonoedge.train.sonic import load_weights as load_sonic
+
+        return SonicDeploy(load_sonic(path)[0]).eval()
+    if arch.startswith("enhance"):
+        from sonoedge.models.enhance import EnhanceDeploy
+        from sonoedge.train.enhance import load_weights as load_enhance
+
+        return EnhanceDeploy(load_enhance(path, "student")[0]).eval()
+    raise ConfigError(
+        f"{path} holds weights of architecture {arch!r}: compress loads SONIC and enhancement "
+        "weights files",
+        hint="save other networks whole with torch.save(model, path)",
+    )
 
 
 def read_card(model: Path) -> dict[str, Any]:

@@ -1,13 +1,13 @@
 """Compression data sets: inputs (for calibration and distillation) and targets (for the metric).
 
-``speckle``: deterministic synthetic B-mode patches (smooth tissue maps with inclusions under
-fully developed speckle, log-compressed to [0, 1]); the target is the speckle-free map.
-``degraded``: those patches lightly smoothed (σ = 1 px, standing in for the NLLR-denoised frames
-the enhancement students learn to recover), then blurred and noised by the physics-guided
-degradation model (light to heavy, Gaussian or Fourier noise); the target is the frame before
-degradation. ``sonic:N``: simulated Doppler ensembles of N frames (``sonoedge.synth.doppler``)
-as SONIC network inputs, with the true blood power map in [0, 1] as target. A ``.npz`` file with
-``inputs`` (N, C, H, W) and optional ``targets`` can be given instead.
+``speckle``: deterministic synthetic B-mode patches (smooth tissue maps with inclusions under fully
+developed speckle, log-compressed to [0, 1]); the target is the speckle-free map. ``degraded``:
+simulated B-mode frames (``sonoedge.synth.speckle``), NLLR-denoised as in enhancement training,
+then blurred and noised by the physics-guided degradation model (severity uniform in light..heavy,
+Gaussian or Fourier noise); the target is the NLLR frame. ``sonic:N``: simulated Doppler ensembles
+of N frames (``sonoedge.synth.doppler``) as SONIC network inputs, with the true blood power map in
+[0, 1] as target. A ``.npz`` file with ``inputs`` (N, C, H, W) and optional ``targets`` can be
+given instead.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sonoedge.errors import ConfigError
+from sonoedge.synth.speckle import PhantomKind
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -40,6 +41,10 @@ class DataSet:
             DataSet(self.inputs[:n_first], None if t is None else t[:n_first]),
             DataSet(self.inputs[n_first:], None if t is None else t[n_first:]),
         )
+
+
+DEGRADED_PROBES = ("L11-5v", "linear-7.5", "convex-3.5", "phased-2.7")
+DEGRADED_PHANTOMS: tuple[PhantomKind, ...] = ("random", "layers", "cyst", "points", "homogeneous")
 
 
 def speckle(n: int, size: int = 64, seed: int = 0) -> DataSet:
@@ -66,15 +71,20 @@ def speckle(n: int, size: int = 64, seed: int = 0) -> DataSet:
 
 
 def degraded(n: int, size: int = 64, seed: int = 0) -> DataSet:
-    """``n`` degraded patches (1, 1, size, size) in [0, 1] and the frames they came from."""
-    from scipy.ndimage import gaussian_filter
-
+    """``n`` degraded B-mode frames (1, 1, size, size) in [0, 1] and the NLLR-denoised frames
+    they were degraded from: the enhancement students' task."""
+    from sonoedge.processing.nllr import nllr
     from sonoedge.synth.degradation import degrade
+    from sonoedge.synth.speckle import simulate_bmode
+    from sonoedge.synth.transducer import get_preset
 
     rng = np.random.default_rng([seed, 23])
     inputs, targets = [], []
-    for x in speckle(n, size, seed).inputs:
-        clean = gaussian_filter(x[0, 0], 1.0).astype(np.float32)
+    for i in range(n):
+        probe = get_preset(DEGRADED_PROBES[i % len(DEGRADED_PROBES)])
+        phantom = DEGRADED_PHANTOMS[int(rng.integers(len(DEGRADED_PHANTOMS)))]
+        frame = simulate_bmode(probe, size, size, seed=int(rng.integers(2**31)), phantom=phantom)
+        clean = np.clip(nllr(frame.speckled, patch_px=6, n_iter=2), 0.0, 1.0).astype(np.float32)
         noise: Literal["gaussian", "fourier"] = "fourier" if rng.uniform() < 0.5 else "gaussian"
         out, _ = degrade(clean, int(rng.integers(2**31)), None, noise, float(rng.uniform()))
         inputs.append(np.clip(out, 0.0, 1.0)[None, None].astype(np.float32))

@@ -47,6 +47,10 @@ def prune_channels(
     if ratio == 0:
         return model
     model.eval()
+    for module in model.modules():  # in-place activations hide layers from the autograd trace
+        if getattr(module, "inplace", False):
+            module.inplace = False  # type: ignore[assignment]
+    before = channel_counts(model)
     pruner = tp.pruner.BasePruner(
         model,
         example,
@@ -56,6 +60,14 @@ def prune_channels(
         ignored_layers=list(output_layers(model, example) if ignored is None else ignored),
     )
     pruner.step()
+    if channel_counts(model) == before:
+        from sonoedge.errors import ConfigError
+
+        raise ConfigError(
+            f"pruning {ratio:.0%} of the channels removed none (channels {before}): every layer "
+            f"is already at or under {round_to} channels, or Torch-Pruning could not trace it",
+            hint="use a larger ratio, or a network whose layers have more channels",
+        )
     return model
 
 

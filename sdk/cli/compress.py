@@ -9,7 +9,9 @@ import typer
 
 def compress(
     model: Path = typer.Argument(
-        ..., help="Student: .pt (SONIC weights or a whole torch module), or .onnx (int8 only)."
+        ...,
+        help="Student: .pt (SONIC or enhancement weights from sonoedge train, or a whole torch "
+        "module), or .onnx (int8 only).",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory."),
     prune: float = typer.Option(

@@ -48,3 +48,32 @@ def test_bad_ratio_is_a_config_error(tiny_unet: torch.nn.Module) -> None:
 
     with pytest.raises(ConfigError, match="ratio"):
         pruning.prune_channels(tiny_unet, torch.rand(1, 1, 8, 8), 1.0)
+
+
+def test_in_place_activations_do_not_hide_layers(tiny_unet: torch.nn.Module) -> None:
+    for m in tiny_unet.modules():
+        if isinstance(m, torch.nn.ReLU):
+            m.inplace = True
+    pruning.prune_channels(tiny_unet, torch.rand(1, 1, 32, 32), 0.5)
+    assert pruning.channel_counts(tiny_unet)[:-1] == [8, 16, 16, 8, 8]
+
+
+def test_the_enhancement_student_prunes_through_its_skips() -> None:
+    from sonoedge.models.enhance import EnhanceArch, EnhanceDeploy, build
+
+    net = EnhanceDeploy(build(EnhanceArch(kind="student", width=16, depth=2))).eval()
+    x = torch.rand(1, 1, 32, 32)
+    pruning.prune_channels(net, x, 0.5)
+    channels = pruning.channel_counts(net)
+    assert max(channels) == 32 and channels[0] == 8 and channels[-1] == 1
+    assert net(torch.rand(1, 1, 48, 64)).shape == (1, 1, 48, 64)
+
+
+def test_pruning_that_removes_nothing_is_an_error() -> None:
+    from sonoedge.errors import ConfigError
+
+    narrow = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 1, 3, padding=1)
+    )
+    with pytest.raises(ConfigError, match="removed none"):
+        pruning.prune_channels(narrow, torch.rand(1, 1, 16, 16), 0.5)
