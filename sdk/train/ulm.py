@@ -350,10 +350,19 @@ def train_localizer(
 
 
 @torch.no_grad()
-def predict_maps(net: loc.LocalizerNet, inputs: FloatArray) -> FloatArray:
-    """Torch maps ``(N, 3, H, W)`` (probability, dz, dx) of network inputs ``(N, H, W)``."""
+def predict_maps(net: loc.LocalizerNet, inputs: FloatArray, flip: bool = False) -> FloatArray:
+    """Torch maps ``(N, 3, H, W)`` (probability, dz, dx) of network inputs ``(N, H, W)``;
+    ``flip`` averages them with the maps of the mirrored frames, as the runtime does for cards
+    with ``decode.flip_average`` (:func:`sonoedge.zoo.ulm.flip_average`)."""
+    from sonoedge.zoo.ulm import flip_average
+
     net.eval()
-    return loc.LocalizerDeploy(net)(_t(inputs[:, None])).numpy()
+    deploy = loc.LocalizerDeploy(net)
+    maps: FloatArray = deploy(_t(inputs[:, None])).numpy()
+    if flip:
+        mirrored = deploy(_t(np.ascontiguousarray(inputs[:, None, :, ::-1]))).numpy()
+        maps = flip_average(maps, mirrored)
+    return maps
 
 
 def _val_scores(
@@ -380,10 +389,11 @@ def _val_scores(
 
 
 def tune_threshold(
-    net: loc.LocalizerNet, val: ud.FrameSet, offset_clip: float = 1.0
+    net: loc.LocalizerNet, val: ud.FrameSet, offset_clip: float = 1.0, flip: bool = False
 ) -> tuple[float, dict[str, Any]]:
-    """The detection threshold with the best validation Jaccard at 0.25 λ."""
-    maps = predict_maps(net, val.loc_input)
+    """The detection threshold with the best validation Jaccard at 0.25 λ (decoded as the
+    runtime will: ``offset_clip``, ``flip`` averaging)."""
+    maps = predict_maps(net, val.loc_input, flip)
     scores = {thr: _val_scores(maps, val, thr, offset_clip) for thr in THRESHOLDS}
     best = max(THRESHOLDS, key=lambda t: (scores[t]["jaccard_0.25"], -abs(t - 0.5)))
     return best, {f"{t:g}": s for t, s in scores.items()}
@@ -530,8 +540,10 @@ def write_card(
     threshold: float,
     metrics: dict[str, Any],
     command: str,
+    reused: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write ``NAME.json`` (read by :func:`sonoedge.zoo.ulm.load`) and ``NAME.md``."""
+    """Write ``NAME.json`` (read by :func:`sonoedge.zoo.ulm.load`) and ``NAME.md``. ``reused``:
+    the command and localiser config that trained weights this run only decoded and exported."""
     import hashlib
 
     a = net.arch
@@ -568,8 +580,12 @@ def write_card(
             "threshold": threshold,
             "peaks": "3x3 local maxima",
             "offset_clip_px": offset_clip_px(cfg),
+            "flip_average": bool(cfg["localizer"]["flip_average"]),
         },
-        "provenance": provenance(command, cfg, spec),
+        "provenance": {
+            **provenance(command, cfg, spec),
+            **({"localizer_weights_trained_by": reused} if reused else {}),
+        },
         "metrics": metrics,
         "run_dir": str(onnx_path.parent),
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
@@ -584,7 +600,12 @@ def write_card(
         "the frame's median (`sonoedge.zoo.ulm.localizer_input`); the runtime resamples other "
         "grids and pads odd sizes.",
         "- Output: `maps` (batch, 3, H, W): bubble probability per pixel and the sub-pixel offset "
-        f"(dz, dx); decoded as 3x3 local maxima above {threshold:g} plus the offsets.",
+        f"(dz, dx); decoded as 3x3 local maxima above {threshold:g} plus the offsets"
+        + (
+            " of the mean of the maps of the frame and of its lateral mirror image (mirrored back)."
+            if cfg["localizer"]["flip_average"]
+            else "."
+        ),
         f"- Architecture: {a.to_dict()}: {card['parameters']} parameters, "
         f"{card['macs_per_pixel']:.0f} MACs/pixel; plain 3x3 convs and ReLU, ONNX opset {OPSET}.",
         f"- Data: {spec['n_frames']} physics frames ({DATA_VERSION}, {spec['size']}x"
@@ -594,7 +615,13 @@ def write_card(
         f"{cfg['generator']['sample_steps']} DDIM steps); "
         f"{cfg['localizer']['generated_fraction']:.0%} of each batch from the generator.",
         f"- Validation (physics frames, other seeds): {json.dumps(val)}",
-        f"- Command: `{command}` at commit {card['provenance']['commit']}.",
+        f"- Command: `{command}` at commit {card['provenance']['commit']}"
+        + (
+            f"; the weights were trained by `{reused['command']}` (localiser settings "
+            f"{reused['localizer_config']}), this command tuned the decoding and exported them."
+            if reused
+            else "."
+        ),
         "- Held-out evaluation: docs/results/ulm.json (`sonoedge eval ulm --model ulm-localizer`).",
         "",
         "Run it without torch: `sonoedge.zoo.ulm.load().localize(frames)`, or as ULM method "
@@ -660,14 +687,22 @@ def train(
             ud.save_set(synth_path, synth)
             times["synthesize"] = round(time.perf_counter() - t0, 1)
     loc_pt = out_dir / "localizer.pt"
+    reused: dict[str, Any] | None = None
     if loc_pt.exists():
-        net, _ = load_localizer(loc_pt)
+        net, state = load_localizer(loc_pt)
+        if state.get("command") != command:  # weights made by another command (e.g. copied in)
+            reused = {
+                "command": state.get("command", ""),
+                "localizer_config": state.get("config", {}).get("localizer", {}),
+            }
     else:
         t0 = time.perf_counter()
         net = train_localizer(cfg, data, synth, out_dir / "localizer.ckpt", progress, stop_after)
         save_weights(loc_pt, net, net.arch.to_dict(), record)
         times["localizer"] = round(time.perf_counter() - t0, 1)
-    threshold, sweep = tune_threshold(net, val, offset_clip_px(cfg))
+    threshold, sweep = tune_threshold(
+        net, val, offset_clip_px(cfg), bool(cfg["localizer"]["flip_average"])
+    )
     metrics: dict[str, Any] = {
         "val": sweep[f"{threshold:g}"],
         "threshold_sweep": sweep,
@@ -676,7 +711,7 @@ def train(
     }
     onnx_path = out_dir / f"{NAME}.onnx"
     metrics["export_parity_max_abs"] = export_onnx(net, onnx_path, val.loc_input[:2, None])
-    write_card(onnx_path, net, generator, cfg, train_spec, threshold, metrics, command)
+    write_card(onnx_path, net, generator, cfg, train_spec, threshold, metrics, command, reused)
     gen_onnx = out_dir / "ulm-generator.onnx"
     parity = export_generator_onnx(generator, gen_onnx, int(d["size"]))
     write_generator_card(

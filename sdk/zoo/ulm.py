@@ -260,6 +260,16 @@ def check_frames(frames: object) -> npt.NDArray[np.float32]:
     return np.abs(arr).astype(np.float32)
 
 
+def flip_average(
+    maps: npt.NDArray[np.float32], mirrored: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
+    """Mean of maps ``(N, 3, H, W)`` and the maps of the laterally mirrored frames, mirrored back
+    (the lateral offset, channel 2, changes sign)."""
+    back = mirrored[:, :, :, ::-1].copy()
+    back[:, 2] *= -1.0
+    return ((maps + back) / 2).astype(np.float32)
+
+
 def decode(
     maps: npt.NDArray[np.float32],
     threshold: float,
@@ -300,6 +310,7 @@ class UlmLocalizer:
             self.size_multiple = int(card["input"]["size_multiple"])
             self.threshold = float(card["decode"]["threshold"])
             self.offset_clip = float(card["decode"].get("offset_clip_px", 1.0))
+            self.flip_average = bool(card["decode"].get("flip_average", False))
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"model card of {self.path} lacks field {err}") from None
         self.name = str(card.get("name", self.path.stem))
@@ -312,7 +323,18 @@ class UlmLocalizer:
 
     def maps(self, inputs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Network maps ``(N, 3, H, W)`` (probability, dz, dx) of network inputs ``(N, H, W)``
-        (:func:`localizer_input` scale); sizes are reflect-padded to the network's multiple."""
+        (:func:`localizer_input` scale); sizes are reflect-padded to the network's multiple.
+
+        With ``flip_average`` (model card ``decode.flip_average``) the maps are the mean of the
+        network's maps of the frames and of their lateral mirror images (mirrored back, the
+        lateral offset negated): a linear-array image is laterally symmetric, so the two are
+        estimates of the same thing with partly independent errors (twice the inference)."""
+        out = self._maps(inputs)
+        if self.flip_average:
+            out = flip_average(out, self._maps(np.ascontiguousarray(inputs[:, :, ::-1])))
+        return out
+
+    def _maps(self, inputs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         n, h, w = inputs.shape
         m = self.size_multiple
         ph, pw = (-h) % m, (-w) % m
