@@ -34,7 +34,13 @@ def test_localizer_runtime_matches_torch(ulm_run: Path) -> None:
     net, _ = task.load_localizer(ulm_run / "localizer.pt")
     model = zu.load(ulm_run / "ulm-localizer.onnx")
     x = np.random.default_rng(0).uniform(-1, 2, (3, 24, 40)).astype(np.float32)
-    np.testing.assert_allclose(model.maps(x), task.predict_maps(net, x), atol=1e-4)
+    assert model.flip_average  # the default config decodes with lateral-flip averaging
+    np.testing.assert_allclose(model.maps(x), task.predict_maps(net, x, flip=True), atol=1e-4)
+    np.testing.assert_allclose(model._maps(x), task.predict_maps(net, x), atol=1e-4)
+    # averaging a frame with its mirror image makes the maps mirror-symmetric
+    m, mirrored = model.maps(x), model.maps(np.ascontiguousarray(x[:, :, ::-1]))
+    np.testing.assert_allclose(m[:, :2], mirrored[:, :2, :, ::-1], atol=1e-5)
+    np.testing.assert_allclose(m[:, 2], -mirrored[:, 2, :, ::-1], atol=1e-5)
     odd = model.maps(x[:, :23, :37])  # reflect-padded to even sizes and cropped back
     assert odd.shape == (3, 3, 23, 37) and np.all(np.isfinite(odd))
 
