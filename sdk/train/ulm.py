@@ -793,6 +793,49 @@ def _score_cell(fns: dict[str, Any], seqs: list[Any]) -> dict[str, dict[str, flo
             "rmse_lambda_at_0.5": round(s["0.5"]["rmse_lambda"], 4),
             "jaccard_at_0.5": round(s["0.5"]["jaccard"], 4),
             "n_true": int(s["0.25"]["tp"] + s["0.25"]["fn"]),
+            "by_nearest_neighbour": _by_crowding(e_l, t_l),
+        }
+    return out
+
+
+CROWDING_BINS = ((0.0, 1.0), (1.0, 2.0), (2.0, float("inf")))
+"""Nearest-neighbour distance bins (wavelengths) of :func:`_by_crowding`."""
+
+
+def _by_crowding(est: list[Any], truth: list[Any], tol: float = 0.25) -> dict[str, Any]:
+    """RMSE (λ) and recall at ``tol`` λ of true bubbles binned by the distance to their nearest
+    neighbour in the same frame (positions in wavelengths): how much of the error is crowding."""
+    from sonoedge.processing.hungarian import match_within
+
+    err: list[float] = []
+    nn: list[float] = []
+    hit: list[bool] = []
+    for e, t in zip(est, truth, strict=True):
+        e, t = np.asarray(e).reshape(-1, 2), np.asarray(t).reshape(-1, 2)
+        if not len(t):
+            continue
+        d_tt = np.linalg.norm(t[:, None] - t[None], axis=2)
+        np.fill_diagonal(d_tt, np.inf)
+        near = d_tt.min(axis=1)
+        found = np.zeros(len(t), bool)
+        dist = np.full(len(t), np.nan)
+        if len(e):
+            d = np.linalg.norm(e[:, None] - t[None], axis=2)
+            rows, cols = match_within(d, tol)
+            found[cols] = True
+            dist[cols] = d[rows, cols]
+        nn.extend(near)
+        hit.extend(found)
+        err.extend(dist)
+    nn_a, hit_a, err_a = np.asarray(nn), np.asarray(hit, bool), np.asarray(err)
+    out = {}
+    for lo, hi in CROWDING_BINS:
+        sel = (nn_a >= lo) & (nn_a < hi)
+        tp = sel & hit_a
+        out[f"{lo:g}-{hi:g}_lambda"] = {
+            "n_true": int(sel.sum()),
+            "recall": round(float(tp.sum() / sel.sum()), 4) if sel.any() else None,
+            "rmse_lambda": round(float(np.sqrt(np.mean(err_a[tp] ** 2))), 4) if tp.any() else None,
         }
     return out
 
