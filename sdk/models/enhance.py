@@ -15,8 +15,11 @@ enhanced image on the same scale as ``x + residual``.
 - ``student`` (:class:`EnhanceStudent`): deployment-shaped — 3×3 convs and ReLU only, stride-2
   convs down to 1/4 resolution (``width``, ``2 width``, ``4 width`` channels), ``depth`` 3×3 convs
   there (a wide receptive field for PSF widths of several pixels, cheaply), 2×2 transposed convs
-  up with additive skips and a 3×3 conv per level. No attention, no normalisation: every op exists
-  in TensorRT, OpenVINO and onnxruntime; channel counts are multiples of 8.
+  up with additive skips and a 3×3 conv per level (``full_depth`` of them at full resolution:
+  fine detail); with ``context`` every level gets whole-image per-channel offsets computed from
+  the spatial mean of the bottleneck features (:class:`GlobalContext`, a ReduceMean and 1×1
+  convs). No attention, no normalisation: every op exists in TensorRT, OpenVINO and
+  onnxruntime; channel counts are multiples of 8.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ class EnhanceArch:
     depth: int = 3
     window: int = 8
     head_dim: int = 8
+    full_depth: int = 1
+    context: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -51,6 +56,13 @@ class EnhanceArch:
             raise ConfigError(f"width={self.width} is invalid: expected a multiple of 8, >= 8")
         if not 1 <= self.depth <= 32:
             raise ConfigError(f"depth={self.depth} is invalid: expected 1..32")
+        if not 1 <= self.full_depth <= 8 or (self.kind == "teacher" and self.full_depth != 1):
+            raise ConfigError(
+                f"full_depth={self.full_depth} is invalid: expected 1..8 (students only; 1 for "
+                "the teacher)"
+            )
+        if self.kind == "teacher" and self.context:
+            raise ConfigError("context=True is a student option: expected False for the teacher")
         if self.window < 2 or self.window % 2:
             raise ConfigError(f"window={self.window} is invalid: expected an even number >= 2")
         if self.kind == "teacher" and (self.head_dim < 4 or (self.width // 2) % self.head_dim):
@@ -73,6 +85,8 @@ class EnhanceArch:
                 int(data["depth"]),
                 int(data.get("window", 8)),
                 int(data.get("head_dim", 8)),
+                int(data.get("full_depth", 1)),
+                bool(data.get("context", False)),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"architecture {data!r} is incomplete: {err}") from None
@@ -91,8 +105,8 @@ class EnhanceArch:
             return 4 * self.window
         # full res: stem 3x3 (2 px); s2 3x3 (2 px); half res: s2 3x3 (4 px); quarter res: depth
         # 3x3 (8 px each); up: 2x2 transposed (4 px) + half-res 3x3 (4 px) + 2x2 (2 px) + full-res
-        # 3x3 (2 px) + head 3x3 (2 px)
-        return 1 + 2 + 2 + 4 + 8 * self.depth + 4 + 4 + 2 + 2 + 2
+        # 3x3 (2 px) + (full_depth - 1) more full-res 3x3 (2 px each) + head 3x3 (2 px)
+        return 1 + 2 + 2 + 4 + 8 * self.depth + 4 + 4 + 2 + 2 * self.full_depth + 2
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -232,6 +246,30 @@ class SwinConvUNet(nn.Module):
 # --------------------------------------------------------------------------- student
 
 
+class GlobalContext(nn.Module):
+    """Whole-image context: the spatial mean of the bottleneck features through a 1×1 conv and
+    ReLU, then one zero-initialised 1×1 conv per level (1/4, 1/2 and full resolution) whose
+    output is added everywhere at that level (per-channel offsets: adaptive thresholds). The
+    degradation is one per image, and local windows cannot tell light, correlated Fourier
+    noise from texture. Zero-initialised: adding the branch to a trained student changes
+    nothing."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        c = 4 * width
+        self.hidden = nn.Sequential(nn.Conv2d(c, c, 1), nn.ReLU(inplace=True))
+        levels = [nn.Conv2d(c, k * width, 1) for k in (4, 2, 1)]
+        for conv in levels:
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(cast(torch.Tensor, conv.bias))
+        self.to_levels = nn.ModuleList(levels)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Offsets ``(B, C, 1, 1)`` for the 1/4-, 1/2- and full-resolution features."""
+        v = self.hidden(x.mean(dim=(2, 3), keepdim=True))
+        return [conv(v) for conv in self.to_levels]
+
+
 class EnhanceStudent(nn.Module):
     """Plain-conv three-level enhancer (see the module docstring)."""
 
@@ -242,11 +280,13 @@ class EnhanceStudent(nn.Module):
         self.stem = _conv(1, w)
         self.down0 = _conv(w, 2 * w, stride=2)
         self.down1 = _conv(2 * w, 4 * w, stride=2)
+        self.context = GlobalContext(w) if arch.context else None
         self.body = nn.Sequential(*[_conv(4 * w, 4 * w) for _ in range(arch.depth)])
         self.up1 = nn.Sequential(nn.ConvTranspose2d(4 * w, 2 * w, 2, 2), nn.ReLU(inplace=True))
         self.fuse1 = _conv(2 * w, 2 * w)
         self.up0 = nn.Sequential(nn.ConvTranspose2d(2 * w, w, 2, 2), nn.ReLU(inplace=True))
         self.fuse0 = _conv(w, w)
+        self.refine = nn.Sequential(*[_conv(w, w) for _ in range(arch.full_depth - 1)])
         self.head = nn.Conv2d(w, 1, 3, 1, 1)
 
     @property
@@ -256,9 +296,11 @@ class EnhanceStudent(nn.Module):
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         s0 = self.stem(x)
         s1 = self.down0(s0)
-        m = self.body(self.down1(s1))
-        d1 = self.fuse1(self.up1(m) + s1)
-        d0 = self.fuse0(self.up0(d1) + s0)
+        m = self.down1(s1)
+        c4, c2, c1 = self.context(m) if self.context is not None else (0.0, 0.0, 0.0)
+        m = self.body(m + c4)
+        d1 = self.fuse1(self.up1(m) + s1 + c2)
+        d0 = self.refine(self.fuse0(self.up0(d1) + s0 + c1))
         return {"out": x + self.head(d0), "feat": d0}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -93,6 +93,7 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         ("nllr.n_iter", 1, 10),
         ("degrade.severity", 0.0, 1.0),
         ("degrade.fourier_prob", 0.0, 1.0),
+        ("degrade.severity_power", 0.1, 10.0),
         ("teacher.steps", 1, 10_000_000),
         ("student.steps", 1, 10_000_000),
         ("teacher.batch_size", 1, 4096),
@@ -104,6 +105,7 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         ("loss.kd_weight", 0.0, 100.0),
         ("loss.kd_feature_weight", 0.0, 100.0),
         ("loss.grad_weight", 0.0, 100.0),
+        ("loss.log_mse_weight", 0.0, 100.0),
         ("threads", 1, 256),
         ("train.checkpoint_every", 1, 10_000_000),
         ("eval.n_images", 1, 100_000),
@@ -140,7 +142,10 @@ def arch(cfg: dict[str, Any], who: str) -> EnhanceArch:
     if who == "teacher":
         return EnhanceArch("teacher", int(c["width"]), int(c["depth"]), int(c["window"]),
                            int(c["head_dim"]))  # fmt: skip
-    return EnhanceArch("student", int(c["width"]), int(c["depth"]))
+    return EnhanceArch(
+        "student", int(c["width"]), int(c["depth"]), full_depth=int(c["full_depth"]),
+        context=bool(c["context"]),
+    )  # fmt: skip
 
 
 def arch_of(net: nn.Module) -> EnhanceArch:
@@ -277,13 +282,25 @@ def build_set(spec: dict[str, Any], cache_dir: Path, progress: Any = None) -> Fr
 
 
 def rotated_patch(
-    image: FloatArray, rng: np.random.Generator, crop: int, rotate: bool = True
+    image: FloatArray,
+    rng: np.random.Generator,
+    crop: int,
+    rotate: bool = True,
+    right_angles: bool = False,
 ) -> FloatArray:
     """A ``crop``-square patch of ``image`` cut at a random position and (``rotate``) a random
-    angle (bilinear, reflected borders), flipped laterally half the time."""
+    angle (bilinear, reflected borders), flipped laterally half the time. ``right_angles``:
+    rotated by a multiple of 90° instead (exact: bilinear resampling at other angles smooths
+    the patch, its finest-scale detail by about a quarter)."""
     import cv2
 
     h, w = image.shape
+    if rotate and right_angles:
+        z0, x0 = int(rng.integers(h - crop + 1)), int(rng.integers(w - crop + 1))
+        patch = np.rot90(image[z0 : z0 + crop, x0 : x0 + crop], int(rng.integers(4)))
+        if rng.integers(2):
+            patch = patch[:, ::-1]
+        return np.ascontiguousarray(patch, np.float32)
     angle = float(rng.uniform(0.0, 360.0)) if rotate else 0.0
     side = min(h, w, math.ceil(crop * math.sqrt(2.0)) + 2) if rotate else crop
     z0, x0 = int(rng.integers(h - side + 1)), int(rng.integers(w - side + 1))
@@ -324,9 +341,12 @@ def training_batch(
     """``(degraded, target)`` tensors ``(B, 1, crop, crop)`` drawn from the NLLR targets."""
     xs, ys = [], []
     for s in rng.integers(len(data), size=bsz):
-        y = rotated_patch(data.targets[int(s)], rng, crop, bool(dcfg["rotate"]))
+        y = rotated_patch(
+            data.targets[int(s)], rng, crop, bool(dcfg["rotate"]), dcfg.get("right_angles", False)
+        )
         noise = "fourier" if rng.uniform() < dcfg["fourier_prob"] else "gaussian"
-        sev = float(rng.uniform(*dcfg["severity"]))
+        s_lo, s_hi = dcfg["severity"]  # power > 1: mild corruption drawn more often
+        sev = float(s_lo + (s_hi - s_lo) * rng.uniform() ** dcfg.get("severity_power", 1.0))
         blur = None
         if dcfg.get("independent_blur", False):  # blur severity drawn apart from the noise's
             hi = 0.5 + 2.5 * float(rng.uniform(*dcfg["severity"]))
@@ -350,9 +370,21 @@ def task_loss(
         g = gradient_l1(out, y)
         loss = loss + loss_cfg["grad_weight"] * g
         parts["grad"] = float(g.item())
+    if loss_cfg.get("log_mse_weight", 0.0) > 0:
+        lm = log_mse(out, y)
+        loss = loss + loss_cfg["log_mse_weight"] * lm
+        parts["log_mse"] = float(lm.item())
     with torch.no_grad():
         p = psnr_torch(out, y).mean()
     return loss, {"l1": float(l1.item()), "ssim": float(s.item()), "psnr": float(p.item()), **parts}
+
+
+def log_mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean over patches of ``log10(MSE + 1e-8)`` (minus a tenth of their mean PSNR in dB): every
+    patch's error counts relative to its own size, as the per-image PSNR of the evaluation does,
+    so lightly corrupted patches weigh as much as heavily corrupted ones."""
+    mse = ((out - y) ** 2).flatten(1).mean(1)
+    return torch.log10(mse + 1e-8).mean()
 
 
 def gradient_l1(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -403,20 +435,24 @@ def train_student(
     s_cfg, loss_cfg = cfg["student"], cfg["loss"]
     torch.manual_seed(cfg["seed"] + 1)
     net = build(arch(cfg, "student"))
+    if s_cfg.get("init"):
+        warm_start(net, Path(s_cfg["init"]))
     teacher.eval()
     adapter = nn.Conv2d(net.feature_channels, teacher.feature_channels, 1)
     modules: dict[str, nn.Module] = {"net": net, "adapter": adapter}
+    distil = loss_cfg["kd_weight"] > 0 or loss_cfg["kd_feature_weight"] > 0
 
     def loss_fn(rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         x, y = training_batch(rng, data, s_cfg["batch_size"], s_cfg["crop"], cfg["degrade"])
-        with torch.no_grad():
-            t = teacher.features(x)
         f = net.features(x)
         loss, parts = task_loss(f["out"], y, loss_cfg)
-        kd_out = F.l1_loss(f["out"], t["out"])
-        kd_feat = F.mse_loss(adapter(f["feat"]), t["feat"])
-        loss = loss + loss_cfg["kd_weight"] * kd_out + loss_cfg["kd_feature_weight"] * kd_feat
-        parts.update({"kd_out": float(kd_out.item()), "kd_feat": float(kd_feat.item())})
+        if distil:  # the teacher's forward pass is most of a step: skipped when unused
+            with torch.no_grad():
+                t = teacher.features(x)
+            kd_out = F.l1_loss(f["out"], t["out"])
+            kd_feat = F.mse_loss(adapter(f["feat"]), t["feat"])
+            loss = loss + loss_cfg["kd_weight"] * kd_out + loss_cfg["kd_feature_weight"] * kd_feat
+            parts.update({"kd_out": float(kd_out.item()), "kd_feat": float(kd_feat.item())})
         return loss, parts
 
     run_phase(
@@ -432,6 +468,36 @@ def train_student(
         stop_after=stop_after,
     )
     return net
+
+
+def warm_start(net: nn.Module, path: Path) -> None:
+    """Initialise the student ``net`` from the student weights in ``path`` (``student.init``).
+
+    The same width is required. A saved student with fewer 1/4-resolution convs (``depth``) or
+    full-resolution convs (``full_depth``) is deepened without changing its function: the extra
+    convs are appended to the body or the full-resolution refinement as identities (Dirac
+    kernels, zero bias; their inputs are ReLU outputs, already non-negative)."""
+    src, _ = load_weights(path, "student")
+    a, b = arch_of(net), arch_of(src)
+    if a.width != b.width or b.depth > a.depth or b.full_depth > a.full_depth:
+        raise ConfigError(
+            f"student.init {path} holds a student of width {b.width}, depth {b.depth}, "
+            f"full_depth {b.full_depth}: expected width {a.width}, depth <= {a.depth}, "
+            f"full_depth <= {a.full_depth}"
+        )
+    if b.context and not a.context:
+        raise ConfigError(f"student.init {path} has a context branch: expected context = true")
+    state = dict(src.state_dict())
+    if a.context and not b.context:  # zero-initialised last conv: same function
+        ctx = net.get_submodule("context")
+        state.update({f"context.{k}": v for k, v in ctx.state_dict().items()})
+    new = [f"body.{i}.0" for i in range(b.depth, a.depth)]
+    new += [f"refine.{i}.0" for i in range(b.full_depth - 1, a.full_depth - 1)]
+    for key in new:
+        conv = cast(nn.Conv2d, net.get_submodule(key))
+        state[f"{key}.weight"] = torch.nn.init.dirac_(torch.empty_like(conv.weight))
+        state[f"{key}.bias"] = torch.zeros_like(cast(torch.Tensor, conv.bias))
+    load_state(net, state, where=str(path))
 
 
 def save_weights(path: Path, net: nn.Module, record: dict[str, Any]) -> None:

@@ -221,3 +221,81 @@ def test_eval_writes_json_and_png(enhance_run: Path, enhance_cache: Path, tmp_pa
     assert 0 < lat["student"]["median_ms"] <= lat["student"]["p99_ms"]
     assert m["targets"]["onnx_le_5mb"] and isinstance(m["targets"]["heavy_ge_3db_over_input"], bool)
     assert (out / "enhance_test.png").stat().st_size > 5_000
+
+
+def test_warm_start_deepens_a_student_without_changing_it(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    small = build(EnhanceArch("student", 8, 1))
+    enhance.save_weights(tmp_path / "s.pt", small, {})
+    big = build(EnhanceArch("student", 8, 3, full_depth=3, context=True))
+    enhance.warm_start(big, tmp_path / "s.pt")
+    x = torch.rand(2, 1, 36, 44)
+    with torch.no_grad():
+        torch.testing.assert_close(big.eval()(x), small.eval()(x), rtol=0, atol=1e-6)
+    assert big.arch.receptive_field == small.arch.receptive_field + 16 + 4
+    assert macs_per_pixel(big) > macs_per_pixel(small)
+    with pytest.raises(ConfigError, match="expected width 16"):
+        enhance.warm_start(build(EnhanceArch("student", 16, 3)), tmp_path / "s.pt")
+    enhance.save_weights(tmp_path / "b.pt", big, {})
+    with pytest.raises(ConfigError, match="depth <= 1"):
+        enhance.warm_start(build(EnhanceArch("student", 8, 1)), tmp_path / "b.pt")
+    with pytest.raises(ConfigError, match="context = true"):
+        enhance.warm_start(build(EnhanceArch("student", 8, 3, full_depth=3)), tmp_path / "b.pt")
+    with pytest.raises(ConfigError, match="full_depth"):
+        EnhanceArch("teacher", 8, 1, 4, 4, full_depth=2)
+    with pytest.raises(ConfigError, match="context"):
+        EnhanceArch("teacher", 8, 1, 4, 4, context=True)
+    assert EnhanceArch.from_dict(big.arch.to_dict()) == big.arch
+    old = {k: v for k, v in small.arch.to_dict().items() if k not in ("full_depth", "context")}
+    assert EnhanceArch.from_dict(old) == small.arch  # cards written before these fields
+
+
+def test_right_angle_patches_are_exact_and_severity_power_skews_mild() -> None:
+    img = _img(48, 48)
+    for seed in range(8):
+        p = enhance.rotated_patch(img, np.random.default_rng(seed), 32, True, right_angles=True)
+        assert p.shape == (32, 32) and p.dtype == np.float32
+        assert np.isin(p, img).all()  # no resampling: every value is one of the image's
+    smooth = enhance.rotated_patch(img, np.random.default_rng(0), 32, True)
+    assert not np.isin(smooth, img).all()
+    data = enhance.FrameSet(
+        img[None], img[None], img[None], img[None], ["L11-5v"], ["random"], {}, Path("x")
+    )
+    dcfg = {"rotate": True, "right_angles": True, "fourier_prob": 0.0, "severity": [0.0, 1.0]}
+    noise = {}
+    for power in (1.0, 3.0):
+        rng = np.random.default_rng(0)
+        x, y = enhance.training_batch(rng, data, 64, 32, {**dcfg, "severity_power": power})
+        noise[power] = float((x - y).std())
+    assert noise[3.0] < noise[1.0]
+
+
+def test_fine_tune_config_student_is_plain_and_at_most_an_eighth_of_the_teacher(
+    enhance_cache: Path, tmp_path: Path
+) -> None:
+    path = cfgmod.CONFIG_DIR / "enhance-finetune.toml"
+    cfg = enhance.check_config(cfgmod.load("enhance", path))
+    teacher = macs_per_pixel(build(enhance.arch(cfg, "teacher")))
+    net = build(enhance.arch(cfg, "student"))
+    assert net.arch.context and teacher >= 8 * macs_per_pixel(net)
+    kinds = {type(m).__name__ for m in net.modules()}
+    allowed = {"EnhanceStudent", "GlobalContext", "ModuleList", "Sequential", "Conv2d", "ReLU"}
+    assert kinds <= {*allowed, "ConvTranspose2d"}
+    assert cfg["loss"]["kd_weight"] == cfg["loss"]["kd_feature_weight"] == 0.0
+    # without distillation the teacher is not run; the log-MSE term is logged
+    quick = cfgmod.load("enhance", quick=True)
+    quick = cfgmod.merge(quick, {"loss": {"kd_weight": 0.0, "kd_feature_weight": 0.0}})
+    quick = cfgmod.merge(quick, {"loss": {"log_mse_weight": 1.0}, "student": {"context": True}})
+    spec = enhance.data_spec(quick, "train", quick["data"]["n_train"])
+    data = enhance.build_set(spec, enhance_cache)
+
+    class NoTeacher(torch.nn.Module):
+        feature_channels = 8
+
+        def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            raise AssertionError("the teacher ran although every KD weight is 0")
+
+    enhance.train_student(quick, data, NoTeacher(), tmp_path / "s.ckpt", None, None)  # type: ignore[arg-type]
+    hist = torch.load(tmp_path / "s.ckpt", weights_only=False)["history"]
+    assert "log_mse" in hist[0] and "kd_out" not in hist[0]
+    assert all(np.isfinite(h["loss"]) for h in hist)
