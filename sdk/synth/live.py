@@ -109,8 +109,9 @@ class LiveBubbleScene:
     contrast pulse sequence leaves of tissue) that sways slowly with the hand (tens of µm at under
     1 Hz), so a clutter filter (the pipeline's SVD) is needed as in vivo, and thermal noise at
     ``snr_db`` re the same peak. At 20 dB of tissue the SVD filter's residue already puts about
-    a sixth of the conventional localiser's tracks off the vessels. The image covers ``height × width``
-    pixels centred laterally, its top at 40 % of the probe's depth range (linear probes only).
+    a sixth of the conventional localiser's tracks off the vessels. The image covers
+    ``height × width`` pixels centred laterally, its top at 40 % of the probe's depth range
+    (linear probes only).
 
     Bubble positions and clutter are pure functions of ``(seed, t_s)``; the noise of an ensemble
     is a pure function of ``(seed, t_s, n_frames)``. Ground truth: :meth:`bubbles` and

@@ -766,7 +766,7 @@ def _localizers(model: Any, tuned: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return fns
 
 
-def _score_cell(fns: dict[str, Any], seqs: list[Any]) -> dict[str, dict[str, float]]:
+def _score_cell(fns: dict[str, Any], seqs: list[Any]) -> dict[str, dict[str, Any]]:
     from sonoedge.metrics import ulm_scores
 
     est: dict[str, list[Any]] = {k: [] for k in fns}
