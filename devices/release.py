@@ -42,7 +42,10 @@ def release(
 ) -> list[Path]:
     """Write the shipped bundles into ``out``; returns their paths."""
     from sonoedge import zoo
+    from sonoedge.bench.results import git_commit
     from sonoedge.quantization.compress import Options, compress
+
+    commit = git_commit()
 
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -72,7 +75,7 @@ def release(
                     f"sonoedge compress {onnx.name} --int8 --max-drop {max_drop} --data {data}"
                     + (" --tensorrt" if tensorrt else "")
                 )
-                compress(onnx, work, opts, command=command)
+                compress(onnx, work, opts, command=command, commit=commit)
                 report = json.loads((work / "report.json").read_text())
                 bundle = out / f"{name}-int8-{target}.zip"
                 shutil.copyfile(work / "report.json", out / f"{name}-int8-{target}.report.json")
@@ -90,9 +93,15 @@ def release(
 
                     ops = op_counts(model)
                     convs = ops.get("Convolution", 0) + ops.get("GroupConvolution", 0)
+                    made = report["int8_openvino"]
                     mixed[bundle.name] = (
                         f"{ops.get('FakeQuantize', 0)} FakeQuantize ops for {convs} convolutions "
-                        "(NNCF accuracy control keeps the layers that cost accuracy in float)"
+                        f"(calibration {made['setting']['name']}"
+                        + (
+                            "; accuracy control returned the layers that cost accuracy to float)"
+                            if made["accuracy_control"]
+                            else ")"
+                        )
                     )
     index = {p.name: json.loads(_manifest(p)) for p in sorted(out.glob("*.zip"))}
     summary = {
