@@ -618,8 +618,14 @@ def write_card(
     }
     onnx_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     ratio = card["teacher"]["macs_per_pixel"] / max(card["macs_per_pixel"], 1.0)
+    dcfg, lc = cfg["degrade"], cfg["loss"]
+    distil = lc["kd_weight"] > 0 or lc["kd_feature_weight"] > 0
+    init = cfg["student"]["init"]
+    how = "distilled" if distil else "self-supervised, no distillation"
+    if init:
+        how = f"warm-started from {init}, then {how}"
     md = [
-        f"# {name} — blind enhancement student (deconvolution + denoising, distilled)",
+        f"# {name} — blind enhancement student (deconvolution + denoising, {how})",
         "",
         "- Task: remove PSF blur and noise from a log-compressed B-mode image in [0, 1] without "
         "knowing the PSF (output on the same scale).",
@@ -628,23 +634,47 @@ def write_card(
         "runtime and cropped back.",
         f"- Architecture: {a.to_dict()}: {card['parameters']} parameters, "
         f"{card['macs_per_pixel']:.0f} MACs/pixel ({ratio:.1f}x fewer than the Swin-Conv U-Net "
-        f"teacher's {card['teacher']['macs_per_pixel']:.0f}); plain 3x3/2x2 convs and ReLU, ONNX "
-        f"opset {OPSET}.",
-        "- Training (self-supervised): NLLR-denoised simulated frames are the targets; inputs are "
-        "rotated/cropped patches of them degraded by a Gaussian PSF surrogate with random "
-        "anisotropic widths and additive Gaussian noise or a Fourier-domain magnitude/phase "
-        f"perturbation (severity {cfg['degrade']['severity']}, Fourier with probability "
-        f"{cfg['degrade']['fourier_prob']}"
+        f"teacher's {card['teacher']['macs_per_pixel']:.0f}); plain 3x3/2x2 convs and ReLU"
         + (
-            "; blur severity drawn apart from the noise's"
-            if cfg["degrade"]["independent_blur"]
+            ", whole-image context (spatial mean of the bottleneck features, 1x1 convs, "
+            "per-channel offsets at every level)"
+            if a.context
             else ""
         )
-        + "). Loss: L1 + (1 - SSIM)"
-        + (" + L1 of image gradients" if cfg["loss"]["grad_weight"] > 0 else "")
-        + f" + KD (weight {cfg['loss']['kd_weight']:g}: L1 to the teacher output; "
-        f"{cfg['loss']['kd_feature_weight']:g}: MSE of a 1x1 adapter to the teacher's last decoder "
-        "features).",
+        + f", ONNX opset {OPSET}.",
+        *(
+            [
+                f"- Initialised from `{init}` (a student of the same width; convs and context "
+                "added since then start as identities), then trained for "
+                f"{cfg['student']['steps']} steps at lr {cfg['student']['lr']:g}."
+            ]
+            if init
+            else []
+        ),
+        "- Training (self-supervised): NLLR-denoised simulated frames are the targets; inputs are "
+        + (
+            "patches of them rotated by multiples of 90 degrees (exact)"
+            if dcfg["rotate"] and dcfg["right_angles"]
+            else "patches of them rotated by a random angle (bilinear)"
+            if dcfg["rotate"]
+            else "patches of them"
+        )
+        + ", flipped, and degraded by a Gaussian PSF surrogate with random anisotropic widths and "
+        "additive Gaussian noise or a Fourier-domain magnitude/phase perturbation (severity "
+        f"{dcfg['severity']}"
+        + (f" drawn as u^{dcfg['severity_power']:g}" if dcfg["severity_power"] != 1.0 else "")
+        + f", Fourier with probability {dcfg['fourier_prob']}"
+        + ("; blur severity drawn apart from the noise's" if dcfg["independent_blur"] else "")
+        + f"). Loss: {lc['l1_weight']:g} L1 + {lc['ssim_weight']:g} (1 - SSIM)"
+        + (f" + {lc['grad_weight']:g} L1 of image gradients" if lc["grad_weight"] > 0 else "")
+        + (f" + {lc['log_mse_weight']:g} mean log10 MSE per patch" if lc["log_mse_weight"] else "")
+        + (
+            f" + KD (weight {lc['kd_weight']:g}: L1 to the teacher output; "
+            f"{lc['kd_feature_weight']:g}: MSE of a 1x1 adapter to the teacher's last decoder "
+            "features)."
+            if distil
+            else "; no distillation in this run (KD weights 0)."
+        ),
         f"- Data: {spec['n_images']} simulated {spec['size']}x{spec['size']} frames ({GENERATOR})"
         f" over probes {', '.join(spec['probes'])}; phantoms {sorted(set(spec['phantoms']))}; "
         f"zoom {spec['zoom']}; display range low {spec['db_low']} dB, high {spec['db_high']} dB; "
