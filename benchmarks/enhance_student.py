@@ -1,9 +1,10 @@
 """Blind enhancement student against its Swin-Conv U-Net teacher, Wiener + NLM and
 Richardson–Lucy + NLM.
 
-Run: ``python benchmarks/enhance_student.py`` after ``sonoedge train enhance --out runs/enhance``
-(the teacher is read from the run directory; the student is the run's export, else the shipped
-``enhance-student`` or ``--model``). ``--quick`` for a smoke run.
+Run: ``python benchmarks/enhance_student.py`` after the shipped student's run (``--run``, default
+``runs/enhance-v3``: ``sonoedge train enhance --config sdk/train/configs/enhance-finetune.toml
+--out runs/enhance-v3``; the teacher is read from the run directory; the student is the run's
+export, else the shipped ``enhance-student`` or ``--model``). ``--quick`` for a smoke run.
 
 Scores: PSNR/SSIM on held-out degraded frames per severity (light/moderate/heavy) and noise kind
 (Gaussian, Fourier), point-target FWHM and peak gradient, cyst edge position, no-reference scores
@@ -26,7 +27,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--model", default="enhance-student", help="shipped name or .onnx")
-    parser.add_argument("--run", type=Path, default=Path("runs/enhance"), help="run directory")
+    parser.add_argument("--run", type=Path, default=Path("runs/enhance-v3"), help="run directory")
     parser.add_argument("--cache", type=Path, default=Path("runs/cache"))
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--results-dir", type=Path, default=Path("docs/results"))
