@@ -101,7 +101,7 @@ def test_process_cli_npy_picture_and_recording(model, tmp_path: Path) -> None:  
     rec = tmp_path / "rec.h5"
     with RecordingWriter(rec, source="test", info=ProbeInfo()) as writer:
         for seq in range(2):
-            pixels = np.round(255 * img[:64, :56] * (0.8 + 0.2 * seq)).astype(np.uint8)
+            pixels = np.round(255 * img[:64, :62] * (0.8 + 0.2 * seq)).astype(np.uint8)
             frame = BmodeFrame(spacing_m=(1e-4, 2e-4), image=pixels, frame_index=seq)
             msg_type, parts = encode_parts(frame)
             payload = b"".join(bytes(p) for p in parts)
@@ -112,10 +112,10 @@ def test_process_cli_npy_picture_and_recording(model, tmp_path: Path) -> None:  
     )
     assert result.exit_code == 0, result.output
     with np.load(rec_out) as data:
-        assert data["image"].shape == (2, 64, 56) and str(data["method"]) == NAME
+        assert data["image"].shape == (2, 64, 62) and str(data["method"]) == NAME
         assert np.all(np.isfinite(data["image"])) and data["image"].min() >= 0
         first = model.enhance(
-            np.round(255 * img[:64, :56] * 0.8).astype(np.uint8) / np.float32(255)
+            np.round(255 * img[:64, :62] * 0.8).astype(np.uint8) / np.float32(255)
         )
         np.testing.assert_allclose(data["image"][0], first, atol=1e-5)
 
