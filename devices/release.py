@@ -51,9 +51,10 @@ def release(
     written: list[Path] = []
     previous = out / "index.json"
     old = json.loads(previous.read_text()) if previous.exists() else {}
-    skipped: dict[str, str] = old.get("not_shipped", {})
+    bundled = students()
+    skipped = {k: v for k, v in old.get("not_shipped", {}).items() if _student(k) in bundled}
     mixed: dict[str, str] = old.get("openvino_int8_layers", {})
-    for name in names or zoo.available():
+    for name in names or bundled:
         onnx = zoo.resolve(name)
         card = zoo.read_card(onnx)
         for target in TARGETS:
@@ -111,6 +112,19 @@ def release(
     }
     (out / "index.json").write_text(json.dumps(summary, indent=2) + "\n")
     return written
+
+
+def students() -> list[str]:
+    """The shipped models that run as a pipeline operation (the ULM generator, which makes
+    training data, is not bundled)."""
+    from sonoedge import zoo
+
+    return [n for n in zoo.available() if zoo.read_card(zoo.resolve(n)).get("task") in zoo.TASK_OPS]
+
+
+def _student(bundle_name: str) -> str:
+    """``sonic-16`` of ``sonic-16-int8-openvino-cpu.zip``."""
+    return bundle_name.split("-fp32-")[0].split("-int8-")[0]
 
 
 def _fresh(bundle: Path) -> Path:
