@@ -51,7 +51,6 @@ bench: $(VENV)/.dev-stamp
 # The signed bundles shipped in sdk/zoo/bundles/ (needs the project's private key, kept outside git).
 bundles: $(VENV)/.dev-stamp
 	@test -n "$$SONOEDGE_SIGNING_KEY" || { echo "set SONOEDGE_SIGNING_KEY to the project key"; exit 2; }
-	rm -rf sdk/zoo/bundles
 	$(BIN)/python -m sonoedge.devices.release --out sdk/zoo/bundles
 
 clean:

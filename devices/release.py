@@ -104,6 +104,10 @@ def release(
                             else ")"
                         )
                     )
+    if names is None:  # a full release: remove bundles of models no longer shipped
+        for stale in [*out.glob("*.zip"), *out.glob("*.report.json")]:
+            if _student(stale.name) not in bundled:
+                stale.unlink()
     index = {p.name: json.loads(_manifest(p)) for p in sorted(out.glob("*.zip"))}
     summary = {
         "bundles": _summary(index),
@@ -123,7 +127,7 @@ def students() -> list[str]:
 
 
 def _student(bundle_name: str) -> str:
-    """``sonic-16`` of ``sonic-16-int8-openvino-cpu.zip``."""
+    """``sonic-16`` of ``sonic-16-int8-openvino-cpu.zip`` (or of its ``.report.json``)."""
     return bundle_name.split("-fp32-")[0].split("-int8-")[0]
 
 
