@@ -140,3 +140,34 @@ def test_nncf_keeps_the_best_calibration_for_inputs_of_varied_range(exported: Pa
     assert result.tried[result.setting] == result.metric_int8 and not result.accuracy_control
     assert result.model.exists() and nncf_int8.quantized_ops(result.model) > 0
     assert result.to_dict()["setting"]["name"] == result.setting
+
+
+def test_per_channel_context_adds_stay_float_and_bias_adds_do_not_count(tmp_path: Path) -> None:
+    pytest.importorskip("nncf")
+    import openvino as ov
+
+    from sonoedge.quantization import nncf_int8
+
+    class WithContext(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = torch.nn.Conv2d(1, 8, 3, padding=1)
+            self.context = torch.nn.Conv2d(8, 8, 1)
+            self.head = torch.nn.Conv2d(8, 1, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            f = torch.relu(self.body(x))
+            f = f + self.context(f.mean(dim=(2, 3), keepdim=True))  # whole-image offsets
+            return x + self.head(f)
+
+    path = tmp_path / "ctx.onnx"
+    export_onnx(WithContext().eval(), torch.rand(1, 1, 32, 32), path)
+    adds = nncf_int8.broadcast_adds(ov.convert_model(str(path)))
+    assert len(adds) == 1  # not the convolutions' bias adds, not the residual add
+    ds = data.speckle(12, size=32, seed=3)
+    made = nncf_int8.quantize_openvino(path, tmp_path / "ctx.xml", _feeds(ds)[:8])
+    assert made.in_float == adds and nncf_int8.quantized_ops(made.model) > 0
+    ir = ov.Core().read_model(str(made.model))
+    add = next(op for op in ir.get_ops() if op.get_friendly_name() == adds[0])
+    producers = {add.input(i).get_source_output().get_node().get_type_name() for i in range(2)}
+    assert "FakeQuantize" not in producers
