@@ -35,7 +35,8 @@ def openvino_latency(
 ) -> dict[str, float]:
     import openvino as ov
 
-    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+    # fp32 means fp32: CPUs with bf16 units otherwise run float layers in bf16
+    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     compiled = ov.Core().compile_model(str(model), "CPU", config)
