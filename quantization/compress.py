@@ -157,6 +157,11 @@ def compress(
         raise ConfigError(f"data {opts.data!r} has {len(ds)} samples: need at least 3")
     train, rest = ds.split(max(1, len(ds) * opts.n_train // n))
     calib, val = rest.split(max(1, len(rest) * opts.n_calib // (opts.n_calib + opts.n_val)))
+    if opts.max_drop is not None and val.targets is None:
+        raise ConfigError(
+            f"--max-drop needs a task metric, and data {opts.data!r} has no targets",
+            hint="give a .npz with 'targets' beside 'inputs', or drop --max-drop",
+        )
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"model": str(model_path), "options": asdict(opts)}
     example = torch.from_numpy(val.inputs[0])

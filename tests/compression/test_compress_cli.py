@@ -67,3 +67,7 @@ def test_cli_onnx_int8_only_and_errors(tiny_unet: torch.nn.Module, tmp_path: Pat
     (tmp_path / "not.pt").write_bytes(b"junk")
     res = runner.invoke(app, ["compress", str(tmp_path / "not.pt"), "-o", str(tmp_path / "o")])
     assert res.exit_code != 0 and "cannot load" in str(res.exception)
+    np.savez(tmp_path / "no-targets.npz", inputs=np.random.default_rng(0).random((6, 1, 32, 32)))
+    args = ["compress", str(onnx_path), "--int8", "--max-drop", "0.3", "-o", str(tmp_path / "o")]
+    res = runner.invoke(app, [*args, "--data", str(tmp_path / "no-targets.npz")])
+    assert res.exit_code != 0 and "has no targets" in str(res.exception)
