@@ -235,7 +235,9 @@ def compress(
                 )
                 log.warning("%s", report["int8_openvino_skipped"])
             else:
-                value = nncf_int8.openvino_metric(val_feeds, score)(xml)
+                value = ov_int8.metric_int8  # scored on val_feeds while choosing the setting
+                if value is None:
+                    value = nncf_int8.openvino_metric(val_feeds, score)(xml)
                 cards.write(xml, "int8", {metric_name: value, "drop": base - value})
                 variants["int8_openvino"] = {"model": xml.name, metric_name: value}
         elif opts.openvino:

@@ -16,6 +16,8 @@ Example::
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -92,9 +94,7 @@ class LiveScene:
         """Log-compressed B-mode ``(h, w)`` uint8 at time ``t_s`` (range :data:`DB_RANGE`)."""
         iq = self.iq_frame(t_s)
         power = iq.real * iq.real + iq.imag * iq.imag
-        db = 10.0 * np.log10(power / self._scene.background_power + 1e-12)
-        lo, hi = DB_RANGE
-        return np.clip((db - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+        return display_uint8(10.0 * np.log10(power / self._scene.background_power + 1e-12))
 
 
 class LiveBubbleScene:
@@ -222,12 +222,18 @@ class LiveBubbleScene:
         """Ground truth: ``(n, 2)`` ``(z, x)`` in metres of the bubbles inside the image."""
         return self._bubbles(np.array([float(t_s)]))[0]
 
-    def _bubbles(self, t: npt.NDArray[np.float64]) -> list[npt.NDArray[np.float64]]:
+    def _positions(
+        self, t: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Bubble ``z, x`` ``(len(t), n)`` moved by the hand sway, and the sway ``(len(t), 2)``."""
         from sonoedge.synth.vessels import particle_positions
 
         z, x, _ = particle_positions(self._tree, self._particles, t)
         d = self._displacement(t)
-        z, x = z + d[:, :1], x + d[:, 1:]
+        return z + d[:, :1], x + d[:, 1:], d
+
+    def _bubbles(self, t: npt.NDArray[np.float64]) -> list[npt.NDArray[np.float64]]:
+        z, x, _ = self._positions(t)
         z0, z1, x0, x1 = self._grid.extent_m()
         inside = (z >= z0) & (z <= z1) & (x >= x0) & (x <= x1)
         return [np.stack([z[k][inside[k]], x[k][inside[k]]], 1) for k in range(len(t))]
@@ -237,15 +243,12 @@ class LiveBubbleScene:
         return self._tree.rasterize(self._grid)[0]
 
     def _render(self, t: npt.NDArray[np.float64], noise_key: int) -> npt.NDArray[np.complex64]:
-        from sonoedge.synth.vessels import particle_positions
-
         imager = self._imager
-        z, x, _ = particle_positions(self._tree, self._particles, t)
-        d = self._displacement(t)
+        z, x, d = self._positions(t)
         # One FFT pass for bubbles and tissue: the splatted bubbles' spectrum plus the tissue
         # image's spectrum moved by a Fourier shift with the two-way phase (the PSF is sampled
         # at λ/4 or finer here, so the shift theorem is accurate).
-        spec = np.fft.fft2(imager.splat(z + d[:, :1], x + d[:, 1:], self._amplitude))
+        spec = np.fft.fft2(imager.splat(z, x, self._amplitude))
         ramp_z = np.exp(
             -2j * np.pi * np.multiply.outer(d[:, 0] / self.spacing_m[0], self._fz)
             - 2j * imager.k_rad_m * d[:, :1]
@@ -275,6 +278,10 @@ class LiveBubbleScene:
         peak)."""
         iq = self.iq_frame(t_s)
         peak = float(np.abs(self._imager.kernel).max())
-        db = 20.0 * np.log10(np.abs(iq) / peak + 1e-12)
-        lo, hi = DB_RANGE
-        return np.clip((db - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+        return display_uint8(20.0 * np.log10(np.abs(iq) / peak + 1e-12))
+
+
+def display_uint8(db: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.uint8]:
+    """Decibels mapped linearly from :data:`DB_RANGE` to 0..255 (clipped)."""
+    lo, hi = DB_RANGE
+    return np.clip((db - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
