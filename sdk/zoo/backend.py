@@ -82,7 +82,7 @@ def device_session(onnx_path: Path, device: str, threads: int) -> Any:
     backend = backends.open_backend(
         profile(target), onnx_path, None, "fp32", sha256_file(onnx_path), threads=threads
     )
-    return BackendSession(backend, inputs)
+    return BackendSession(backend, inputs, backend.close)
 
 
 def bundle_session(
@@ -94,7 +94,7 @@ def bundle_session(
     runner = load_bundle(path, device, allow_unsigned=allow_unsigned, threads=threads)
     card_file = runner.bundle.file("card")
     if card_file is None:
-        runner.bundle.close()
+        runner.close()
         raise ConfigError(
             f"bundle {path} carries no model card: sonoedge students need it for their "
             "pre/post-processing",
@@ -102,4 +102,4 @@ def bundle_session(
         )
     card = json.loads(card_file.read_text())
     inputs = [TensorInfo(s["name"], list(s["shape"])) for s in runner.inputs]
-    return BackendSession(runner.backend, inputs, runner.bundle.close), card
+    return BackendSession(runner.backend, inputs, runner.close), card

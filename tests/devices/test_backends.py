@@ -202,6 +202,26 @@ def test_openvino_target_runs_ir_with_hints_and_cache(
     assert any((trt_cache.cache_root() / "openvino").iterdir())
 
 
+def test_openvino_compiles_each_new_input_shape_in_the_background(tiny_model: Path) -> None:
+    pytest.importorskip("openvino")
+    backend = backends.OpenVinoBackend(tiny_model, "CPU")
+    session = REAL_SESSION(str(tiny_model), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(4)
+    sizes = [(16, 16), (24, 40), (16, 16), (8, 8), (12, 20), (32, 8), (24, 40)]
+    for h, w in sizes:
+        x = rng.standard_normal((1, 8, h, w)).astype(np.float32)
+        (want,) = session.run(None, {"x": x})
+        np.testing.assert_allclose(backend.run({"x": x})["y"], want, rtol=1e-4, atol=1e-5)
+        backend.wait()  # the frame ran at once; its shape's compilation finishes behind it
+        np.testing.assert_allclose(backend.run({"x": x})["y"], want, rtol=1e-4, atol=1e-5)
+    kept = [dict(key)["x"][2:] for key in backend._static]
+    assert len(kept) == backends.STATIC_SHAPES and kept[-1] == (24, 40)  # most recent last
+    assert (16, 16) not in kept  # the least recently used shape was dropped
+    backend.prepare({"x": (1, 8, 16, 16)})  # compiled now, without a frame
+    assert dict(next(reversed(backend._static)))["x"] == (1, 8, 16, 16)
+    backend.close()
+
+
 def test_runtime_modules_never_import_torch() -> None:
     code = (
         "import sys\n"
