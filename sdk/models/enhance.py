@@ -19,7 +19,11 @@ enhanced image on the same scale as ``x + residual``.
   fine detail); with ``context`` every level gets whole-image per-channel offsets computed from
   the spatial mean of the bottleneck features (:class:`GlobalContext`, a ReduceMean and 1×1
   convs). No attention, no normalisation: every op exists in TensorRT, OpenVINO and
-  onnxruntime; channel counts are multiples of 8.
+  onnxruntime; channel counts are multiples of 8. With ``space_to_depth`` (FFDNet style) a
+  PixelUnshuffle(2) stem folds each 2×2 block into 4 channels, the same three levels run at 1/2,
+  1/4 and 1/8 resolution (``width`` >= 16), and a PixelShuffle(2) head returns to 1 channel at
+  full resolution: no convolution runs at full resolution, where 8-channel layers are too thin
+  for int8 kernels and for pruning with ``round_to=8``.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class EnhanceArch:
     head_dim: int = 8
     full_depth: int = 1
     context: bool = False
+    space_to_depth: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -63,6 +68,11 @@ class EnhanceArch:
             )
         if self.kind == "teacher" and self.context:
             raise ConfigError("context=True is a student option: expected False for the teacher")
+        if self.space_to_depth and (self.kind == "teacher" or self.width < 16):
+            raise ConfigError(
+                f"space_to_depth=True with kind={self.kind!r}, width={self.width} is invalid: "
+                "expected a student of width >= 16"
+            )
         if self.window < 2 or self.window % 2:
             raise ConfigError(f"window={self.window} is invalid: expected an even number >= 2")
         if self.kind == "teacher" and (self.head_dim < 4 or (self.width // 2) % self.head_dim):
@@ -87,6 +97,7 @@ class EnhanceArch:
                 int(data.get("head_dim", 8)),
                 int(data.get("full_depth", 1)),
                 bool(data.get("context", False)),
+                bool(data.get("space_to_depth", False)),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"architecture {data!r} is incomplete: {err}") from None
@@ -94,7 +105,9 @@ class EnhanceArch:
     @property
     def size_multiple(self) -> int:
         """Input sizes must be multiples of this (the runtime pads by reflection)."""
-        return 4 * self.window if self.kind == "teacher" else 4
+        if self.kind == "teacher":
+            return 4 * self.window
+        return 8 if self.space_to_depth else 4
 
     @property
     def receptive_field(self) -> int:
@@ -106,7 +119,9 @@ class EnhanceArch:
         # full res: stem 3x3 (2 px); s2 3x3 (2 px); half res: s2 3x3 (4 px); quarter res: depth
         # 3x3 (8 px each); up: 2x2 transposed (4 px) + half-res 3x3 (4 px) + 2x2 (2 px) + full-res
         # 3x3 (2 px) + (full_depth - 1) more full-res 3x3 (2 px each) + head 3x3 (2 px)
-        return 1 + 2 + 2 + 4 + 8 * self.depth + 4 + 4 + 2 + 2 * self.full_depth + 2
+        growth = 2 + 2 + 4 + 8 * self.depth + 4 + 4 + 2 + 2 * self.full_depth + 2
+        # space_to_depth: the same growth on the 1/2-resolution grid of 2x2 blocks
+        return 2 * (growth + 1) if self.space_to_depth else growth + 1
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -277,7 +292,9 @@ class EnhanceStudent(nn.Module):
         super().__init__()
         self.arch = arch
         w = arch.width
-        self.stem = _conv(1, w)
+        fold = 2 if arch.space_to_depth else 1
+        self.unshuffle = nn.PixelUnshuffle(fold) if fold > 1 else None
+        self.stem = _conv(fold * fold, w)
         self.down0 = _conv(w, 2 * w, stride=2)
         self.down1 = _conv(2 * w, 4 * w, stride=2)
         self.context = GlobalContext(w) if arch.context else None
@@ -287,21 +304,27 @@ class EnhanceStudent(nn.Module):
         self.up0 = nn.Sequential(nn.ConvTranspose2d(2 * w, w, 2, 2), nn.ReLU(inplace=True))
         self.fuse0 = _conv(w, w)
         self.refine = nn.Sequential(*[_conv(w, w) for _ in range(arch.full_depth - 1)])
-        self.head = nn.Conv2d(w, 1, 3, 1, 1)
+        self.head = nn.Conv2d(w, fold * fold, 3, 1, 1)
+        self.shuffle = nn.PixelShuffle(fold) if fold > 1 else None
 
     @property
     def feature_channels(self) -> int:
         return self.arch.width
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        s0 = self.stem(x)
+        """``out`` (full resolution) and ``feat``, the last decoder features (at 1/2 resolution
+        with ``space_to_depth``)."""
+        u = x if self.unshuffle is None else self.unshuffle(x)
+        s0 = self.stem(u)
         s1 = self.down0(s0)
         m = self.down1(s1)
         c4, c2, c1 = self.context(m) if self.context is not None else (0.0, 0.0, 0.0)
         m = self.body(m + c4)
         d1 = self.fuse1(self.up1(m) + s1 + c2)
         d0 = self.refine(self.fuse0(self.up0(d1) + s0 + c1))
-        return {"out": x + self.head(d0), "feat": d0}
+        out = u + self.head(d0)  # space_to_depth: the residual is added before the shuffle,
+        # at 1/2 resolution (the same sum; full-resolution 1-channel ops are slow on CPUs)
+        return {"out": out if self.shuffle is None else self.shuffle(out), "feat": d0}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)["out"]

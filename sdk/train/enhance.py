@@ -144,7 +144,7 @@ def arch(cfg: dict[str, Any], who: str) -> EnhanceArch:
                            int(c["head_dim"]))  # fmt: skip
     return EnhanceArch(
         "student", int(c["width"]), int(c["depth"]), full_depth=int(c["full_depth"]),
-        context=bool(c["context"]),
+        context=bool(c["context"]), space_to_depth=bool(c["space_to_depth"]),
     )  # fmt: skip
 
 
@@ -450,7 +450,9 @@ def train_student(
             with torch.no_grad():
                 t = teacher.features(x)
             kd_out = F.l1_loss(f["out"], t["out"])
-            kd_feat = F.mse_loss(adapter(f["feat"]), t["feat"])
+            # a space_to_depth student's features are at 1/2 resolution: 2x2 means of the teacher's
+            t_feat = F.adaptive_avg_pool2d(t["feat"], f["feat"].shape[-2:])
+            kd_feat = F.mse_loss(adapter(f["feat"]), t_feat)
             loss = loss + loss_cfg["kd_weight"] * kd_out + loss_cfg["kd_feature_weight"] * kd_feat
             parts.update({"kd_out": float(kd_out.item()), "kd_feat": float(kd_feat.item())})
         return loss, parts
@@ -484,6 +486,11 @@ def warm_start(net: nn.Module, path: Path) -> None:
             f"student.init {path} holds a student of width {b.width}, depth {b.depth}, "
             f"full_depth {b.full_depth}: expected width {a.width}, depth <= {a.depth}, "
             f"full_depth <= {a.full_depth}"
+        )
+    if a.space_to_depth != b.space_to_depth:
+        raise ConfigError(
+            f"student.init {path} has space_to_depth = {b.space_to_depth}: expected "
+            f"{a.space_to_depth} (the same layout)"
         )
     if b.context and not a.context:
         raise ConfigError(f"student.init {path} has a context branch: expected context = true")
