@@ -451,7 +451,8 @@ def train_student(
                 t = teacher.features(x)
             kd_out = F.l1_loss(f["out"], t["out"])
             # a space_to_depth student's features are at 1/2 resolution: 2x2 means of the teacher's
-            t_feat = F.adaptive_avg_pool2d(t["feat"], f["feat"].shape[-2:])
+            h, w = f["feat"].shape[-2:]
+            t_feat = F.adaptive_avg_pool2d(t["feat"], (h, w))
             kd_feat = F.mse_loss(adapter(f["feat"]), t_feat)
             loss = loss + loss_cfg["kd_weight"] * kd_out + loss_cfg["kd_feature_weight"] * kd_feat
             parts.update({"kd_out": float(kd_out.item()), "kd_feat": float(kd_feat.item())})
@@ -642,6 +643,12 @@ def write_card(
         f"- Architecture: {a.to_dict()}: {card['parameters']} parameters, "
         f"{card['macs_per_pixel']:.0f} MACs/pixel ({ratio:.1f}x fewer than the Swin-Conv U-Net "
         f"teacher's {card['teacher']['macs_per_pixel']:.0f}); plain 3x3/2x2 convs and ReLU"
+        + (
+            " at 1/2, 1/4 and 1/8 resolution between a PixelUnshuffle(2) stem and a "
+            "PixelShuffle(2) head (residual added at 1/2 resolution)"
+            if a.space_to_depth
+            else ""
+        )
         + (
             ", whole-image context (spatial mean of the bottleneck features, 1x1 convs, "
             "per-channel offsets at every level)"
