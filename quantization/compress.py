@@ -12,7 +12,6 @@ import copy
 import importlib.util
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ from sonoedge.quantization.distill import distill
 from sonoedge.quantization.export import export_onnx
 
 log = logging.getLogger(__name__)
-Score = Callable[[list[npt.NDArray[np.float32]]], float]
 
 
 @dataclass(frozen=True)
@@ -88,9 +86,9 @@ class _Cards:
 
 
 def load_torch(path: Path) -> nn.Module:
-    """A SONIC or enhancement weights file (``sonoedge train``: arch + state; loaded as its
-    deploy graph), or a whole pickled ``nn.Module`` (``torch.save(model)``) — pickle: trusted
-    files only."""
+    """A ``sonoedge train`` weights file (SONIC, enhancement, despeckling or ULM localiser: arch
+    + state; loaded as its deploy graph), or a whole pickled ``nn.Module``
+    (``torch.save(model)``) — pickle: trusted files only."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises many types for a bad file
@@ -118,15 +116,28 @@ def _deploy_graph(path: Path, arch: str) -> nn.Module:
         from sonoedge.train.enhance import load_weights as load_enhance
 
         return EnhanceDeploy(load_enhance(path, "student")[0]).eval()
+    if arch.startswith("despeckle"):
+        from sonoedge.models.despeckle import DespeckleDeploy
+        from sonoedge.train.despeckle import load_weights as load_despeckle
+
+        return DespeckleDeploy(load_despeckle(path)[0]).eval()
+    if arch.startswith("ulm-localizer"):
+        from sonoedge.models.ulm_localizer import LocalizerDeploy
+        from sonoedge.train.ulm import load_localizer
+
+        return LocalizerDeploy(load_localizer(path)[0]).eval()
     raise ConfigError(
-        f"{path} holds weights of architecture {arch!r}: compress loads SONIC and enhancement "
-        "weights files",
+        f"{path} holds weights of architecture {arch!r}: compress loads SONIC, enhancement, "
+        "despeckling and ULM localiser weights files",
         hint="save other networks whole with torch.save(model, path)",
     )
 
 
-def read_card(model: Path) -> dict[str, Any]:
-    path = model.with_suffix(".json")
+def read_card(model: Path, card: Path | None = None) -> dict[str, Any]:
+    """The model card ``card``, else the one beside ``model`` (``NAME.json``), else ``{}``."""
+    path = card if card is not None else model.with_suffix(".json")
+    if card is not None and not path.is_file():
+        raise ConfigError(f"model card {path} does not exist")
     if not path.exists():
         return {}
     try:
@@ -144,12 +155,20 @@ def _onnx_io(model: Path) -> tuple[str, str]:
 
 
 def compress(
-    model_path: Path, out: Path, opts: Options, command: str = "", commit: str = "unknown"
+    model_path: Path,
+    out: Path,
+    opts: Options,
+    command: str = "",
+    commit: str = "unknown",
+    card_path: Path | None = None,
 ) -> dict[str, Any]:
-    """Run the whole compression; returns the report (also written to ``out/report.json``)."""
+    """Run the whole compression; returns the report (also written to ``out/report.json``).
+    ``card_path``: the model card the outputs' cards start from (default: the one beside
+    ``model_path``; a weights file's card is the exported model's, e.g.
+    ``ulm-localizer.json``, which the runtime needs for its pre/post-processing)."""
     from sonoedge.quantization.measure import ort_latency
 
-    card = read_card(model_path)
+    card = read_card(model_path, card_path)
     name = str(card.get("name", model_path.stem))
     n = opts.n_train + opts.n_calib + opts.n_val
     ds = datamod.load(opts.data, n, opts.size, opts.seed)
@@ -157,7 +176,8 @@ def compress(
         raise ConfigError(f"data {opts.data!r} has {len(ds)} samples: need at least 3")
     train, rest = ds.split(max(1, len(ds) * opts.n_train // n))
     calib, val = rest.split(max(1, len(rest) * opts.n_calib // (opts.n_calib + opts.n_val)))
-    if opts.max_drop is not None and val.targets is None:
+    task_metric = datamod.task_metric(val)
+    if opts.max_drop is not None and task_metric is None:
         raise ConfigError(
             f"--max-drop needs a task metric, and data {opts.data!r} has no targets",
             hint="give a .npz with 'targets' beside 'inputs', or drop --max-drop",
@@ -194,11 +214,13 @@ def compress(
         export_onnx(net, example, fp32, input_name, output_name)
     val_feeds = [{input_name: x} for x in val.inputs]
     calib_feeds = [{input_name: x} for x in calib.inputs]
-    metric_name = "psnr_db" if val.targets is not None else "psnr_db_vs_fp32_output"
-    refs = val.targets if val.targets is not None else _outputs(fp32, val_feeds)
-
-    def score(outputs: list[npt.NDArray[np.float32]]) -> float:
-        return datamod.mean_psnr_db(refs, outputs)
+    if task_metric is None:  # no truth: how close int8 stays to the float model
+        refs = _outputs(fp32, val_feeds)
+        task_metric = (
+            "psnr_db_vs_fp32_output",
+            lambda outputs: datamod.mean_psnr_db(refs, outputs),
+        )
+    metric_name, score = task_metric
 
     metric = ort_int8.onnx_metric(val_feeds, score)
     base = metric(fp32)

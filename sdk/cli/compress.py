@@ -10,8 +10,8 @@ import typer
 def compress(
     model: Path = typer.Argument(
         ...,
-        help="Student: .pt (SONIC or enhancement weights from sonoedge train, or a whole torch "
-        "module), or .onnx (int8 only).",
+        help="Student: .pt (SONIC, enhancement, despeckling or ULM localiser weights from "
+        "sonoedge train, or a whole torch module), or .onnx (int8 only).",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory."),
     prune: float = typer.Option(
@@ -21,12 +21,20 @@ def compress(
     max_drop: float | None = typer.Option(
         None,
         "--max-drop",
-        help="Largest metric drop (dB PSNR) int8 may cost; else layers stay float.",
+        help="Largest metric drop int8 may cost (dB PSNR; Jaccard for --data ulm); else layers "
+        "stay float.",
     ),
     data: str = typer.Option(
         "speckle",
         help="Data: 'speckle' (B-mode patches: despeckling), 'degraded' (blurred, noisy patches: "
-        "enhancement), 'sonic:N' (N-frame Doppler, simulated) or a .npz (inputs, targets).",
+        "enhancement), 'sonic:N' (N-frame Doppler, simulated), 'ulm' (microbubble frames: ULM "
+        "localiser, metric Jaccard at lambda/4) or a .npz (inputs, targets).",
+    ),
+    card: Path | None = typer.Option(
+        None,
+        "--card",
+        help="Model card the outputs' cards start from (default: MODEL with .json), e.g. the "
+        "exported ulm-localizer.json for a localizer.pt.",
     ),
     kd_steps: int = typer.Option(300, min=0, help="Distillation steps after pruning."),
     tensorrt: bool = typer.Option(
@@ -42,6 +50,8 @@ def compress(
     Examples:
       sonoedge compress student.pt --prune 0.5 --int8 --max-drop 0.3 -o runs/compressed
       sonoedge compress student.onnx --int8 -o runs/int8
+      sonoedge compress runs/ulm2/localizer.pt --card sdk/zoo/ulm-localizer.json --data ulm \\
+          --prune 0.5 --int8 --max-drop 0.01 -o runs/ulm-compressed
       sonoedge package runs/compressed/student-int8-ov.xml -t openvino-cpu -k my.key
     """
     import shlex
@@ -61,13 +71,13 @@ def compress(
         seed=seed,
         symmetric=tensorrt,
     )
-    report = run(model, out, opts, command=command, commit=git_commit())
+    report = run(model, out, opts, command=command, commit=git_commit(), card_path=card)
     metric = report["metric"]
     for name, v in report["variants"].items():
         lat = v.get("ort_latency", {}).get("median_ms")
         extra = f", ORT median {lat} ms" if lat is not None else ""
         size_mb = v["size_bytes"] / 1e6
-        typer.echo(f"{name:18s} {v['model']}: {metric} {v[metric]:.2f}, {size_mb:.2f} MB{extra}")
+        typer.echo(f"{name:18s} {v['model']}: {metric} {v[metric]:.4g}, {size_mb:.2f} MB{extra}")
     if "int8_openvino_skipped" in report:
         typer.echo(f"note: {report['int8_openvino_skipped']}")
     if "int8_openvino" in report:
