@@ -49,7 +49,7 @@ from sonoedge.bench.results import RESULTS_DIR, write_result
 from sonoedge.devices import signing
 from sonoedge.devices.package import package
 from sonoedge.quantization import data, nncf_int8, ort_int8, pruning
-from sonoedge.quantization.distill import distill
+from sonoedge.quantization.distill import distill, task_recipe
 from sonoedge.quantization.export import export_onnx
 from sonoedge.quantization.measure import openvino_latency, ort_latency
 
@@ -128,11 +128,15 @@ def run_student(
     rounds: int,
     runtime_scores: Callable[[Models], dict[str, Any]] | None = None,
     latency_batch: int = 1,
+    task: str = "",
+    dense_same_budget: bool = False,
 ) -> dict[str, Any]:
-    """OpenVINO and ONNX Runtime, fp32 and int8, dense and 50 % pruned + KD: task metric
-    (``data.task_metric(val)``), latency, signed bundle sizes; ``runtime_scores(models)`` adds
-    scores of each variant as the student's runtime uses it. Latency of record: batches of
-    ``latency_batch`` validation inputs (also one input alone when that is more than 1)."""
+    """OpenVINO and ONNX Runtime, fp32 and int8, dense and 50 % pruned + KD (the fine-tuning
+    recipe of ``compress --data task``): task metric (``data.task_metric(val)``), latency, signed
+    bundle sizes. ``runtime_scores(models)`` adds scores of each variant as the student's runtime
+    uses it; ``dense_same_budget`` the metric of the unpruned student fine-tuned as long as the
+    pruned one. Latency of record: batches of ``latency_batch`` validation inputs (also one
+    input alone when that is more than 1)."""
     example = torch.from_numpy(val.inputs[0])
     counts = {"dense": pruning.count(dense, example)}
     pruned = copy.deepcopy(dense)
@@ -149,7 +153,18 @@ def run_student(
         feeds_cal = [{"input": x} for x in calib.inputs]
         export_onnx(pruned, example, tmp / "pruned-nokd.onnx")
         before_kd = ort_int8.onnx_metric(feeds_val, score)(tmp / "pruned-nokd.onnx")
-        distill(pruned, dense, train_set.inputs, train_set.targets, steps=kd_steps, seed=0)
+        loss_fn, lr = task_recipe(task)
+        distill(
+            pruned, dense, train_set.inputs, train_set.targets, kd_steps, lr=lr, loss_fn=loss_fn
+        )
+        same_budget = None
+        if dense_same_budget:  # the unpruned student fine-tuned just as long, for comparison
+            tuned = copy.deepcopy(dense)
+            distill(
+                tuned, dense, train_set.inputs, train_set.targets, kd_steps, lr=lr, loss_fn=loss_fn
+            )
+            export_onnx(tuned, example, tmp / "dense-tuned.onnx")
+            same_budget = ort_int8.onnx_metric(feeds_val, score)(tmp / "dense-tuned.onnx")
         if extra_dense_steps:
             train(dense, train_set, extra_dense_steps, seed=1)  # same training budget
         models: Models = {}
@@ -233,6 +248,8 @@ def run_student(
         "max_bundle_mb": round(max(sizes.values()) / 1e6, 3),
         "int8_layer_report_dense": layers["dense"],
     }
+    if same_budget is not None:
+        out[f"{metric}_dense_fine_tuned_same_steps"] = round(same_budget, 4)
     if single is not None:
         out["latency_one_input"] = single
         out["openvino_int8_speedup_one_input"] = round(
@@ -327,8 +344,9 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
     if args.despeckle is not None:  # the MK student, at the B-mode pipeline's 256×256
         return "compression_despeckle", {
             "despeckle-mk": {
-                "about": f"MK despeckling student {args.despeckle}, KD {kd_steps} steps on "
-                "simulated B-mode (sonoedge train despeckle's data, disjoint seeds)",
+                "about": f"MK despeckling student {args.despeckle}, KD {kd_steps} steps (its "
+                "training loss + L1 to the unpruned student) on simulated B-mode (sonoedge train "
+                "despeckle's data, disjoint seeds)",
                 **run_student(
                     load_torch(args.despeckle),
                     data.despeckle(64 if quick else 512, size=96, seed=0),
@@ -337,6 +355,8 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                     kd_steps,
                     0,
                     rounds,
+                    task="despeckle",
+                    dense_same_budget=True,
                 ),
             }
         }
@@ -364,6 +384,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                     rounds,
                     ulm_runtime_scores(val, card),
                     latency_batch=BATCH,
+                    task="ulm",
                 ),
             }
         }

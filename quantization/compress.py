@@ -24,7 +24,7 @@ from torch import nn
 from sonoedge.errors import ConfigError
 from sonoedge.quantization import data as datamod
 from sonoedge.quantization import ort_int8, pruning
-from sonoedge.quantization.distill import distill
+from sonoedge.quantization.distill import distill, task_recipe
 from sonoedge.quantization.export import export_onnx
 
 log = logging.getLogger(__name__)
@@ -201,8 +201,16 @@ def compress(
         if opts.prune:
             teacher = copy.deepcopy(net).eval()
             pruning.prune_channels(net, example, opts.prune)
+            loss_fn, lr = task_recipe(opts.data)
             losses = distill(
-                net, teacher, train.inputs, train.targets, steps=opts.kd_steps, seed=opts.seed
+                net,
+                teacher,
+                train.inputs,
+                train.targets,
+                steps=opts.kd_steps,
+                lr=lr,
+                seed=opts.seed,
+                loss_fn=loss_fn,
             )
             report["pruned"] = {
                 **pruning.count(net, example),

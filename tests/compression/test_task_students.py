@@ -183,3 +183,28 @@ def test_release_quantizes_the_ulm_localizer_gated_on_jaccard() -> None:
 
     card = zoo.read_card(zoo.resolve("ulm-localizer"))
     assert calibration_data(card) == "ulm" and MAX_DROP[card["task"]] == 0.01
+
+
+def test_fine_tuning_recipes_follow_the_task() -> None:
+    from sonoedge.quantization import distill as d
+
+    assert d.task_recipe("ulm")[0] is d.localizer_loss
+    assert d.task_recipe("despeckle") == (d.despeckle_loss, 3e-3)
+    assert d.task_recipe("sonic:16") == (d.mse_loss, 1e-3)
+    teacher = torch.zeros(1, 3, 8, 8)
+    teacher[0, :, 3, 4] = torch.tensor([0.9, 0.2, -0.3])
+    teacher[0, 1:, 0, 0] = 5.0  # offsets where no bubble is: nothing to learn
+    loss = d.localizer_loss
+    same = teacher.clone()
+    same[0, 1:, 0, 0] = -5.0
+    blind = torch.full_like(teacher, 1e-3)
+    assert float(loss(same, teacher, None, 0.5)) == pytest.approx(
+        float(loss(teacher, teacher, None, 0.5))
+    )
+    assert float(loss(teacher, teacher, None, 0.5)) < float(loss(blind, teacher, None, 0.5))
+    y = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    noisy = (y + 0.1 * torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(1))).clamp(
+        0, 1
+    )
+    assert float(d.despeckle_loss(y, y, y, 0.5)) < float(d.despeckle_loss(noisy, y, y, 0.5))
+    assert float(d.mse_loss(y, y, None, 0.5)) == 0.0
