@@ -26,7 +26,7 @@ from sonoedge.devices.package import package, signing_key
 
 TARGETS = ("openvino-cpu", "jetson-orin-nano")
 CALIBRATION_DATA = {
-    "despeckle": "speckle",
+    "despeckle": "despeckle",
     "enhance": "degraded",
     "sonic": "sonic:{n_frames}",
     "ulm": "ulm",

@@ -178,11 +178,13 @@ def test_int8_ulm_bundle_runs_as_the_ulm_stage(
         assert np.all(d.min(axis=0) < 0.25)  # within a sixteenth of a wavelength
 
 
-def test_release_quantizes_the_ulm_localizer_gated_on_jaccard() -> None:
+def test_release_calibrates_each_student_on_its_own_task() -> None:
     from sonoedge.devices.release import MAX_DROP, calibration_data
 
     card = zoo.read_card(zoo.resolve("ulm-localizer"))
     assert calibration_data(card) == "ulm" and MAX_DROP[card["task"]] == 0.01
+    # the despeckler is calibrated and scored on the images it was trained for
+    assert calibration_data(zoo.read_card(zoo.resolve("despeckle-mk"))) == "despeckle"
 
 
 def test_fine_tuning_recipes_follow_the_task() -> None:
