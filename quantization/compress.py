@@ -169,6 +169,12 @@ def compress(
     from sonoedge.quantization.measure import ort_latency
 
     card = read_card(model_path, card_path)
+    if opts.data == "ulm" and "decode" not in card:
+        raise ConfigError(
+            f"{model_path} has no ULM localiser model card: its compressed models would lack the "
+            "decoding settings (threshold, flip averaging) the runtime needs",
+            hint="pass the exported card, e.g. --card sdk/zoo/ulm-localizer.json",
+        )
     name = str(card.get("name", model_path.stem))
     n = opts.n_train + opts.n_calib + opts.n_val
     ds = datamod.load(opts.data, n, opts.size, opts.seed)

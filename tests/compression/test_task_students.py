@@ -111,6 +111,8 @@ def test_pruned_ulm_localizer_keeps_its_card_and_is_scored_by_jaccard(tmp_path: 
         kd_steps=3,
         latency_repeats=0,
     )
+    with pytest.raises(ConfigError, match="no ULM localiser model card"):
+        compress(tmp_path / "localizer.pt", tmp_path / "out", opts)
     report = compress(tmp_path / "localizer.pt", tmp_path / "out", opts, card_path=card)
     assert report["metric"] == "jaccard_0.25"
     assert report["pruned"]["params"] < 0.5 * report["dense"]["params"]
