@@ -181,10 +181,12 @@ def test_int8_ulm_bundle_runs_as_the_ulm_stage(
 
 
 def test_release_calibrates_each_student_on_its_own_task() -> None:
-    from sonoedge.devices.release import MAX_DROP, calibration_data
+    from sonoedge.devices.release import MAX_DROP, NO_INT8, TARGETS, calibration_data
 
     card = zoo.read_card(zoo.resolve("ulm-localizer"))
     assert calibration_data(card) == "ulm" and MAX_DROP[card["task"]] == 0.01
+    assert ("ulm", "openvino-cpu") not in NO_INT8  # the OpenVINO int8 localiser ships
+    assert all(target in TARGETS for _, target in NO_INT8)
     # the despeckler is calibrated and scored on the images it was trained for
     assert calibration_data(zoo.read_card(zoo.resolve("despeckle-mk"))) == "despeckle"
 
