@@ -26,9 +26,10 @@ def compress(
     ),
     data: str = typer.Option(
         "speckle",
-        help="Data: 'speckle' (B-mode patches: despeckling), 'degraded' (blurred, noisy patches: "
-        "enhancement), 'sonic:N' (N-frame Doppler, simulated), 'ulm' (microbubble frames: ULM "
-        "localiser, metric Jaccard at lambda/4) or a .npz (inputs, targets).",
+        help="Data: 'speckle' (synthetic speckle patches), 'despeckle' (simulated B-mode: the MK "
+        "despeckling student's), 'degraded' (blurred, noisy patches: enhancement), 'sonic:N' "
+        "(N-frame Doppler, simulated), 'ulm' (microbubble frames: ULM localiser, metric "
+        "Jaccard at lambda/4) or a .npz (inputs, targets).",
     ),
     card: Path | None = typer.Option(
         None,
