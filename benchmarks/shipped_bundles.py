@@ -40,7 +40,7 @@ def main() -> None:
     quick = "--quick" in sys.argv
     rounds, repeats = (1, 5) if quick else (4, 30)
     command = " ".join(["python benchmarks/shipped_bundles.py", *sys.argv[1:]])
-    index = json.loads((zoo.BUNDLE_DIR / "index.json").read_text())["bundles"]
+    index = json.loads((zoo.BUNDLE_DIR / "index.json").read_text(encoding="utf-8"))["bundles"]
     shipped = zoo.shipped_bundles()
     pairs: dict[str, Any] = {}
     for file, entry in index.items():
@@ -80,7 +80,9 @@ def main() -> None:
             "int8_metric_drop": entry["vs_fp32"],
             "int8_bytes": entry["bytes"],
         }
-    not_shipped = json.loads((zoo.BUNDLE_DIR / "index.json").read_text())["not_shipped"]
+    not_shipped = json.loads((zoo.BUNDLE_DIR / "index.json").read_text(encoding="utf-8"))[
+        "not_shipped"
+    ]
     metrics = {"pairs": pairs, "not_shipped": not_shipped, "rounds": rounds, "repeats": repeats}
     write_result("bundles", metrics, {"target_openvino_int8_speedup": 2.5}, command=command)
 

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(sonic.summarize(metrics))
             return 0
-        cfg = json.loads((args.run / "config.json").read_text())
+        cfg = json.loads((args.run / "config.json").read_text(encoding="utf-8"))
         if args.quick:
             cfg = cfgmod.merge(cfg, {"eval": {"n_scenes": 2}})
         table = sonic.ablation(cfg, args.run, args.steps, progress)

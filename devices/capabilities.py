@@ -89,6 +89,6 @@ def summary() -> dict[str, Any]:
 
 def _read(path: str) -> str:
     try:
-        return Path(path).read_text(errors="replace")
+        return Path(path).read_text(errors="replace", encoding="utf-8")
     except OSError:
         return ""

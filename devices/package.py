@@ -37,7 +37,7 @@ def read_card(model: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        card = json.loads(path.read_text())
+        card = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise BundleError(f"model card {path} is unreadable: {err}") from None
     if not isinstance(card, dict):

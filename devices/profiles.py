@@ -38,7 +38,7 @@ class TargetProfile:
 @cache
 def profiles() -> dict[str, TargetProfile]:
     """Every target profile by name, in file order."""
-    raw = tomllib.loads(PROFILES_PATH.read_text())
+    raw = tomllib.loads(PROFILES_PATH.read_text(encoding="utf-8"))
     found = {}
     for name, table in raw.items():
         backends = tuple(table.get("backends", ()))

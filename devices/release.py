@@ -63,7 +63,7 @@ def release(
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     previous = out / "index.json"
-    old = json.loads(previous.read_text()) if previous.exists() else {}
+    old = json.loads(previous.read_text(encoding="utf-8")) if previous.exists() else {}
     bundled = students()
     skipped = {k: v for k, v in old.get("not_shipped", {}).items() if _student(k) in bundled}
     mixed: dict[str, str] = old.get("openvino_int8_layers", {})
@@ -97,7 +97,7 @@ def release(
                     + (" --tensorrt" if tensorrt else "")
                 )
                 compress(onnx, work, opts, command=command, commit=commit)
-                report = json.loads((work / "report.json").read_text())
+                report = json.loads((work / "report.json").read_text(encoding="utf-8"))
                 shutil.copyfile(work / "report.json", out / f"{name}-int8-{target}.report.json")
                 model = work / (f"{name}-int8.onnx" if tensorrt else f"{name}-int8-ov.xml")
                 if not tensorrt and "int8_openvino_skipped" in report:
@@ -133,7 +133,7 @@ def release(
         "not_shipped": skipped,
         "openvino_int8_layers": mixed,
     }
-    (out / "index.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "index.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return written
 
 

@@ -29,7 +29,7 @@ _TYPES: dict[str, Any] = {
 
 @cache
 def manifest_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     return schema
 
 

@@ -66,7 +66,7 @@ def cache_dir(root: Path | None = None) -> Path:
 
 def is_built(directory: Path, model_sha256: str) -> bool:
     try:
-        built = json.loads((directory / BUILT).read_text())
+        built = json.loads((directory / BUILT).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return isinstance(built, list) and model_sha256 in built
@@ -75,10 +75,10 @@ def is_built(directory: Path, model_sha256: str) -> bool:
 def mark_built(directory: Path, model_sha256: str) -> None:
     path = directory / BUILT
     try:
-        built = json.loads(path.read_text())
+        built = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         built = []
     if model_sha256 not in built:
         built.append(model_sha256)
     directory.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(sorted(built), indent=1) + "\n")
+    path.write_text(json.dumps(sorted(built), indent=1) + "\n", encoding="utf-8")

@@ -82,7 +82,9 @@ class _Cards:
             "vs_fp32": {k: round(float(v), 4) for k, v in vs_fp32.items()},
             "vs_baseline": self.base.get("metrics", {}).get("vs_baseline", {}),
         }
-        model.with_suffix(".json").write_text(json.dumps(card, indent=2, default=str) + "\n")
+        model.with_suffix(".json").write_text(
+            json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8"
+        )
 
 
 def load_torch(path: Path) -> nn.Module:
@@ -141,7 +143,7 @@ def read_card(model: Path, card: Path | None = None) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        card = json.loads(path.read_text())
+        card = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise ConfigError(f"model card {path} is unreadable: {err}") from None
     return card if isinstance(card, dict) else {}
@@ -290,7 +292,9 @@ def compress(
             v["ort_latency"] = ort_latency(path, feeds, repeats=opts.latency_repeats)
     report["variants"] = variants
     report["metric"] = metric_name
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (out / "report.json").write_text(
+        json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8"
+    )
     return report
 
 

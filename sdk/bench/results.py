@@ -90,7 +90,9 @@ def write_result(
         **extra,
     }
     path = out_dir / f"{name}.json"
-    path.write_text(json.dumps(record, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    path.write_text(
+        json.dumps(record, indent=2, sort_keys=False, default=_jsonable) + "\n", encoding="utf-8"
+    )
     return path
 
 

@@ -7,6 +7,7 @@ without a traceback and end the process with a non-zero exit code.
 
 from __future__ import annotations
 
+import io
 import sys
 
 import typer
@@ -81,8 +82,16 @@ def report_error(err: SonoedgeError) -> None:
         sys.stderr.write(f"hint: {err.hint}\n")
 
 
+def _tolerate_legacy_terminals() -> None:
+    """On a terminal whose encoding lacks our symbols (×, →, λ), print '?' instead of failing."""
+    for out in (sys.stdout, sys.stderr):
+        if isinstance(out, io.TextIOWrapper) and "utf" not in out.encoding.lower():
+            out.reconfigure(errors="replace")
+
+
 def main() -> None:
     """Console-script entry point."""
+    _tolerate_legacy_terminals()
     try:
         app()
     except SonoedgeError as err:

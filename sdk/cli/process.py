@@ -33,7 +33,9 @@ def _list_methods(op: str | None) -> None:
     from sonoedge.processing import registry
 
     index = zoo.BUNDLE_DIR / "index.json"
-    bundles = json.loads(index.read_text()).get("bundles", {}) if index.exists() else {}
+    bundles = (
+        json.loads(index.read_text(encoding="utf-8")).get("bundles", {}) if index.exists() else {}
+    )
     for name in registry.OPS if op is None else [op]:
         rows = [(m, registry.describe(fn)) for m, fn in registry.METHODS[name].items()]
         rows += [

@@ -296,7 +296,7 @@ def _convert(
     report["origin_mm"] = [v * 1e3 for v in rec.volume.origin_m]
     result.report.update(report)
     report_path = out / f"{stem}_quality.json"
-    report_path.write_text(json.dumps(result.report, indent=2) + "\n")
+    report_path.write_text(json.dumps(result.report, indent=2) + "\n", encoding="utf-8")
     result.outputs.append(report_path)
     return result
 

@@ -572,7 +572,7 @@ def write_card(
         "run_dir": str(onnx_path.parent),
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
     }
-    onnx_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    onnx_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     ratio = card["teacher"]["macs_per_pixel"] / max(card["macs_per_pixel"], 1.0)
     md = [
         f"# {name} — MK despeckling student (metric-optimized, knowledge-distilled)",
@@ -598,7 +598,7 @@ def write_card(
         "Run it without torch: `sonoedge.zoo.despeckle.load(path).despeckle(image)`; register it "
         "as `despeckle` method `mk_student` with `sonoedge.zoo.despeckle.register()`.",
     ]
-    onnx_path.with_suffix(".md").write_text("\n".join(md) + "\n")
+    onnx_path.with_suffix(".md").write_text("\n".join(md) + "\n", encoding="utf-8")
     return card
 
 
@@ -619,9 +619,9 @@ def train(
     d = cfg["data"]
     train_spec = data_spec(cfg, "train", d["n_train"])
     val_spec = data_spec(cfg, "val", d["n_val"])
-    (out_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    (out_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
     (out_dir / "data_spec.json").write_text(
-        json.dumps({"train": train_spec, "val": val_spec}, indent=2) + "\n"
+        json.dumps({"train": train_spec, "val": val_spec}, indent=2) + "\n", encoding="utf-8"
     )
     data = build_set(train_spec, cache, progress)
     val = build_set(val_spec, cache, progress)
@@ -666,7 +666,7 @@ def train(
     sample = np.ascontiguousarray(val.speckled[:1, None, :h, :h])
     metrics["export_parity_max_abs"] = export_onnx(student, onnx_path, sample=sample)
     write_card(onnx_path, name, student, teacher, cfg, train_spec, metrics, command)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return onnx_path
 
 

@@ -624,7 +624,7 @@ def write_card(
         "run_dir": str(onnx_path.parent),
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
     }
-    onnx_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    onnx_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     ratio = card["teacher"]["macs_per_pixel"] / max(card["macs_per_pixel"], 1.0)
     dcfg, lc = cfg["degrade"], cfg["loss"]
     distil = lc["kd_weight"] > 0 or lc["kd_feature_weight"] > 0
@@ -701,7 +701,7 @@ def write_card(
         "Run it without torch: `sonoedge.zoo.enhance.load(path).enhance(image)`, or "
         f"`sonoedge process IMAGE --op enhance --method {name}`.",
     ]
-    onnx_path.with_suffix(".md").write_text("\n".join(md) + "\n")
+    onnx_path.with_suffix(".md").write_text("\n".join(md) + "\n", encoding="utf-8")
     return card
 
 
@@ -722,9 +722,9 @@ def train(
     d = cfg["data"]
     train_spec = data_spec(cfg, "train", d["n_train"])
     val_spec = data_spec(cfg, "val", d["n_val"])
-    (out_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    (out_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
     (out_dir / "data_spec.json").write_text(
-        json.dumps({"train": train_spec, "val": val_spec}, indent=2) + "\n"
+        json.dumps({"train": train_spec, "val": val_spec}, indent=2) + "\n", encoding="utf-8"
     )
     times: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -765,7 +765,7 @@ def train(
     sample = np.ascontiguousarray(val.targets[:1, None, :h, :h])
     metrics["export_parity_max_abs"] = export_onnx(student, onnx_path, sample=sample)
     write_card(onnx_path, MODEL_NAME, student, teacher, cfg, train_spec, metrics, command)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return onnx_path
 
 

@@ -522,7 +522,7 @@ def write_card(
         "metrics": metrics,
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
     }
-    onnx_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    onnx_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     md = [
         f"# {name} — SONIC power Doppler student",
         "",
@@ -547,7 +547,7 @@ def write_card(
         "",
         "Run it without torch: `sonoedge.zoo.load(path).power_doppler(iq, prf_hz, spacing_m)`.",
     ]
-    onnx_path.with_suffix(".md").write_text("\n".join(md) + "\n")
+    onnx_path.with_suffix(".md").write_text("\n".join(md) + "\n", encoding="utf-8")
     return card
 
 
@@ -569,9 +569,9 @@ def train(
     d = cfg["data"]
     train_spec = {**data_spec(d, "train", d["n_train"], cfg["seed"]), "ds_cutoff": d["ds_cutoff"]}
     val_spec = {**data_spec(d, "val", d["n_val"], cfg["seed"]), "ds_cutoff": d["ds_cutoff"]}
-    (out_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    (out_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
     (out_dir / "data_spec.json").write_text(
-        json.dumps({"train": train_spec, "val": val_spec}, indent=2) + "\n"
+        json.dumps({"train": train_spec, "val": val_spec}, indent=2) + "\n", encoding="utf-8"
     )
     data = build_set(train_spec, cache, d["workers"], progress)
     val = build_set(val_spec, cache, d["workers"], progress)
@@ -608,7 +608,7 @@ def train(
     parity = export_onnx(student, onnx_path, sample=ensemble_features(val.iq[0, :n])[None])
     metrics["export_parity_max_abs"] = parity
     write_card(onnx_path, name, student, cfg, train_spec, data.spacing_m, metrics, command)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return onnx_path
 
 

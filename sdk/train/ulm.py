@@ -501,7 +501,7 @@ def write_generator_card(
         "run_dir": str(onnx_path.parent),
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
     }
-    onnx_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    onnx_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     md = [
         f"# {onnx_path.stem} — physics-parameter-guided microbubble frame generator (PgD)",
         "",
@@ -521,7 +521,7 @@ def write_generator_card(
         "",
         "Run it without torch: `sonoedge.zoo.ulm.load_generator().synthesize(positions, params)`.",
     ]
-    onnx_path.with_suffix(".md").write_text("\n".join(md) + "\n")
+    onnx_path.with_suffix(".md").write_text("\n".join(md) + "\n", encoding="utf-8")
     return card
 
 
@@ -590,7 +590,7 @@ def write_card(
         "run_dir": str(onnx_path.parent),
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
     }
-    onnx_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    onnx_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     val = metrics.get("val", {})
     md = [
         f"# {onnx_path.stem} — deep-learning ULM localiser (PgD: physics-guided synthetic data)",
@@ -628,7 +628,7 @@ def write_card(
         "`ulm-localizer` (`sonoedge ulm INPUT -o OUT`, `sonoedge process --op ulm --method "
         "ulm-localizer`).",
     ]
-    onnx_path.with_suffix(".md").write_text("\n".join(md) + "\n")
+    onnx_path.with_suffix(".md").write_text("\n".join(md) + "\n", encoding="utf-8")
     return card
 
 
@@ -648,9 +648,9 @@ def train(
     d = cfg["data"]
     train_spec = data_spec(cfg, "train", d["n_train"])
     val_spec = data_spec(cfg, "val", d["n_val"])
-    (out_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    (out_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
     (out_dir / "data_spec.json").write_text(
-        json.dumps({"train": train_spec, "val": val_spec}, indent=2) + "\n"
+        json.dumps({"train": train_spec, "val": val_spec}, indent=2) + "\n", encoding="utf-8"
     )
     data = build_set(train_spec, cache, progress)
     val = build_set(val_spec, cache, progress)
@@ -717,7 +717,7 @@ def train(
     write_generator_card(
         gen_onnx, generator, cfg, train_spec, {"export_parity_max_abs": parity}, command
     )
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return onnx_path
 
 

@@ -66,7 +66,7 @@ def read_card(onnx_path: str | Path) -> dict[str, Any]:
             hint="export with `sonoedge train` (it writes NAME.onnx and NAME.json together)",
         )
     try:
-        card = json.loads(card_path.read_text())
+        card = json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise ConfigError(f"model card {card_path} is unreadable: {err}") from None
     if not isinstance(card, dict) or "task" not in card or "input" not in card:

@@ -100,6 +100,6 @@ def bundle_session(
             "pre/post-processing",
             hint="package the student's .onnx with its NAME.json beside it (`sonoedge package`)",
         )
-    card = json.loads(card_file.read_text())
+    card = json.loads(card_file.read_text(encoding="utf-8"))
     inputs = [TensorInfo(s["name"], list(s["shape"])) for s in runner.inputs]
     return BackendSession(runner.backend, inputs, runner.close), card
