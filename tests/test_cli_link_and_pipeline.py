@@ -173,6 +173,10 @@ def test_bench_pipeline_quick_json() -> None:
     result = json.loads(out.stdout)
     assert result["fps"] > 0 and set(result["stages"]) == {"bmode", "despeckle", "enhance"}
     assert result["baselines"]["sequential_fps"] > 0
+    # the paced stream's first second is reported apart from the steady-state latency
+    assert result["startup_results"] > 0
+    assert result["startup_end_to_end_max_ms"] > 0
+    assert 0 < result["end_to_end_p50_ms"] <= result["end_to_end_p99_ms"]
 
 
 def test_bench_overview_compares_students_with_classical_presets() -> None:
