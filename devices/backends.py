@@ -216,7 +216,7 @@ class OpenVinoBackend:
         self._builder: threading.Thread | None = None
 
     def run(self, feeds: Mapping[str, npt.NDArray[Any]]) -> Arrays:
-        request = self._request_for(_shape_key({k: np.shape(v) for k, v in feeds.items()}))
+        request = self._request_for(feeds)
         result = request.infer(dict(feeds))
         outputs = request.model_outputs
         return {n: np.asarray(result[o]) for n, o in zip(self.output_names, outputs, strict=True)}
@@ -240,11 +240,12 @@ class OpenVinoBackend:
         """Let a background compilation finish (never leave OpenVINO compiling at exit)."""
         self.wait()
 
-    def _request_for(self, key: _ShapeKey) -> Any:
-        """The static-shape request for ``key`` if compiled; else the dynamic one, and a
-        background compile of ``key`` when none is running."""
+    def _request_for(self, feeds: Mapping[str, npt.NDArray[Any]]) -> Any:
+        """The static-shape request for the shapes of ``feeds`` if compiled; else the dynamic
+        one, and a background compile of those shapes when none is running."""
         if self._model is None:
             return self.request
+        key = _shape_key({k: np.shape(v) for k, v in feeds.items()})
         with self._lock:
             request = self._static.get(key)
             if request is not None:
