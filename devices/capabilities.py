@@ -66,6 +66,7 @@ def gpu_name() -> str | None:
             text=True,
             timeout=10,
             check=True,
+            encoding="utf-8",
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return None

@@ -42,7 +42,11 @@ def vectors_exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
     exe = tmp_path_factory.mktemp("c_reference") / "vectors"
     sources = [str(C_DIR / "sonoedge_wire.c"), str(C_DIR / "vectors_main.c")]
     proc = subprocess.run(
-        [cc, *CFLAGS, "-o", str(exe), *sources], capture_output=True, text=True, timeout=120
+        [cc, *CFLAGS, "-o", str(exe), *sources],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        encoding="utf-8",
     )
     assert proc.returncode == 0, f"{cc} failed:\n{proc.stdout}{proc.stderr}"
     return exe

@@ -18,7 +18,12 @@ def run(
     *args: str, cwd: Path | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [SONOEDGE, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd
+        [SONOEDGE, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        encoding="utf-8",
     )
 
 
@@ -88,6 +93,7 @@ def test_emulate_on_a_pty_then_stream_through_pyserial(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        encoding="utf-8",
     )
     try:
         for _ in range(100):
@@ -118,7 +124,7 @@ def test_demo(tmp_path: Path) -> None:
     demo_dir = tmp_path / "sonoedge-demo"
     assert "report:" in out.stdout and (demo_dir / "index.html").exists()
     assert (demo_dir / "recording.h5").stat().st_size > 0
-    page = (demo_dir / "index.html").read_text()
+    page = (demo_dir / "index.html").read_text(encoding="utf-8")
     assert (demo_dir / "sweep_volume.nrrd").stat().st_size > 0
     figures = (
         "bmode_input.png",
@@ -163,6 +169,7 @@ def test_show_without_a_display_says_what_to_do() -> None:
         text=True,
         timeout=60,
         env=env,
+        encoding="utf-8",
     )
     assert out.returncode == 2 and "needs a window" in out.stderr and "Traceback" not in out.stderr
 

@@ -18,6 +18,7 @@ def run_example(name: str, *args: str) -> str:
         text=True,
         timeout=60,
         check=True,
+        encoding="utf-8",
     ).stdout
 
 

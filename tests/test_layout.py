@@ -18,7 +18,9 @@ FOLDERS = {
 
 
 def test_every_package_folder_is_listed_in_pyproject() -> None:
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"][
+        "setuptools"
+    ]
     assert config["package-dir"] == {name: folder for folder, name in FOLDERS.items()}
     found = set()
     for folder, name in FOLDERS.items():

@@ -29,6 +29,7 @@ def git_commit(cwd: str | Path | None = None) -> str:
             text=True,
             timeout=5,
             check=True,
+            encoding="utf-8",
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
@@ -37,6 +38,7 @@ def git_commit(cwd: str | Path | None = None) -> str:
             text=True,
             timeout=5,
             check=True,
+            encoding="utf-8",
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -38,7 +38,7 @@ def test_prune_int8_report_and_bundle(tiny_unet: torch.nn.Module, tmp_path: Path
     assert all(v["size_bytes"] < 5e6 for v in variants.values())
     layers = report["int8_layers"]["layers"]
     assert len(layers) == 6 and all("own_sqnr_db" in r for r in layers)
-    card = json.loads((tmp_path / "out" / "student-int8.json").read_text())
+    card = json.loads((tmp_path / "out" / "student-int8.json").read_text(encoding="utf-8"))
     assert card["precision"] == "int8" and card["pruning_ratio"] == 0.5
     assert card["input"]["example_shape"] == [1, 1, 32, 32]
 

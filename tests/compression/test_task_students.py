@@ -116,7 +116,9 @@ def test_pruned_ulm_localizer_keeps_its_card_and_is_scored_by_jaccard(tmp_path: 
     report = compress(tmp_path / "localizer.pt", tmp_path / "out", opts, card_path=card)
     assert report["metric"] == "jaccard_0.25"
     assert report["pruned"]["params"] < 0.5 * report["dense"]["params"]
-    int8_card = json.loads((tmp_path / "out" / "ulm-localizer-int8.json").read_text())
+    int8_card = json.loads(
+        (tmp_path / "out" / "ulm-localizer-int8.json").read_text(encoding="utf-8")
+    )
     assert int8_card["task"] == "ulm" and int8_card["decode"]["threshold"] == 0.5
     assert int8_card["input"]["name"] == "frames" and int8_card["pruning_ratio"] == 0.5
     assert "jaccard_0.25" in int8_card["metrics"]["vs_fp32"]

@@ -48,7 +48,7 @@ def write_tiny_onnx(path: Path, channels: int = 8) -> Path:
         "provenance": {"command": "pytest", "commit": "test", "seed": 0, "data_spec": None},
         "metrics": {"vs_fp32": {"psnr_db_drop": 0.0}, "vs_baseline": {}},
     }
-    path.with_suffix(".json").write_text(json.dumps(card))
+    path.with_suffix(".json").write_text(json.dumps(card), encoding="utf-8")
     return path
 
 

@@ -40,7 +40,7 @@ def test_round_trip_runs_like_the_model(
 
 
 def test_manifest_follows_schema_and_lists_every_file(bundle_dir: Path) -> None:
-    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    manifest = json.loads((bundle_dir / "manifest.json").read_text(encoding="utf-8"))
     assert manifest_errors(manifest) == []
     assert set(manifest["files"]) == {"model.onnx", "card.json"}
     assert manifest["provenance"]["command"] == "pytest"
@@ -62,7 +62,9 @@ def test_tampered_manifest_is_refused_even_when_unsigned_is_allowed(
     bundle_dir: Path, keypair: tuple[Path, Path]
 ) -> None:
     path = bundle_dir / "manifest.json"
-    path.write_text(path.read_text().replace('"cpu"', '"openvino-cpu"'))
+    path.write_text(
+        path.read_text(encoding="utf-8").replace('"cpu"', '"openvino-cpu"'), encoding="utf-8"
+    )
     for allow in (False, True):
         with pytest.raises(SignatureError, match="modified after signing"):
             open_bundle(bundle_dir, keys=[keypair[1]], allow_unsigned=allow)
@@ -99,7 +101,7 @@ def test_unlisted_and_missing_files_are_refused(
 
 
 def test_project_key_is_public_only() -> None:
-    text = signing.PROJECT_KEY_PATH.read_text()
+    text = signing.PROJECT_KEY_PATH.read_text(encoding="utf-8")
     assert "PUBLIC KEY" in text and "PRIVATE" not in text
     assert signing.load_public_key(signing.PROJECT_KEY_PATH).key_id
 

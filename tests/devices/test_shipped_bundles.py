@@ -28,7 +28,7 @@ def _no_user_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_every_shipped_student_has_fp32_and_int8_bundles_for_openvino_and_jetson() -> None:
-    index = json.loads((zoo.BUNDLE_DIR / "index.json").read_text())
+    index = json.loads((zoo.BUNDLE_DIR / "index.json").read_text(encoding="utf-8"))
     assert set(index["bundles"]) == {f"{n}.zip" for n in BUNDLES}
     students = [n for names in zoo.shipped_methods().values() for n in names]
     assert {"sonic-16", "sonic-8", "despeckle-mk"} <= set(students)

@@ -43,7 +43,9 @@ def test_plus_file_with_config(plus_data: Any, tmp_path: Path) -> None:
     assert vol.origin_m[0] == pytest.approx(-22.2573e-3, abs=1e-6)
     assert (tmp_path / "NwirePhantomFreehand_weights.mha").exists()
     assert (tmp_path / "NwirePhantomFreehand_mip.png").exists()
-    report = json.loads((tmp_path / "NwirePhantomFreehand_quality.json").read_text())
+    report = json.loads(
+        (tmp_path / "NwirePhantomFreehand_quality.json").read_text(encoding="utf-8")
+    )
     assert report["n_frames"] == 97 and report["n_frames_skipped"] == 0
     assert 0 <= report["hole_fraction"] < 0.2
 
@@ -70,7 +72,7 @@ def test_simulated_fan_with_options(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "sim_fan.nii.gz").exists()
-    report = json.loads((tmp_path / "sim_fan_quality.json").read_text())
+    report = json.loads((tmp_path / "sim_fan_quality.json").read_text(encoding="utf-8"))
     assert report["heading_drift_dps"] < 1.0 and "time_offset_ms" in report
 
 
@@ -107,12 +109,12 @@ def test_absurd_spacing_is_refused_with_size(plus_data: Any, tmp_path: Path) -> 
 
 
 def test_config_output_grid_and_motion_check(plus_data: Any, tmp_path: Path) -> None:
-    text = plus_data.config.read_text().replace(
+    text = plus_data.config.read_text(encoding="utf-8").replace(
         'OutputSpacing="0.5 0.5 0.5"',
         'OutputSpacing="1 1 1" OutputOrigin="-20 -130 -50" OutputExtent="2 11 0 9 0 4"',
     )
     config = tmp_path / "grid.xml"
-    config.write_text(text)
+    config.write_text(text, encoding="utf-8")
     result = runner.invoke(
         app, ["sweep2vol", str(plus_data.nwire), "--plus-config", str(config), "-o", str(tmp_path)]
     )
@@ -145,13 +147,13 @@ def test_invalid_transforms_are_skipped_and_counted(tmp_path: Path) -> None:
     result = runner.invoke(app, ["sweep2vol", str(path), "-o", str(tmp_path), "--spacing", "1"])
     assert result.exit_code == 0, result.output
     assert "skipped 1 of 4" in result.output
-    report = json.loads((tmp_path / "s_quality.json").read_text())
+    report = json.loads((tmp_path / "s_quality.json").read_text(encoding="utf-8"))
     assert report["n_frames_skipped"] == 1 and report["n_valid_poses"] == 3
 
 
 def test_config_hole_filling_and_rejection(plus_data: Any, tmp_path: Path) -> None:
     text = (
-        plus_data.config.read_text()
+        plus_data.config.read_text(encoding="utf-8")
         .replace('FillHoles="OFF"', 'FillHoles="ON" PixelRejectionThreshold="1"')
         .replace(
             "/>\n  \n</PlusConfiguration>",
@@ -161,7 +163,7 @@ def test_config_hole_filling_and_rejection(plus_data: Any, tmp_path: Path) -> No
     )
     assert "HoleFillingElement" in text
     config = tmp_path / "holes.xml"
-    config.write_text(text)
+    config.write_text(text, encoding="utf-8")
     args = ["sweep2vol", str(plus_data.nwire), "-o", str(tmp_path / "a"), "--plus-config"]
     assert runner.invoke(app, [*args, str(plus_data.config)]).exit_code == 0
     result = runner.invoke(app, [*args[:3], str(tmp_path / "b"), "--plus-config", str(config)])

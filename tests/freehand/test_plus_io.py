@@ -128,26 +128,31 @@ def test_reads_nwire_config(plus_data: Any) -> None:
 
 def test_config_without_needed_elements(tmp_path: Path) -> None:
     path = tmp_path / "c.xml"
-    path.write_text("<PlusConfiguration><CoordinateDefinitions/></PlusConfiguration>")
+    path.write_text(
+        "<PlusConfiguration><CoordinateDefinitions/></PlusConfiguration>", encoding="utf-8"
+    )
     with pytest.raises(ConfigError, match="no VolumeReconstruction"):
         read_plus_config(path)
     assert read_plus_config(path, require_reconstruction=False).reconstruction is None
     path.write_text(
-        '<PlusConfiguration><VolumeReconstruction Interpolation="LINEAR"/></PlusConfiguration>'
+        '<PlusConfiguration><VolumeReconstruction Interpolation="LINEAR"/></PlusConfiguration>',
+        encoding="utf-8",
     )
     with pytest.raises(ConfigError, match="OutputSpacing"):
         read_plus_config(path)
     path.write_text(
-        '<PlusConfiguration><VolumeReconstruction OutputSpacing="0.5 x 0.5"/></PlusConfiguration>'
+        '<PlusConfiguration><VolumeReconstruction OutputSpacing="0.5 x 0.5"/></PlusConfiguration>',
+        encoding="utf-8",
     )
     with pytest.raises(ConfigError, match="OutputSpacing"):
         read_plus_config(path)
-    path.write_text("<PlusConfiguration><unclosed></PlusConfiguration>")
+    path.write_text("<PlusConfiguration><unclosed></PlusConfiguration>", encoding="utf-8")
     with pytest.raises(ConfigError, match="cannot read"):
         read_plus_config(path)
     path.write_text(
         '<PlusConfiguration><VolumeReconstruction OutputSpacing="1 1 1" CompoundingMode="AVG"/>'
-        "</PlusConfiguration>"
+        "</PlusConfiguration>",
+        encoding="utf-8",
     )
     with pytest.raises(ConfigError, match="CompoundingMode"):
         read_plus_config(path)

@@ -53,7 +53,7 @@ def test_sweep2vol_reads_recordings(tmp_path: Path, small_probe: Callable[..., P
         app, ["sweep2vol", str(tmp_path), "-o", str(tmp_path / "out"), "--spacing", "0.5"]
     )
     assert result.exit_code == 0, result.output
-    report = json.loads((tmp_path / "out" / "sweep_quality.json").read_text())
+    report = json.loads((tmp_path / "out" / "sweep_quality.json").read_text(encoding="utf-8"))
     assert report["n_frames"] == n and report["n_valid_poses"] == n
     assert report["frame_interval_ms"]["median"] == pytest.approx(100.0, abs=1.0)
     assert (tmp_path / "out" / "sweep.nrrd").stat().st_size > 0

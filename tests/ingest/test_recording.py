@@ -81,7 +81,7 @@ def test_truncated_and_foreign_files_are_clear_errors(
     with pytest.raises(RecordingError, match="not a readable HDF5 file"):
         RecordingReader(truncated)
     text = tmp_path / "notes.h5"
-    text.write_text("hello")
+    text.write_text("hello", encoding="utf-8")
     with pytest.raises(RecordingError, match="not a readable HDF5 file"):
         open_probe(str(text))
     other = tmp_path / "other.h5"

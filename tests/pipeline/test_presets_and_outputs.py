@@ -39,7 +39,7 @@ def test_builtin_presets_load() -> None:
 )
 def test_invalid_preset_files(tmp_path: Path, text: str, match: str) -> None:
     path = tmp_path / "p.toml"
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=match):
         load_preset(path)
 

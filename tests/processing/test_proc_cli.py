@@ -173,6 +173,7 @@ def test_cli_error_has_no_traceback(tmp_path):
         capture_output=True,
         text=True,
         timeout=60,
+        encoding="utf-8",
     )
     assert proc.returncode != 0
     assert "error:" in proc.stderr and "Traceback" not in proc.stderr

@@ -53,7 +53,7 @@ def test_bad_npz_files(tmp_path, arrays, message):
 
 
 def test_unknown_suffixes(tmp_path):
-    (tmp_path / "a.txt").write_text("x")
+    (tmp_path / "a.txt").write_text("x", encoding="utf-8")
     with pytest.raises(DataError, match="suffix"):
         read_input(tmp_path / "a.txt", "bmode")
     with pytest.raises(DataError, match="suffix"):

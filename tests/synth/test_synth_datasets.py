@@ -70,7 +70,11 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
         "import sys; from sonoedge.cli import main; sys.argv = ['sonoedge', *sys.argv[1:]]; main()"
     )
     return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        encoding="utf-8",
     )
 
 

@@ -29,7 +29,7 @@ def despeckle_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "despeckle-rt"
     cache = tmp_path_factory.mktemp("despeckle-rt-cache")
     args = ["train", "despeckle", "--quick", "--out", str(out), "--cache", str(cache)]
-    (out.parent / "noab.toml").write_text("[train]\nablations = false\n")
+    (out.parent / "noab.toml").write_text("[train]\nablations = false\n", encoding="utf-8")
     args += ["-c", str(out.parent / "noab.toml"), "--no-progress"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -85,7 +85,7 @@ def test_registry_method_and_wrong_models(despeckle_run: Path, tmp_path: Path) -
         METHODS["despeckle"].pop("mk_test", None)
     sonic_like = tmp_path / "x.onnx"
     sonic_like.write_bytes(onnx.read_bytes())
-    sonic_like.with_suffix(".json").write_text('{"task": "sonic", "input": {}}')
+    sonic_like.with_suffix(".json").write_text('{"task": "sonic", "input": {}}', encoding="utf-8")
     with pytest.raises(ConfigError, match="'sonic' model"):
         zd.load(sonic_like)
     with pytest.raises(ConfigError, match="not found"):
@@ -106,7 +106,9 @@ def test_shipped_student_loads_without_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "print('ok')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, encoding="utf-8"
+    )
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
     shipped = Path(zd.__file__).with_name("despeckle-mk.onnx")
     assert shipped.stat().st_size <= 5 * 1024 * 1024

@@ -130,9 +130,11 @@ def test_shipped_student_runs_without_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "print('ok')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, encoding="utf-8"
+    )
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
     results = Path(__file__).resolve().parents[2] / "docs" / "results" / "enhance.json"
     if results.exists():  # the published evaluation is of this model
-        record = json.loads(results.read_text())
+        record = json.loads(results.read_text(encoding="utf-8"))
         assert record["metrics"]["student"] == NAME

@@ -60,7 +60,7 @@ def test_cards_round_trip_and_old_cards_load_as_before() -> None:
     old = {k: v for k, v in S2D.to_dict().items() if k != "space_to_depth"}
     assert EnhanceArch.from_dict(old) == EnhanceArch("student", 16, 2, full_depth=2, context=True)
     shipped = Path(__file__).parents[2] / "sdk" / "zoo" / "enhance-student.json"
-    arch = EnhanceArch.from_dict(json.loads(shipped.read_text())["architecture"])
+    arch = EnhanceArch.from_dict(json.loads(shipped.read_text(encoding="utf-8"))["architecture"])
     assert arch.kind == "student"
     build(arch).load_state_dict(build(arch).state_dict())
 

@@ -46,7 +46,7 @@ def _img(h: int, w: int, seed: int = 0) -> np.ndarray:
 def test_quick_run_writes_weights_card_and_onnx(enhance_run: Path) -> None:
     names = {p.name for p in enhance_run.iterdir()}
     assert {"teacher.pt", "student.pt", "config.json", "data_spec.json", "metrics.json"} <= names
-    card = json.loads((enhance_run / "enhance-student.json").read_text())
+    card = json.loads((enhance_run / "enhance-student.json").read_text(encoding="utf-8"))
     assert card["task"] == "enhance" and card["opset"] >= 17 and card["name"] == "enhance-student"
     assert card["input"]["min_size"] == EnhanceArch("student", 8, 1).receptive_field
     assert card["provenance"]["command"].startswith("sonoedge train enhance --quick")
@@ -54,7 +54,11 @@ def test_quick_run_writes_weights_card_and_onnx(enhance_run: Path) -> None:
     assert card["metrics"]["export_parity_max_abs"] < 1e-4
     assert card["teacher"]["macs_per_pixel"] > card["macs_per_pixel"] > 0
     assert card["teacher"]["architecture"]["kind"] == "teacher"
-    assert (enhance_run / "enhance-student.md").read_text().startswith("# enhance-student")
+    assert (
+        (enhance_run / "enhance-student.md")
+        .read_text(encoding="utf-8")
+        .startswith("# enhance-student")
+    )
     hist = torch.load(enhance_run / "student.ckpt", weights_only=False)["history"]
     assert len(hist) == 4 and all(np.isfinite(h["loss"]) for h in hist)
     assert {"l1", "ssim", "psnr", "kd_out", "kd_feat"} <= set(hist[0])
@@ -82,19 +86,19 @@ def test_interrupted_run_resumes_to_the_same_weights(
 
 def test_config_refuses_unknown_keys_types_and_ranges(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text("[degrade]\nfourier_prb = 0.5\n")
+    bad.write_text("[degrade]\nfourier_prb = 0.5\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"degrade\.fourier_prb"):
         cfgmod.load("enhance", bad)
-    bad.write_text("[degrade]\nseverity = [0.5, 1.5]\n")
+    bad.write_text("[degrade]\nseverity = [0.5, 1.5]\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"degrade\.severity"):
         enhance.check_config(cfgmod.load("enhance", bad))
-    bad.write_text("[teacher]\ncrop = 48\n")  # not a multiple of 4 windows
+    bad.write_text("[teacher]\ncrop = 48\n", encoding="utf-8")  # not a multiple of 4 windows
     with pytest.raises(ConfigError, match=r"teacher\.crop"):
         enhance.check_config(cfgmod.load("enhance", bad))
-    bad.write_text("[student]\nwidth = 12\n")
+    bad.write_text("[student]\nwidth = 12\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="multiple of 8"):
         enhance.check_config(cfgmod.load("enhance", bad))
-    bad.write_text("[teacher]\nhead_dim = 5\n")
+    bad.write_text("[teacher]\nhead_dim = 5\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="head_dim"):
         enhance.check_config(cfgmod.load("enhance", bad))
     assert get_task("enhance") is enhance
@@ -191,7 +195,7 @@ def test_loader_refuses_other_tasks_and_missing_files(enhance_run: Path, tmp_pat
     onnx = enhance_run / "enhance-student.onnx"
     other = tmp_path / "x.onnx"
     other.write_bytes(onnx.read_bytes())
-    other.with_suffix(".json").write_text('{"task": "despeckle", "input": {}}')
+    other.with_suffix(".json").write_text('{"task": "despeckle", "input": {}}', encoding="utf-8")
     with pytest.raises(ConfigError, match="'despeckle' model"):
         ze.load(other)
     with pytest.raises(ConfigError, match="not found"):
@@ -207,7 +211,7 @@ def test_eval_writes_json_and_png(enhance_run: Path, enhance_cache: Path, tmp_pa
     args += ["--name", "enhance_test", "--results-dir", str(out), "--cache", str(enhance_cache)]
     result = CliRunner().invoke(app, [*args, "--no-progress"])
     assert result.exit_code == 0, result.output
-    record = json.loads((out / "enhance_test.json").read_text())
+    record = json.loads((out / "enhance_test.json").read_text(encoding="utf-8"))
     assert {"command", "commit", "date", "machine", "metrics", "baselines"} <= set(record)
     m = record["metrics"]
     assert set(m["psnr_ssim_per_severity"]) == {"light", "moderate", "heavy"}

@@ -36,7 +36,7 @@ def test_quick_run_writes_all_networks_card_and_onnx(despeckle_run: Path) -> Non
     names = {p.name for p in despeckle_run.iterdir()}
     assert {"teacher.pt", "student.pt", "config.json", "data_spec.json", "metrics.json"} <= names
     assert {"student_no_metric.pt", "student_no_kd.pt", "dncnn.pt"} <= names
-    card = json.loads((despeckle_run / "despeckle-mk.json").read_text())
+    card = json.loads((despeckle_run / "despeckle-mk.json").read_text(encoding="utf-8"))
     assert card["task"] == "despeckle" and card["opset"] >= 17
     assert card["input"]["min_size"] == DespeckleArch("student", 8, 1).receptive_field
     assert card["provenance"]["command"].startswith("sonoedge train despeckle --quick")
@@ -56,7 +56,7 @@ def test_interrupted_run_resumes_to_the_same_weights(
 ) -> None:
     out = tmp_path / "resumed"
     cfg = tmp_path / "noablation.toml"
-    cfg.write_text("[train]\nablations = false\n")
+    cfg.write_text("[train]\nablations = false\n", encoding="utf-8")
     args = ["train", "despeckle", "--quick", "--out", str(out), "--cache", str(despeckle_cache)]
     runner = CliRunner()
     first = runner.invoke(app, [*args, "-c", str(cfg), "--no-progress", "--stop-after", "3"])
@@ -74,19 +74,19 @@ def test_interrupted_run_resumes_to_the_same_weights(
 
 def test_config_refuses_unknown_keys_types_and_ranges(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text("[loss]\nssim_weigth = 1.0\n")
+    bad.write_text("[loss]\nssim_weigth = 1.0\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"loss\.ssim_weigth"):
         cfgmod.load("despeckle", bad)
-    bad.write_text('[student]\nwidth = "16"\n')
+    bad.write_text('[student]\nwidth = "16"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"student\.width"):
         cfgmod.load("despeckle", bad)
-    bad.write_text("[data]\nzoom = [1.5, 0.6]\n")
+    bad.write_text("[data]\nzoom = [1.5, 0.6]\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"data\.zoom"):
         despeckle.check_config(cfgmod.load("despeckle", bad))
-    bad.write_text('[data]\nprobes = ["L11-5v", "nope"]\n')
+    bad.write_text('[data]\nprobes = ["L11-5v", "nope"]\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="nope"):
         despeckle.check_config(cfgmod.load("despeckle", bad))
-    bad.write_text("[student]\nwidth = 12\n")
+    bad.write_text("[student]\nwidth = 12\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="multiple of 8"):
         despeckle.check_config(cfgmod.load("despeckle", bad))
     assert get_task("despeckle") is despeckle
@@ -169,7 +169,7 @@ def test_eval_writes_json_and_png(
         ],
     )
     assert result.exit_code == 0, result.output
-    record = json.loads((out / "despeckle_test.json").read_text())
+    record = json.loads((out / "despeckle_test.json").read_text(encoding="utf-8"))
     assert {"command", "commit", "date", "machine", "metrics", "baselines"} <= set(record)
     m = record["metrics"]
     syn = m["psnr_ssim_heldout"]

@@ -74,13 +74,13 @@ def test_runtime_refuses_what_it_cannot_handle(
 
 def test_loader_refuses_mismatched_card_and_unknown_models(quick_run: Path, tmp_path: Path) -> None:
     shutil.copy(quick_run / "sonic-8.onnx", tmp_path / "m.onnx")
-    card = json.loads((quick_run / "sonic-8.json").read_text())
+    card = json.loads((quick_run / "sonic-8.json").read_text(encoding="utf-8"))
     card["input"]["n_frames"] = 16
-    (tmp_path / "m.json").write_text(json.dumps(card))
+    (tmp_path / "m.json").write_text(json.dumps(card), encoding="utf-8")
     with pytest.raises(ConfigError, match="another architecture"):
         zoo.load(tmp_path / "m.onnx")
     card["task"] = "ulm"
-    (tmp_path / "m.json").write_text(json.dumps(card))
+    (tmp_path / "m.json").write_text(json.dumps(card), encoding="utf-8")
     with pytest.raises(ConfigError, match="'ulm' model"):
         zoo.load(tmp_path / "m.onnx")
     (tmp_path / "m.json").unlink()

@@ -21,7 +21,7 @@ from sonoedge.train import get_task, sonic
 def test_quick_run_writes_weights_card_and_onnx(quick_run: Path) -> None:
     names = {p.name for p in quick_run.iterdir()}
     assert {"teacher.pt", "student.pt", "config.json", "data_spec.json", "metrics.json"} <= names
-    card = json.loads((quick_run / "sonic-8.json").read_text())
+    card = json.loads((quick_run / "sonic-8.json").read_text(encoding="utf-8"))
     assert card["task"] == "sonic" and card["input"]["n_frames"] == 8
     assert card["provenance"]["command"].startswith("sonoedge train sonic --quick")
     assert card["provenance"]["data_spec"]["split"] == "train"
@@ -56,16 +56,16 @@ def test_training_reduces_the_loss(quick_run: Path) -> None:
 
 def test_config_refuses_unknown_keys_types_and_ranges(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text("[student]\nn_framez = 16\n")
+    bad.write_text("[student]\nn_framez = 16\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"student\.n_framez"):
         cfgmod.load("sonic", bad)
-    bad.write_text('[student]\nn_frames = "16"\n')
+    bad.write_text('[student]\nn_frames = "16"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"student\.n_frames"):
         cfgmod.load("sonic", bad)
-    bad.write_text("[data]\nprf_hz = [2000.0, 500.0]\n")
+    bad.write_text("[data]\nprf_hz = [2000.0, 500.0]\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"data\.prf_hz"):
         sonic.check_config(cfgmod.load("sonic", bad))
-    bad.write_text("[student]\nn_frames = 100\n")
+    bad.write_text("[student]\nn_frames = 100\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="long_frames"):
         sonic.check_config(cfgmod.load("sonic", bad))
     with pytest.raises(ConfigError, match="unknown"):
@@ -79,13 +79,14 @@ def test_cli_reports_bad_config_without_traceback(tmp_path: Path) -> None:
     import sys
 
     bad = tmp_path / "bad.toml"
-    bad.write_text("[loss]\nkd_weigth = 1.0\n")
+    bad.write_text("[loss]\nkd_weigth = 1.0\n", encoding="utf-8")
     exe = Path(sys.executable).with_name("sonoedge")
     proc = subprocess.run(
         [str(exe), "train", "sonic", "-c", str(bad), "-o", str(tmp_path / "x")],
         capture_output=True,
         text=True,
         timeout=60,
+        encoding="utf-8",
     )
     assert proc.returncode == 2, proc.stderr
     assert "loss.kd_weigth" in proc.stderr and "Traceback" not in proc.stderr
@@ -128,7 +129,7 @@ def test_eval_writes_json_and_png(quick_run: Path, cache_dir: Path, tmp_path: Pa
         ],
     )
     assert result.exit_code == 0, result.output
-    record = json.loads((out / "sonic_test.json").read_text())
+    record = json.loads((out / "sonic_test.json").read_text(encoding="utf-8"))
     assert {"command", "commit", "date", "machine", "metrics", "baselines"} <= set(record)
     m = record["metrics"]
     assert 0 <= m["dice_student"] <= 1 and 0 <= m["dice_svd_long_best_policy"] <= 1

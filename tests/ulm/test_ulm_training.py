@@ -16,15 +16,15 @@ from sonoedge.train import ulm_data as ud
 def test_quick_run_writes_both_models_with_cards(ulm_run: Path) -> None:
     for name in ("generator.pt", "localizer.pt", "generated.npz", "metrics.json"):
         assert (ulm_run / name).is_file(), name
-    card = json.loads((ulm_run / "ulm-localizer.json").read_text())
+    card = json.loads((ulm_run / "ulm-localizer.json").read_text(encoding="utf-8"))
     assert card["task"] == "ulm" and card["input"]["pixels_per_wavelength"] == 4
     assert 0 < card["decode"]["threshold"] < 1
     assert card["provenance"]["command"].startswith("sonoedge train ulm")
     assert card["metrics"]["export_parity_max_abs"] <= 1e-4
-    gcard = json.loads((ulm_run / "ulm-generator.json").read_text())
+    gcard = json.loads((ulm_run / "ulm-generator.json").read_text(encoding="utf-8"))
     assert gcard["task"] == "ulm-generator"
     assert list(gcard["input"]["param_ranges"]) == list(ud.PARAM_NAMES)
-    assert (ulm_run / "ulm-localizer.md").read_text().startswith("# ulm-localizer")
+    assert (ulm_run / "ulm-localizer.md").read_text(encoding="utf-8").startswith("# ulm-localizer")
 
 
 def test_localizer_runtime_matches_torch(ulm_run: Path) -> None:
@@ -70,7 +70,7 @@ def test_eval_quick_writes_results(ulm_run: Path, tmp_path: Path) -> None:
     metrics = task.evaluate(
         [str(ulm_run / "ulm-localizer.onnx")], None, tmp_path, name="u", quick=True, command="t"
     )
-    saved = json.loads((tmp_path / "u.json").read_text())
+    saved = json.loads((tmp_path / "u.json").read_text(encoding="utf-8"))
     assert saved["command"] == "t" and (tmp_path / "u.png").is_file()
     cell = next(iter(metrics["localization"].values()))
     assert set(cell["scores"]) == {"network", *task.CONVENTIONAL}
