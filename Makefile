@@ -39,8 +39,10 @@ typecheck: $(VENV)/.dev-stamp
 	MYPYPATH=.typecheck $(BIN)/mypy -p sonoedge
 
 # pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
+# The suite runs under an ASCII locale (CI machines may have one): any file or pipe read
+# without an explicit encoding, or a symbol printed without a fallback, fails here too.
 unit: $(VENV)/.dev-stamp
-	@$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
+	@env -u PYTHONIOENCODING LC_ALL=C PYTHONUTF8=0 $(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 test: lint typecheck unit

@@ -20,7 +20,7 @@ def main(folder: str, out: str, preset: str = "doppler") -> None:
         pipeline.add_sink(VideoSink(out_dir / f"{recording.stem}_{preset}.mp4"))
         with sonoedge.open_probe(f"file://{recording}?speed=max") as replay:
             n = sum(1 for r in pipeline.run(replay) if r.processed and r.error is None)
-        print(f"{recording.name}: {n} {preset} images → {out_dir}")
+        print(f"{recording.name}: {n} {preset} images -> {out_dir}")
 
 
 if __name__ == "__main__":
