@@ -33,9 +33,26 @@ PROVIDERS = {
 HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT"}
 Arrays = dict[str, npt.NDArray[Any]]
 Shapes = Mapping[str, Sequence[int]]
-_ShapeKey = tuple[tuple[str, tuple[int, ...]], ...]
+_ShapeKey = tuple[tuple[str, tuple[int, ...], bool], ...]
+"""Per input: name, shape, and whether its memory is channels-last."""
 STATIC_SHAPES = 4
 """Input shapes an OpenVINO backend keeps a static-shape compilation for (most recent first)."""
+
+
+def is_channels_last(arr: npt.NDArray[Any]) -> bool:
+    """Whether a logically NCHW array (C > 1) lies in memory as a C-contiguous NHWC block, like
+    ``x_nhwc.transpose(0, 3, 1, 2)``: such inputs reach OpenVINO without any copy or reorder."""
+    return (
+        arr.ndim == 4
+        and arr.shape[1] > 1
+        and not arr.flags.c_contiguous
+        and arr.transpose(0, 2, 3, 1).flags.c_contiguous
+    )
+
+
+def channels_last_names(feeds: Mapping[str, npt.NDArray[Any]]) -> frozenset[str]:
+    """The inputs of ``feeds`` whose memory is channels-last (see :func:`is_channels_last`)."""
+    return frozenset(k for k, v in feeds.items() if is_channels_last(np.asarray(v)))
 
 
 class Backend(Protocol):
@@ -45,8 +62,9 @@ class Backend(Protocol):
 
     def run(self, feeds: Mapping[str, npt.NDArray[Any]]) -> Arrays: ...
 
-    def prepare(self, shapes: Shapes) -> None:
-        """Get ready for inputs of these shapes now rather than on first use."""
+    def prepare(self, shapes: Shapes, channels_last: frozenset[str] = frozenset()) -> None:
+        """Get ready for inputs of these shapes (and memory layouts) now rather than on first
+        use."""
         ...
 
     def close(self) -> None: ...
@@ -158,10 +176,11 @@ class OrtBackend:
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, feeds: Mapping[str, npt.NDArray[Any]]) -> Arrays:
-        outputs = self.session.run(self.output_names, dict(feeds))
+        contiguous = {k: np.ascontiguousarray(v) for k, v in feeds.items()}
+        outputs = self.session.run(self.output_names, contiguous)
         return {n: np.asarray(v) for n, v in zip(self.output_names, outputs, strict=True)}
 
-    def prepare(self, shapes: Shapes) -> None:
+    def prepare(self, shapes: Shapes, channels_last: frozenset[str] = frozenset()) -> None:
         """Nothing to do: ONNX Runtime sessions serve every shape (TensorRT engines are built
         by ``--warmup``)."""
 
@@ -177,7 +196,11 @@ class OpenVinoBackend:
     the static-shape compilation runs (the last :data:`STATIC_SHAPES` shapes are kept). Static
     shapes ran the int8 students 15–30 % faster, and compiling in the background keeps the
     ~25 ms compile out of a stream's first frames. :meth:`prepare` compiles a shape right away
-    (benchmarks, ``--warmup``)."""
+    (benchmarks, ``--warmup``).
+
+    Inputs whose memory is channels-last (:func:`is_channels_last`) get their own static
+    compilation that takes NHWC tensors, so OpenVINO skips its NCHW→NHWC reorder (13 % of the
+    SONIC int8 student's time); until that is ready they are copied to NCHW."""
 
     def __init__(
         self,
@@ -216,17 +239,26 @@ class OpenVinoBackend:
         self._builder: threading.Thread | None = None
 
     def run(self, feeds: Mapping[str, npt.NDArray[Any]]) -> Arrays:
-        request = self._request_for(feeds)
-        result = request.infer(dict(feeds))
+        channels_last = channels_last_names(feeds)
+        request, nhwc = self._request_for(feeds, channels_last)
+        result = request.infer(
+            {
+                k: v.transpose(0, 2, 3, 1)
+                if nhwc and k in channels_last
+                else np.ascontiguousarray(v)
+                for k, v in feeds.items()
+            }
+        )
         outputs = request.model_outputs
         return {n: np.asarray(result[o]) for n, o in zip(self.output_names, outputs, strict=True)}
 
-    def prepare(self, shapes: Shapes) -> None:
-        """Compile for exactly these input shapes now (waits for a background compile)."""
+    def prepare(self, shapes: Shapes, channels_last: frozenset[str] = frozenset()) -> None:
+        """Compile for exactly these input shapes (and memory layouts) now; waits for a
+        background compile."""
         if self._model is None:
             return
         self.wait()
-        key = _shape_key(shapes)
+        key = _shape_key(shapes, channels_last)
         if key not in self._static and key not in self._unusable:
             self._build(key)
 
@@ -240,30 +272,36 @@ class OpenVinoBackend:
         """Let a background compilation finish (never leave OpenVINO compiling at exit)."""
         self.wait()
 
-    def _request_for(self, feeds: Mapping[str, npt.NDArray[Any]]) -> Any:
-        """The static-shape request for the shapes of ``feeds`` if compiled; else the dynamic
-        one, and a background compile of those shapes when none is running."""
+    def _request_for(
+        self, feeds: Mapping[str, npt.NDArray[Any]], channels_last: frozenset[str]
+    ) -> tuple[Any, bool]:
+        """The static-shape request for the shapes and layouts of ``feeds`` if compiled (and
+        whether it takes the channels-last inputs as NHWC); else the dynamic one, and a
+        background compile for those shapes when none is running."""
         if self._model is None:
-            return self.request
-        key = _shape_key({k: np.shape(v) for k, v in feeds.items()})
+            return self.request, False
+        key = _shape_key({k: np.shape(v) for k, v in feeds.items()}, channels_last)
         with self._lock:
             request = self._static.get(key)
             if request is not None:
                 self._static.move_to_end(key)
-                return request
+                return request, True
             if self._builder is None and key not in self._unusable:
                 self._builder = threading.Thread(
                     target=self._build, args=(key,), name="openvino-compile", daemon=True
                 )
                 self._builder.start()
-        return self.request
+        return self.request, False
 
     def _build(self, key: _ShapeKey) -> None:
         assert self._model is not None
         request = None
         try:
             model = self._model.clone()
-            model.reshape({name: list(shape) for name, shape in key})
+            model.reshape({name: list(shape) for name, shape, _ in key})
+            nhwc = [name for name, _, channels_last in key if channels_last]
+            if nhwc:
+                model = _nhwc_inputs(model, nhwc)
             request = self._core.compile_model(
                 model, self._device, self._config
             ).create_infer_request()
@@ -280,8 +318,25 @@ class OpenVinoBackend:
                 self._builder = None
 
 
-def _shape_key(shapes: Shapes) -> _ShapeKey:
-    return tuple(sorted((name, tuple(int(d) for d in shape)) for name, shape in shapes.items()))
+def _shape_key(shapes: Shapes, channels_last: frozenset[str] = frozenset()) -> _ShapeKey:
+    return tuple(
+        sorted(
+            (name, tuple(int(d) for d in shape), name in channels_last)
+            for name, shape in shapes.items()
+        )
+    )
+
+
+def _nhwc_inputs(model: Any, names: Sequence[str]) -> Any:
+    """``model`` taking the named (NCHW) inputs as NHWC tensors."""
+    from openvino import Layout
+    from openvino.preprocess import PrePostProcessor
+
+    ppp = PrePostProcessor(model)
+    for name in names:
+        ppp.input(name).tensor().set_layout(Layout("NHWC"))
+        ppp.input(name).model().set_layout(Layout("NCHW"))
+    return ppp.build()
 
 
 def open_backend(

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from sonoedge.devices import backends, trt_cache, versions
+from sonoedge.devices.backends import channels_last_names, is_channels_last
 from sonoedge.devices.bundle import Bundle, open_bundle
 from sonoedge.devices.profiles import profile
 from sonoedge.devices.targets import available_targets, resolve_device
@@ -68,7 +69,8 @@ class Runner:
         """Compile for the shapes of ``inputs`` (default: the example inputs) now, so that the
         first inferences at those shapes already run the fastest kernels (OpenVINO)."""
         feeds = self.example_inputs() if inputs is None else inputs
-        self.backend.prepare({k: np.shape(v) for k, v in feeds.items()})
+        arrays = {k: np.asarray(v) for k, v in feeds.items()}
+        self.backend.prepare({k: v.shape for k, v in arrays.items()}, channels_last_names(arrays))
 
     def close(self) -> None:
         self.backend.close()
@@ -105,7 +107,7 @@ def _check(spec: Mapping[str, Any], inputs: Mapping[str, npt.ArrayLike]) -> npt.
         raise DataError(
             f"input {name!r} has shape {arr.shape}: expected {shape} (layout {spec['layout']})"
         )
-    return np.ascontiguousarray(arr)
+    return arr if arr.flags.c_contiguous or is_channels_last(arr) else np.ascontiguousarray(arr)
 
 
 def load_bundle(

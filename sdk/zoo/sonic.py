@@ -54,6 +54,13 @@ def ensemble_features(iq: npt.NDArray[np.complex64]) -> FloatArray:
     ``FEATURE_SCALE * log10(e_k + FEATURE_EPS)``, channels ``N..2N-1`` the same for ``t_k``.
     Invariant to a global gain and phase, time reversal and frame order within the ensemble's span.
     """
+    return np.ascontiguousarray(ensemble_features_nhwc(iq).transpose(2, 0, 1))
+
+
+def ensemble_features_nhwc(iq: npt.NDArray[np.complex64]) -> FloatArray:
+    """:func:`ensemble_features` as ``(H, W, 2N)``: the order the per-pixel computation yields,
+    without a transpose. ``np.stack(...).transpose(0, 3, 1, 2)`` of these is the network input
+    in channels-last memory, which an OpenVINO backend takes without a reorder."""
     from sonoedge.processing.clutter import gram_eig
 
     n, h, w = iq.shape
@@ -62,7 +69,7 @@ def ensemble_features(iq: npt.NDArray[np.complex64]) -> FloatArray:
     proj = s @ v.astype(np.complex64)
     energy = (proj.real**2 + proj.imag**2) / np.float32(n * ensemble_scale(iq) ** 2)
     tails = np.cumsum(energy[:, ::-1], axis=1)[:, ::-1]
-    feats = np.concatenate([energy, tails], axis=1).T.reshape(2 * n, h, w)
+    feats = np.concatenate([energy, tails], axis=1).reshape(h, w, 2 * n)
     return (np.log10(feats + FEATURE_EPS) * FEATURE_SCALE).astype(np.float32)
 
 
@@ -175,7 +182,8 @@ class SonicModel:
     def predict_unit(self, iq_windows: npt.NDArray[np.complex64]) -> FloatArray:
         """Raw network output ``(B, H, W)`` in ``[0, 1]`` for windows ``(B, n_frames, H, W)``
         whose size is already a multiple of :data:`SIZE_MULTIPLE`."""
-        x = np.stack([ensemble_features(w) for w in iq_windows])
+        # channels-last memory, logically NCHW: OpenVINO takes it as is (see devices.backends)
+        x = np.stack([ensemble_features_nhwc(w) for w in iq_windows]).transpose(0, 3, 1, 2)
         (y,) = self.session.run(None, {self.input_name: x})
         return np.asarray(y, np.float32)[:, 0]
 

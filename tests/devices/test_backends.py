@@ -214,12 +214,38 @@ def test_openvino_compiles_each_new_input_shape_in_the_background(tiny_model: Pa
         np.testing.assert_allclose(backend.run({"x": x})["y"], want, rtol=1e-4, atol=1e-5)
         backend.wait()  # the frame ran at once; its shape's compilation finishes behind it
         np.testing.assert_allclose(backend.run({"x": x})["y"], want, rtol=1e-4, atol=1e-5)
-    kept = [dict(key)["x"][2:] for key in backend._static]
+    kept = [shape[2:] for ((_, shape, _),) in backend._static]
     assert len(kept) == backends.STATIC_SHAPES and kept[-1] == (24, 40)  # most recent last
     assert (16, 16) not in kept  # the least recently used shape was dropped
     backend.prepare({"x": (1, 8, 16, 16)})  # compiled now, without a frame
-    assert dict(next(reversed(backend._static)))["x"] == (1, 8, 16, 16)
+    assert next(reversed(backend._static)) == (("x", (1, 8, 16, 16), False),)
     backend.close()
+
+
+def test_openvino_takes_channels_last_memory_without_a_reorder(
+    tmp_path: Path, tiny_model: Path, keypair: tuple[Path, Path]
+) -> None:
+    pytest.importorskip("openvino")
+    nhwc = np.random.default_rng(5).standard_normal((1, 12, 20, 8)).astype(np.float32)
+    x = nhwc.transpose(0, 3, 1, 2)  # logically NCHW, channels-last in memory
+    assert backends.is_channels_last(x) and not backends.is_channels_last(np.ascontiguousarray(x))
+    assert not backends.is_channels_last(np.zeros((1, 1, 4, 4), np.float32)[:, :, ::2])
+    session = REAL_SESSION(str(tiny_model), providers=["CPUExecutionProvider"])
+    (want,) = session.run(None, {"x": np.ascontiguousarray(x)})
+    out = package(tiny_model, "openvino-cpu", tmp_path / "ov", keypair[0])
+    with load_bundle(out, "openvino-cpu", keys=[keypair[1]]) as runner:
+        backend = runner.backend
+        np.testing.assert_allclose(runner.run(x)["y"], want, rtol=1e-4, atol=1e-5)  # dynamic
+        backend.wait()
+        assert (("x", x.shape, True),) in backend._static  # its own NHWC compilation
+        np.testing.assert_allclose(runner.run(x)["y"], want, rtol=1e-4, atol=1e-5)
+        runner.prepare({"x": np.ascontiguousarray(x)})  # the NCHW one lives beside it
+        assert (("x", x.shape, False),) in backend._static
+        np.testing.assert_allclose(
+            runner.run(np.ascontiguousarray(x))["y"], want, rtol=1e-4, atol=1e-5
+        )
+    cpu = backends.OrtBackend(tiny_model, [("CPUExecutionProvider", {})], 1)
+    np.testing.assert_allclose(cpu.run({"x": x})["y"], want, rtol=1e-5, atol=1e-6)
 
 
 def test_runtime_modules_never_import_torch() -> None:
