@@ -306,7 +306,7 @@ class OpenVinoBackend:
                 model, self._device, self._config
             ).create_infer_request()
         except RuntimeError as err:  # a model OpenVINO cannot reshape: keep the dynamic one
-            log.warning("OpenVINO cannot compile for input shapes %s: %s", dict(key), err)
+            log.warning("OpenVINO cannot compile for input shapes %s: %s", key, err)
         with self._lock:
             if request is None:
                 self._unusable.add(key)
