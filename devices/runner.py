@@ -43,9 +43,18 @@ class Runner:
     def backend_name(self) -> str:
         return self.backend.name
 
-    def example_inputs(self) -> dict[str, npt.NDArray[Any]]:
-        """Zeros at each input's ``example_shape`` (or its shape, dynamic dims set to 1)."""
-        return {spec["name"]: np.zeros(example_shape(spec), spec["dtype"]) for spec in self.inputs}
+    def example_inputs(self, channels_last: bool = False) -> dict[str, npt.NDArray[Any]]:
+        """Zeros at each input's ``example_shape`` (or its shape, dynamic dims set to 1);
+        ``channels_last``: multi-channel 4-D inputs in NHWC memory (shape still NCHW)."""
+        inputs = {}
+        for spec in self.inputs:
+            shape = example_shape(spec)
+            if channels_last and len(shape) == 4 and shape[1] > 1:
+                n, c, h, w = shape
+                inputs[spec["name"]] = np.zeros((n, h, w, c), spec["dtype"]).transpose(0, 3, 1, 2)
+            else:
+                inputs[spec["name"]] = np.zeros(shape, spec["dtype"])
+        return inputs
 
     def run(
         self, inputs: Mapping[str, npt.ArrayLike] | npt.ArrayLike

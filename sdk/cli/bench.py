@@ -218,6 +218,12 @@ def model(
     hint: str = typer.Option("latency", help="OpenVINO performance hint: latency|throughput."),
     allow_unsigned: bool = typer.Option(False, "--allow-unsigned", help="Run unsigned bundles."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    channels_last: bool = typer.Option(
+        False,
+        "--channels-last",
+        help="Feed multi-channel 4-D inputs in channels-last (NHWC) memory, as the SONIC "
+        "students' feature builder does; OpenVINO then skips its input reorder.",
+    ),
 ) -> None:
     """Latency of a model bundle on a device: cold start, median/p99/max, throughput, at the
     bundle's example input shape.
@@ -226,7 +232,8 @@ def model(
     Examples:
       sonoedge bench model despeckle-mk-int8-openvino-cpu          # a shipped bundle
       sonoedge bench model my-student.zip --device openvino-cpu --json
+      sonoedge bench model sonic-16-int8-openvino-cpu --channels-last
     """
     from sonoedge.cli.devices import bench_model
 
-    bench_model(bundle, device, repeats, warmup, hint, allow_unsigned, json_out)
+    bench_model(bundle, device, repeats, warmup, hint, allow_unsigned, json_out, channels_last)

@@ -49,6 +49,7 @@ def bench_model(
     hint: str,
     allow_unsigned: bool,
     json_out: bool,
+    channels_last: bool = False,
 ) -> None:
     """Body of ``sonoedge bench model`` (the command itself lives in cli/bench.py)."""
     import json
@@ -56,13 +57,14 @@ def bench_model(
 
     from sonoedge import zoo
     from sonoedge.devices import load_bundle
+    from sonoedge.devices.backends import channels_last_names
     from sonoedge.devices.latency import measure
 
     path = zoo.shipped_bundles().get(bundle, bundle)  # a shipped bundle's name, or a path
     t0 = time.perf_counter()
     runner = load_bundle(path, device, allow_unsigned=allow_unsigned, hint=hint)
     with runner:
-        inputs = runner.example_inputs()
+        inputs = runner.example_inputs(channels_last)
         runner.run(inputs)
         cold_s = time.perf_counter() - t0
         runner.prepare(inputs)  # a stream's steady state: compiled for its frame shape
@@ -73,6 +75,7 @@ def bench_model(
         "target": runner.target,
         "backend": runner.backend_name,
         "input_shapes": {k: list(v.shape) for k, v in inputs.items()},
+        "channels_last": sorted(channels_last_names(inputs)),
         "cold_start_s": round(cold_s, 3),
         **stats,
     }
@@ -81,7 +84,8 @@ def bench_model(
         return
     typer.echo(
         f"{result['bundle']} ({result['precision']}) on {result['target']} via "
-        f"{result['backend']}, input {result['input_shapes']}\n"
+        f"{result['backend']}, input {result['input_shapes']}"
+        f"{' in channels-last memory' if result['channels_last'] else ''}\n"
         f"  latency median {stats['median_ms']} ms, p99 {stats['p99_ms']} ms, "
         f"max {stats['max_ms']} ms\n"
         f"  throughput {stats['throughput_per_s']}/s, cold start {result['cold_start_s']} s"

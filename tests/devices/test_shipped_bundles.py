@@ -84,3 +84,16 @@ def test_bench_model_takes_a_shipped_bundle_name() -> None:
     assert res.exit_code == 0, res.output
     out = json.loads(res.output.strip().splitlines()[-1])
     assert out["precision"] == "int8" and out["median_ms"] > 0
+
+
+def test_bench_model_feeds_sonic_channels_last_on_request() -> None:
+    from typer.testing import CliRunner
+
+    from sonoedge.cli import app
+
+    args = ["bench", "model", "sonic-8-int8-openvino-cpu", "--repeats", "3", "--json"]
+    for extra, want in (([], []), (["--channels-last"], ["iq"])):
+        res = CliRunner().invoke(app, [*args, *extra])
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.output.strip().splitlines()[-1])
+        assert out["channels_last"] == want and out["input_shapes"]["iq"][1] == 16
