@@ -130,6 +130,7 @@ def run_student(
     latency_batch: int = 1,
     task: str = "",
     dense_same_budget: bool = False,
+    round_to: int = 8,
 ) -> dict[str, Any]:
     """OpenVINO and ONNX Runtime, fp32 and int8, dense and 50 % pruned + KD (the fine-tuning
     recipe of ``compress --data task``): task metric (``data.task_metric(val)``), latency, signed
@@ -140,7 +141,7 @@ def run_student(
     example = torch.from_numpy(val.inputs[0])
     counts = {"dense": pruning.count(dense, example)}
     pruned = copy.deepcopy(dense)
-    pruning.prune_channels(pruned, example, 0.5)
+    pruning.prune_channels(pruned, example, 0.5, round_to=round_to)
     counts["pruned"] = pruning.count(pruned, example)
     task_metric = data.task_metric(val)
     assert task_metric is not None
@@ -219,6 +220,7 @@ def run_student(
     out: dict[str, Any] = {
         "input_shape": list(batch.shape),
         "params": counts,
+        "pruning_round_to": round_to,
         "metric": metric,
         metric: {k: round(v, 4) for k, v in values.items()},
         f"{metric}_pruned_before_kd": round(before_kd, 4),
@@ -316,6 +318,13 @@ def parse_args() -> argparse.Namespace:
         help="card (shipped name or .onnx) whose decoding scores the ULM runtime",
     )
     parser.add_argument("--kd-steps", type=int, default=None, help="default 800 (quick: 50)")
+    parser.add_argument(
+        "--round-to",
+        type=int,
+        default=8,
+        help="pruned channel counts stay multiples of this (default 8; the 8-wide full-resolution "
+        "layers of the enhancement student need 4 to be halved)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sets and 2 rounds")
     return parser.parse_args()
 
@@ -338,6 +347,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                     kd_steps,
                     0,
                     rounds,
+                    round_to=args.round_to,
                 ),
             }
         }
@@ -355,6 +365,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                     kd_steps,
                     0,
                     rounds,
+                    round_to=args.round_to,
                     task="despeckle",
                     dense_same_budget=True,
                 ),
@@ -383,6 +394,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                     0,
                     rounds,
                     ulm_runtime_scores(val, card),
+                    round_to=args.round_to,
                     latency_batch=BATCH,
                     task="ulm",
                 ),
@@ -403,6 +415,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                     kd_steps,
                     0,
                     rounds,
+                    round_to=args.round_to,
                 ),
             }
         }
@@ -423,6 +436,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                 kd_steps,
                 kd_steps,
                 rounds,
+                round_to=args.round_to,
             ),
         }
     }

@@ -35,6 +35,7 @@ class Options:
     """What ``compress`` does; sample counts are drawn from one data set in this order."""
 
     prune: float = 0.0
+    round_to: int = 8  # pruned channel counts stay multiples of this (SIMD-friendly widths)
     int8: bool = True
     openvino: bool = True
     max_drop: float | None = None
@@ -208,7 +209,7 @@ def compress(
         report["dense"] = pruning.count(net, example)
         if opts.prune:
             teacher = copy.deepcopy(net).eval()
-            pruning.prune_channels(net, example, opts.prune)
+            pruning.prune_channels(net, example, opts.prune, round_to=opts.round_to)
             loss_fn, lr = task_recipe(opts.data)
             losses = distill(
                 net,

@@ -66,7 +66,8 @@ def prune_channels(
         raise ConfigError(
             f"pruning {ratio:.0%} of the channels removed none (channels {before}): every layer "
             f"is already at or under {round_to} channels, or Torch-Pruning could not trace it",
-            hint="use a larger ratio, or a network whose layers have more channels",
+            hint=f"use a smaller round_to than {round_to} (compress --round-to 4), a larger "
+            "ratio, or a network whose layers have more channels",
         )
     return model
 

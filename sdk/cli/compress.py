@@ -17,6 +17,13 @@ def compress(
     prune: float = typer.Option(
         0.0, "--prune", min=0.0, max=0.95, help="Fraction of channels to remove (e.g. 0.5)."
     ),
+    round_to: int = typer.Option(
+        8,
+        "--round-to",
+        min=1,
+        help="Pruned layers keep a multiple of this many channels. 8 suits SIMD units; a layer "
+        "at or under it is left whole, so halving an 8-channel layer needs 4.",
+    ),
     int8: bool = typer.Option(False, "--int8", help="Also quantize to int8 (ORT QDQ + NNCF)."),
     max_drop: float | None = typer.Option(
         None,
@@ -65,6 +72,7 @@ def compress(
     command = " ".join(shlex.quote(a) for a in ["sonoedge", *sys.argv[1:]])
     opts = Options(
         prune=prune,
+        round_to=round_to,
         int8=int8,
         max_drop=max_drop,
         data=data,

@@ -71,3 +71,20 @@ def test_cli_onnx_int8_only_and_errors(tiny_unet: torch.nn.Module, tmp_path: Pat
     args = ["compress", str(onnx_path), "--int8", "--max-drop", "0.3", "-o", str(tmp_path / "o")]
     res = runner.invoke(app, [*args, "--data", str(tmp_path / "no-targets.npz")])
     assert res.exit_code != 0 and "has no targets" in str(res.exception)
+
+
+def test_round_to_lets_eight_channel_layers_be_halved(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    narrow = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 1, 3, padding=1)
+    )
+    model = tmp_path / "narrow.pt"
+    torch.save(narrow, model)
+    args = ["compress", str(model), "--prune", "0.5", "--kd-steps", "5", "-o"]
+    res = CliRunner().invoke(app, [*args, str(tmp_path / "r8")])
+    assert res.exit_code != 0 and "removed none" in str(res.exception)
+    assert "--round-to" in str(getattr(res.exception, "hint", ""))
+    res = CliRunner().invoke(app, [*args, str(tmp_path / "r4"), "--round-to", "4"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "r4" / "report.json").read_text(encoding="utf-8"))
+    assert report["pruned"]["params"] < 0.6 * report["dense"]["params"]
