@@ -56,11 +56,19 @@ def merge(default: dict[str, Any], override: dict[str, Any], where: str = "") ->
         elif isinstance(ref, float):
             ok = isinstance(value, int | float)
             value = float(value) if ok else value
-        elif isinstance(ref, list):
-            ok = isinstance(value, list) and len(value) == len(ref)
-            if ok and all(isinstance(v, float) for v in ref):
-                ok = all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-                value = [float(v) for v in value] if ok else value
+        elif isinstance(ref, list) and ref and all(isinstance(v, float) for v in ref):
+            ok = isinstance(value, list) and len(value) == len(ref)  # a range: [lo, hi]
+            ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            value = [float(v) for v in value] if ok else value
+            if not ok:
+                raise ConfigError(
+                    f"config key {name!r} = {value!r} is invalid: expected {len(ref)} numbers "
+                    f"like {ref!r}"
+                )
+        elif isinstance(ref, list):  # choices, e.g. probes or a phantom mix: any length
+            kinds = {type(v) for v in ref}
+            ok = isinstance(value, list) and len(value) > 0
+            ok = ok and all(type(v) in kinds for v in value)
         else:
             ok = isinstance(value, type(ref))
         if not ok:

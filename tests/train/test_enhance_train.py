@@ -101,8 +101,20 @@ def test_config_refuses_unknown_keys_types_and_ranges(tmp_path: Path) -> None:
     bad.write_text("[teacher]\nhead_dim = 5\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="head_dim"):
         enhance.check_config(cfgmod.load("enhance", bad))
+    bad.write_text("[data]\nzoom = [0.5]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"data\.zoom.*expected 2 numbers"):
+        cfgmod.load("enhance", bad)
+    bad.write_text("[data]\nphantoms = []\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"data\.phantoms"):
+        cfgmod.load("enhance", bad)
+    bad.write_text('[data]\nphantoms = ["points", 3]\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"data\.phantoms"):
+        cfgmod.load("enhance", bad)
     assert get_task("enhance") is enhance
     enhance.check_config(cfgmod.load("enhance"))
+    mix = tmp_path / "mix.toml"  # a phantom mix of any length (weights by repetition)
+    mix.write_text('[data]\nphantoms = ["points", "points", "cyst"]\n', encoding="utf-8")
+    assert enhance.check_config(cfgmod.load("enhance", mix))["data"]["phantoms"][1] == "points"
 
 
 def test_shipped_config_student_is_at_most_an_eighth_of_the_teacher() -> None:
