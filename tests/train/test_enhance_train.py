@@ -229,6 +229,7 @@ def test_eval_writes_json_and_png(enhance_run: Path, enhance_cache: Path, tmp_pa
     assert set(m["psnr_ssim_per_severity"]) == {"light", "moderate", "heavy"}
     for row in m["psnr_ssim_per_condition"].values():
         assert {"input", "wiener_nlm", "rl_nlm", "teacher", "student"} <= set(row)
+        assert {"wiener_nlm_blind", "rl_nlm_blind"} <= set(row)
         assert all(np.isfinite(v["psnr_db"]) and -1 <= v["ssim"] <= 1 for v in row.values())
     assert m["point_targets"]["n_targets"] > 0
     assert {"fwhm_mean_px", "peak_gradient"} <= set(m["point_targets"]["degraded"]["student"])
@@ -236,6 +237,10 @@ def test_eval_writes_json_and_png(enhance_run: Path, enhance_cache: Path, tmp_pa
     lat = m["latency"]
     assert 0 < lat["student"]["median_ms"] <= lat["student"]["p99_ms"]
     assert m["targets"]["onnx_le_5mb"] and isinstance(m["targets"]["heavy_ge_3db_over_input"], bool)
+    assert isinstance(m["targets"]["ge_1db_over_blind_wiener_rl_nlm_every_severity"], bool)
+    blind = m["blind_baselines_tuned_on_val"]["heavy/gaussian"]["wiener"]
+    assert blind["sigma_px"] in enhance.BLIND_SIGMA_GRID[2:4]  # --quick searches two
+    assert "student_vs_best_blind_baseline_db" in m["margins_per_severity"]["light"]
     assert (out / "enhance_test.png").stat().st_size > 5_000
 
 
@@ -315,3 +320,31 @@ def test_fine_tune_config_student_is_plain_and_at_most_an_eighth_of_the_teacher(
     hist = torch.load(tmp_path / "s.ckpt", weights_only=False)["history"]
     assert "log_mse" in hist[0] and "kd_out" not in hist[0]
     assert all(np.isfinite(h["loss"]) for h in hist)
+
+
+def test_blind_baselines_find_the_psf_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    grids = {"wiener": (0.003, 0.03, 0.3), "richardson_lucy": (3, 10, 30)}
+    monkeypatch.setattr(enhance, "BASELINE_GRID", grids)
+    monkeypatch.setattr(enhance, "NLM_GRID", (0.0,))
+    rng = np.random.default_rng(3)
+    targets = np.full((2, 64, 64), 0.1, np.float32)
+    for t in targets:  # point scatterers on a dim background: the blur width shows at once
+        t[rng.integers(8, 56, 12), rng.integers(8, 56, 12)] = 1.0
+    val = type("Val", (), {"spec": {"seed_base": 11}, "targets": targets, "__len__": lambda _: 2})()
+    oracle = {
+        f"{sev}/{noise}": {k: {"param": v[1], "nlm_h": 0.0} for k, v in grids.items()}
+        for sev in enhance.SEVERITIES
+        for noise in enhance.NOISES
+    }
+    degrade = enhance.degrade_patch
+    for sigma in (0.5, 1.9):  # every frame blurred by exactly this σ
+        monkeypatch.setattr(
+            enhance,
+            "degrade_patch",
+            lambda clean, seed, noise, sev, sigma=sigma: degrade(
+                clean, seed, noise, sev, (sigma, sigma)
+            ),
+        )
+        blind = enhance.tune_blind_baselines(val, oracle)
+        for kind in grids:
+            assert blind["light/fourier"][kind]["sigma_px"] == sigma
