@@ -241,13 +241,16 @@ class OpenVinoBackend:
     def run(self, feeds: Mapping[str, npt.NDArray[Any]]) -> Arrays:
         channels_last = channels_last_names(feeds)
         request, nhwc = self._request_for(feeds, channels_last)
+        # share_inputs: OpenVINO reads the (contiguous) arrays in place instead of copying them
+        # (~25 us for a 2 MB SONIC input); outputs are copied, since the next call reuses them.
         result = request.infer(
             {
                 k: v.transpose(0, 2, 3, 1)
                 if nhwc and k in channels_last
                 else np.ascontiguousarray(v)
                 for k, v in feeds.items()
-            }
+            },
+            share_inputs=True,
         )
         outputs = request.model_outputs
         return {n: np.asarray(result[o]) for n, o in zip(self.output_names, outputs, strict=True)}

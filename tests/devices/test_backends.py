@@ -248,6 +248,20 @@ def test_openvino_takes_channels_last_memory_without_a_reorder(
     np.testing.assert_allclose(cpu.run({"x": x})["y"], want, rtol=1e-5, atol=1e-6)
 
 
+def test_openvino_outputs_survive_the_next_inference(tiny_model: Path) -> None:
+    pytest.importorskip("openvino")
+    backend = backends.OpenVinoBackend(tiny_model, "CPU")
+    session = REAL_SESSION(str(tiny_model), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(6)
+    xs = [rng.standard_normal((1, 8, 16, 16)).astype(np.float32) for _ in range(3)]
+    backend.prepare({"x": xs[0].shape})
+    outs = [backend.run({"x": x})["y"] for x in xs]  # inputs are shared, outputs must not be
+    for x, y in zip(xs, outs, strict=True):
+        (want,) = session.run(None, {"x": x})
+        np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-5)
+    backend.close()
+
+
 def test_runtime_modules_never_import_torch() -> None:
     code = (
         "import sys\n"
