@@ -241,6 +241,9 @@ def test_openvino_takes_channels_last_memory_without_a_reorder(
         np.testing.assert_allclose(runner.run(x)["y"], want, rtol=1e-4, atol=1e-5)
         runner.prepare({"x": np.ascontiguousarray(x)})  # the NCHW one lives beside it
         assert (("x", x.shape, False),) in backend._static
+        runner.prepare()  # --warmup: the example shape in both memory layouts
+        example = tuple(runner.example_inputs()["x"].shape)
+        assert {(("x", example, False),), (("x", example, True),)} <= set(backend._static)
         np.testing.assert_allclose(
             runner.run(np.ascontiguousarray(x))["y"], want, rtol=1e-4, atol=1e-5
         )
