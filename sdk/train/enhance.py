@@ -431,7 +431,8 @@ def train_student(
     progress: Any,
     stop_after: int | None,
 ) -> EnhanceNet:
-    """Distil the student from ``teacher`` on freshly degraded batches."""
+    """Distil the student from ``teacher`` (or another trained student) on freshly degraded
+    batches."""
     s_cfg, loss_cfg = cfg["student"], cfg["loss"]
     torch.manual_seed(cfg["seed"] + 1)
     net = build(arch(cfg, "student"))
@@ -628,8 +629,10 @@ def write_card(
     ratio = card["teacher"]["macs_per_pixel"] / max(card["macs_per_pixel"], 1.0)
     dcfg, lc = cfg["degrade"], cfg["loss"]
     distil = lc["kd_weight"] > 0 or lc["kd_feature_weight"] > 0
-    init = cfg["student"]["init"]
-    how = "distilled" if distil else "self-supervised, no distillation"
+    init, source = cfg["student"]["init"], cfg["student"].get("distill_from", "")
+    how = "self-supervised, no distillation"
+    if distil:
+        how = f"distilled from the student {source}" if source else "distilled"
     if init:
         how = f"warm-started from {init}, then {how}"
     md = [
@@ -750,7 +753,14 @@ def train(
             times["student"] = saved["train_s"]
     else:
         t0 = time.perf_counter()
-        student = train_student(cfg, data, teacher, out_dir / "student.ckpt", progress, stop_after)
+        source = cfg["student"]["distill_from"]
+        if source and not Path(source).is_file():
+            raise ConfigError(
+                f"config key 'student.distill_from' = {source!r}: no such file",
+                hint='give a student.pt written by `sonoedge train enhance`, or "" for the teacher',
+            )
+        kd_net = load_weights(Path(source), "student")[0] if source else teacher
+        student = train_student(cfg, data, kd_net, out_dir / "student.ckpt", progress, stop_after)
         times["student"] = round(time.perf_counter() - t0, 1)
         save_weights(student_pt, student, {**record, "train_s": times["student"]})
     metrics: dict[str, Any] = {

@@ -4,6 +4,7 @@ runtime and its input contract, eval output."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -348,3 +349,29 @@ def test_blind_baselines_find_the_psf_width(monkeypatch: pytest.MonkeyPatch) -> 
         blind = enhance.tune_blind_baselines(val, oracle)
         for kind in grids:
             assert blind["light/fourier"][kind]["sigma_px"] == sigma
+
+
+def test_distill_from_a_trained_student(
+    enhance_run: Path, enhance_cache: Path, tmp_path: Path
+) -> None:
+    source = enhance_run / "student.pt"
+    outs = {}
+    for tag, extra in (("teacher", ""), ("student", f'distill_from = "{source}"\n')):
+        out = tmp_path / tag
+        out.mkdir()
+        shutil.copy(enhance_run / "teacher.pt", out / "teacher.pt")  # the same teacher for both
+        cfg = tmp_path / f"{tag}.toml"
+        cfg.write_text(f"[student]\nsteps = 3\n{extra}", encoding="utf-8")
+        args = ["train", "enhance", "--quick", "--config", str(cfg), "--out", str(out)]
+        res = CliRunner().invoke(app, [*args, "--cache", str(enhance_cache), "--no-progress"])
+        assert res.exit_code == 0, res.output
+        outs[tag] = enhance.load_weights(out / "student.pt")[0].state_dict()
+    assert any(not torch.equal(outs["teacher"][k], outs["student"][k]) for k in outs["teacher"])
+    md = (tmp_path / "student" / "enhance-student.md").read_text(encoding="utf-8")
+    assert f"distilled from the student {source}" in md
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[student]\ndistill_from = "nope.pt"\n', encoding="utf-8")
+    args = ["train", "enhance", "--quick", "--config", str(bad), "--out", str(tmp_path / "x")]
+    shutil.copytree(tmp_path / "teacher", tmp_path / "x", ignore=shutil.ignore_patterns("student*"))
+    res = CliRunner().invoke(app, [*args, "--cache", str(enhance_cache), "--no-progress"])
+    assert res.exit_code != 0 and "distill_from" in str(res.exception)
