@@ -78,18 +78,13 @@ class Runner:
         """Compile for the shapes and memory layouts of ``inputs`` now, so that the first
         inferences at those shapes already run the fastest kernels (OpenVINO). Default: the
         example inputs, both contiguous and, for multi-channel 4-D inputs, channels-last."""
-        if inputs is None:
+        if inputs is None:  # a layout compiled already is skipped by the backend
             layouts = [self.example_inputs(), self.example_inputs(channels_last=True)]
         else:
             layouts = [{k: np.asarray(v) for k, v in inputs.items()}]
-        done = set()
         for arrays in layouts:
             shapes = {k: v.shape for k, v in arrays.items()}
-            channels_last = channels_last_names(arrays)
-            key = (tuple(sorted(shapes.items())), channels_last)
-            if key not in done:
-                done.add(key)
-                self.backend.prepare(shapes, channels_last)
+            self.backend.prepare(shapes, channels_last_names(arrays))
 
     def close(self) -> None:
         self.backend.close()

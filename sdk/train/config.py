@@ -46,6 +46,7 @@ def merge(default: dict[str, Any], override: dict[str, Any], where: str = "") ->
                 f"config key {name!r} is unknown: expected one of {', '.join(sorted(default))}"
             )
         ref = default[key]
+        expected = f"{_type_name(ref)} like {ref!r}"
         if isinstance(ref, dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"config key {name!r} must be a table, got {_type_name(value)}")
@@ -60,11 +61,7 @@ def merge(default: dict[str, Any], override: dict[str, Any], where: str = "") ->
             ok = isinstance(value, list) and len(value) == len(ref)  # a range: [lo, hi]
             ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
             value = [float(v) for v in value] if ok else value
-            if not ok:
-                raise ConfigError(
-                    f"config key {name!r} = {value!r} is invalid: expected {len(ref)} numbers "
-                    f"like {ref!r}"
-                )
+            expected = f"{len(ref)} numbers like {ref!r}"
         elif isinstance(ref, list):  # choices, e.g. probes or a phantom mix: any length
             kinds = {type(v) for v in ref}
             ok = isinstance(value, list) and len(value) > 0
@@ -72,10 +69,7 @@ def merge(default: dict[str, Any], override: dict[str, Any], where: str = "") ->
         else:
             ok = isinstance(value, type(ref))
         if not ok:
-            raise ConfigError(
-                f"config key {name!r} = {value!r} is invalid: expected {_type_name(ref)} like "
-                f"{ref!r}"
-            )
+            raise ConfigError(f"config key {name!r} = {value!r} is invalid: expected {expected}")
         out[key] = value
     return out
 

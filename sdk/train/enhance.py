@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -815,42 +815,70 @@ BLIND_SIGMA_GRID = (0.3, 0.5, 0.75, 1.0, 1.4, 1.9, 2.5)
 σ in 0.3..0.5 + 2.5 × severity px per axis)."""
 
 
-def tune_baselines(val: FrameSet, quick: bool = False) -> dict[str, dict[str, Any]]:
-    """Per condition, the deconvolution parameter and NLM strength that maximise PSNR against
-    the targets on the validation frames (oracle PSF: the true blur of each degraded image)."""
-    from sonoedge.metrics import psnr
-
-    n = 1 if quick else len(val)
+def _grids(quick: bool) -> tuple[dict[str, tuple[float, ...]], tuple[float, ...]]:
+    """Deconvolution parameter grids per baseline and the NLM grid (two values each when
+    ``quick``)."""
     grid_p = {k: v[1:3] if quick else v for k, v in BASELINE_GRID.items()}
-    grid_h = NLM_GRID[1:3] if quick else NLM_GRID
-    out: dict[str, dict[str, Any]] = {}
+    return grid_p, NLM_GRID[1:3] if quick else NLM_GRID
+
+
+Case = tuple[FloatArray, Sequence[float], FloatArray]
+"""A degraded frame, the true PSF σ (px) it was blurred with, and its target."""
+
+
+def _val_cases(val: FrameSet, quick: bool) -> Iterator[tuple[str, list[Case]]]:
+    """Per condition (``severity/noise``), the validation frames degraded as the held-out ones."""
+    n = 1 if quick else len(val)
     for k, sev in enumerate(SEVERITIES):
         for j, noise in enumerate(NOISES):
-            cases = []
+            cases: list[Case] = []
             for s in range(n):
                 seed = condition_seed(val.spec["seed_base"], s, k, j)
                 x, info = degrade_patch(val.targets[s], seed, noise, sev)
                 cases.append((x, info["blur_sigma_px"], val.targets[s]))
-            best: dict[str, Any] = {}
-            for kind, params in grid_p.items():
-                scores = {}
-                for p in params:
-                    for hh in grid_h:
-                        scores[(p, hh)] = float(
-                            np.mean(
-                                [psnr(y, _baseline(kind, x, sg, p, hh), 1.0) for x, sg, y in cases]
-                            )
-                        )
-                p_best, h_best = max(scores, key=lambda key: scores[key])
-                best[kind] = {
-                    "param": p_best,
-                    "nlm_h": h_best,
-                    "val_psnr_db": round(scores[(p_best, h_best)], 3),
-                    "at_grid_edge": bool(
-                        p_best in (params[0], params[-1]) or h_best in (grid_h[0], grid_h[-1])
-                    ),
-                }
-            out[f"{sev}/{noise}"] = best
+            yield f"{sev}/{noise}", cases
+
+
+def _mean_psnr(
+    cases: list[Case], kind: str, param: float, h: float, sigma_px: float | None = None
+) -> float:
+    """Mean PSNR of a baseline over ``cases``: with each frame's true PSF, or an isotropic one
+    of σ ``sigma_px``."""
+    from sonoedge.metrics import psnr
+
+    return float(
+        np.mean(
+            [
+                psnr(
+                    y,
+                    _baseline(kind, x, sg if sigma_px is None else (sigma_px,) * 2, param, h),
+                    1.0,
+                )
+                for x, sg, y in cases
+            ]
+        )
+    )
+
+
+def tune_baselines(val: FrameSet, quick: bool = False) -> dict[str, dict[str, Any]]:
+    """Per condition, the deconvolution parameter and NLM strength that maximise PSNR against
+    the targets on the validation frames (oracle PSF: the true blur of each degraded image)."""
+    grid_p, grid_h = _grids(quick)
+    out: dict[str, dict[str, Any]] = {}
+    for cond, cases in _val_cases(val, quick):
+        best: dict[str, Any] = {}
+        for kind, params in grid_p.items():
+            scores = {(p, hh): _mean_psnr(cases, kind, p, hh) for p in params for hh in grid_h}
+            p_best, h_best = max(scores, key=lambda key: scores[key])
+            best[kind] = {
+                "param": p_best,
+                "nlm_h": h_best,
+                "val_psnr_db": round(scores[(p_best, h_best)], 3),
+                "at_grid_edge": bool(
+                    p_best in (params[0], params[-1]) or h_best in (grid_h[0], grid_h[-1])
+                ),
+            }
+        out[cond] = best
     return out
 
 
@@ -861,46 +889,31 @@ def tune_blind_baselines(
     isotropic PSF σ (searched jointly with NSR or iterations, at the oracle-tuned NLM strength),
     then NSR or iterations and NLM strength re-searched at that σ; PSNR against the validation
     targets."""
-    from sonoedge.metrics import psnr
-
-    n = 1 if quick else len(val)
+    grid_p, grid_h = _grids(quick)
     grid_s = BLIND_SIGMA_GRID[2:4] if quick else BLIND_SIGMA_GRID
-    grid_p = {k: v[1:3] if quick else v for k, v in BASELINE_GRID.items()}
-    grid_h = NLM_GRID[1:3] if quick else NLM_GRID
     out: dict[str, dict[str, Any]] = {}
-    for k, sev in enumerate(SEVERITIES):
-        for j, noise in enumerate(NOISES):
-            cond = f"{sev}/{noise}"
-            cases = []
-            for s in range(n):
-                seed = condition_seed(val.spec["seed_base"], s, k, j)
-                x, _ = degrade_patch(val.targets[s], seed, noise, sev)
-                cases.append((x, val.targets[s]))
-
-            def score(kind: str, sg: float, p: float, hh: float, cases: Any = cases) -> float:
-                return float(
-                    np.mean([psnr(y, _baseline(kind, x, (sg, sg), p, hh), 1.0) for x, y in cases])
-                )
-
-            best: dict[str, Any] = {}
-            for kind, params in grid_p.items():
-                h0 = oracle[cond][kind]["nlm_h"]
-                first = {(sg, p): score(kind, sg, p, h0) for sg in grid_s for p in params}
-                sigma = max(first, key=lambda key: first[key])[0]
-                scores = {(p, hh): score(kind, sigma, p, hh) for p in params for hh in grid_h}
-                p_best, h_best = max(scores, key=lambda key: scores[key])
-                best[kind] = {
-                    "sigma_px": sigma,
-                    "param": p_best,
-                    "nlm_h": h_best,
-                    "val_psnr_db": round(scores[(p_best, h_best)], 3),
-                    "at_grid_edge": bool(
-                        sigma in (grid_s[0], grid_s[-1])
-                        or p_best in (params[0], params[-1])
-                        or h_best in (grid_h[0], grid_h[-1])
-                    ),
-                }
-            out[cond] = best
+    for cond, cases in _val_cases(val, quick):
+        best: dict[str, Any] = {}
+        for kind, params in grid_p.items():
+            h0 = oracle[cond][kind]["nlm_h"]
+            first = {(sg, p): _mean_psnr(cases, kind, p, h0, sg) for sg in grid_s for p in params}
+            sigma = max(first, key=lambda key: first[key])[0]
+            scores = {
+                (p, hh): _mean_psnr(cases, kind, p, hh, sigma) for p in params for hh in grid_h
+            }
+            p_best, h_best = max(scores, key=lambda key: scores[key])
+            best[kind] = {
+                "sigma_px": sigma,
+                "param": p_best,
+                "nlm_h": h_best,
+                "val_psnr_db": round(scores[(p_best, h_best)], 3),
+                "at_grid_edge": bool(
+                    sigma in (grid_s[0], grid_s[-1])
+                    or p_best in (params[0], params[-1])
+                    or h_best in (grid_h[0], grid_h[-1])
+                ),
+            }
+        out[cond] = best
     return out
 
 
@@ -1086,10 +1099,9 @@ def evaluate(
     def methods_for(
         cond: str | None, sigma: Sequence[float]
     ) -> dict[str, Callable[[FloatArray], FloatArray]]:
-        t = tuned[cond or "light/gaussian"]
-        w, r = t["wiener"], t["richardson_lucy"]
-        b = blind[cond or "light/gaussian"]
-        bw, br = b["wiener"], b["richardson_lucy"]
+        key = cond or "light/gaussian"
+        w, r = tuned[key]["wiener"], tuned[key]["richardson_lucy"]
+        bw, br = blind[key]["wiener"], blind[key]["richardson_lucy"]
         sw, sr = (bw["sigma_px"],) * 2, (br["sigma_px"],) * 2
         fns: dict[str, Callable[[FloatArray], FloatArray]] = {
             "wiener_nlm": lambda im: _baseline("wiener", im, sigma, w["param"], w["nlm_h"]),
