@@ -111,9 +111,9 @@ class EnhanceArch:
 
     @property
     def receptive_field(self) -> int:
-        """Smallest input side the runtime accepts: the student's conv receptive field (the
-        teacher's attention makes it global within a window; its minimum is one window at 1/4
-        resolution)."""
+        """Side the runtime reflect-pads smaller inputs up to: the student's conv receptive field
+        (the teacher's attention makes it global within a window; its minimum is one window at
+        1/4 resolution)."""
         if self.kind == "teacher":
             return 4 * self.window
         # full res: stem 3x3 (2 px); s2 3x3 (2 px); half res: s2 3x3 (4 px); quarter res: depth

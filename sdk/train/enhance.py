@@ -686,9 +686,10 @@ def write_card(
         + (f" + {lc['grad_weight']:g} L1 of image gradients" if lc["grad_weight"] > 0 else "")
         + (f" + {lc['log_mse_weight']:g} mean log10 MSE per patch" if lc["log_mse_weight"] else "")
         + (
-            f" + KD (weight {lc['kd_weight']:g}: L1 to the teacher output; "
-            f"{lc['kd_feature_weight']:g}: MSE of a 1x1 adapter to the teacher's last decoder "
-            "features)."
+            f" + KD (weight {lc['kd_weight']:g}: L1 to the "
+            + (f"output of the student {source}" if source else "teacher output")
+            + f"; {lc['kd_feature_weight']:g}: MSE of a 1x1 adapter to the teacher's last "
+            "decoder features)."
             if distil
             else "; no distillation in this run (KD weights 0)."
         ),

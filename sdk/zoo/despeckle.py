@@ -9,8 +9,9 @@ Example::
     despeckle.register()                     # adds method "mk_student" to op "despeckle"
     # then: sonoedge.processing.registry.get_method("despeckle", "mk_student")(bmode)
 
-Input contract and padding: :mod:`sonoedge.zoo.image` (a 2-D image in ``[0, 1]``, at least
-:attr:`DespeckleModel.min_size` per side; other strides reflect-padded and cropped back).
+Input contract and padding: :mod:`sonoedge.zoo.image` (a 2-D image in ``[0, 1]``; sides shorter than
+:attr:`DespeckleModel.min_size` or not a multiple of the stride are reflect-padded and cropped
+back).
 """
 
 from __future__ import annotations

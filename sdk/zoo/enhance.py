@@ -11,9 +11,9 @@ Example::
 The shipped model is also the processing method ``enhance/enhance-student``
 (``sonoedge process IMAGE --op enhance --method enhance-student``).
 
-Input contract and padding: :mod:`sonoedge.zoo.image` (a 2-D image in ``[0, 1]``, at least
-:attr:`EnhanceModel.min_size` per side; sizes not a multiple of the stride (4) reflect-padded and
-cropped back).
+Input contract and padding: :mod:`sonoedge.zoo.image` (a 2-D image in ``[0, 1]``; sides shorter than
+:attr:`EnhanceModel.min_size` or not a multiple of the stride are reflect-padded and cropped
+back).
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ the run with reflect padding to the network's stride.
 Input contract (refused with :class:`~sonoedge.errors.DataError` otherwise): a 2-D float32 or
 float64 array (a 1-frame stack ``(1, H, W)`` is accepted), values finite and within ``[0, 1]`` (a
 log-compressed B-mode image as :func:`sonoedge.processing.bmode.bmode` and the simulators
-produce), each side at least the network's receptive field (``min_size``) and at most
-``MAX_SIZE``. Sizes that are not a multiple of the network's stride are reflect-padded at the
-bottom and right and cropped back, so the output always has the input's shape.
+produce), each side at least ``MIN_SIDE_PX`` and at most ``MAX_SIZE``. Images are
+reflect-padded at the bottom and right up to the network's receptive field (``min_size``, so
+border pixels never see the network's zero padding alone) and to a multiple of its stride, then
+cropped back, so the output always has the input's shape.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy.typing as npt
 from sonoedge.errors import ConfigError, DataError
 
 MAX_SIZE = 4096
+MIN_SIDE_PX = 16  # below this a frame is a crop of a crop; padded copies would dominate it
 RANGE_TOLERANCE = 1e-4
 FloatArray = npt.NDArray[np.float32]
 
@@ -40,10 +42,11 @@ def check_image(image: object, min_size: int, verb: str = "process") -> FloatArr
             f"image has dtype {arr.dtype}: expected float32 in [0, 1]",
             hint="convert 8-bit images with image.astype(np.float32) / 255",
         )
-    if min(arr.shape) < min_size or max(arr.shape) > MAX_SIZE:
+    if min(arr.shape) < MIN_SIDE_PX or max(arr.shape) > MAX_SIZE:
         raise DataError(
-            f"image has {arr.shape[0]}x{arr.shape[1]} pixels: expected {min_size}..{MAX_SIZE} per "
-            f"axis ({min_size} px is the network's receptive field)",
+            f"image has {arr.shape[0]}x{arr.shape[1]} pixels: expected {MIN_SIDE_PX}..{MAX_SIZE} "
+            f"per axis (smaller sides are reflect-padded up to the network's receptive field of "
+            f"{min_size} px)",
             hint=f"{verb} the full frame, not a small crop",
         )
     if not np.all(np.isfinite(arr)):
@@ -107,8 +110,8 @@ class ImageModel:
         """Output float32 ``(H, W)`` in ``[0, 1]`` of a float ``(H, W)`` image in ``[0, 1]``."""
         img = check_image(image, self.min_size, self.verb)
         h, w = img.shape
-        m = self.size_multiple
-        ph, pw = (-h) % m, (-w) % m
+        m, lo = self.size_multiple, self.min_size
+        ph, pw = (-max(h, lo)) % m + max(lo - h, 0), (-max(w, lo)) % m + max(lo - w, 0)
         work = np.pad(img, ((0, ph), (0, pw)), mode="reflect") if (ph or pw) else img
         return np.ascontiguousarray(self.predict(work[None])[0, :h, :w])
 

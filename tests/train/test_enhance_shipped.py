@@ -120,6 +120,16 @@ def test_process_cli_npy_picture_and_recording(model, tmp_path: Path) -> None:  
         np.testing.assert_allclose(data["image"][0], first, atol=1e-5)
 
 
+def test_small_images_are_reflect_padded_up_to_the_receptive_field(model) -> None:  # type: ignore[no-untyped-def]
+    img = np.random.default_rng(3).uniform(0.2, 0.8, (40, 50)).astype(np.float32)
+    side = -(-model.min_size // model.size_multiple) * model.size_multiple
+    assert side > 50
+    padded = np.pad(img, ((0, side - 40), (0, side - 50)), mode="reflect")
+    out = model.enhance(img)
+    assert out.shape == (40, 50)
+    np.testing.assert_allclose(out, model.predict(padded[None])[0, :40, :50], atol=1e-6)
+
+
 def test_shipped_student_runs_without_torch() -> None:
     code = (
         "import sys, numpy as np\n"
