@@ -120,6 +120,8 @@ def release(
                         + (
                             "; accuracy control returned the layers that cost accuracy to float)"
                             if made["accuracy_control"]
+                            else f"; kept in float for accuracy: {', '.join(search)})"
+                            if (search := made.get("layers_kept_float_for_accuracy"))
                             else ")"
                         )
                     )

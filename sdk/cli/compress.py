@@ -92,7 +92,14 @@ def compress(
     if "int8_openvino" in report:
         ov8 = report["int8_openvino"]
         tried = ", ".join(f"{k} {v:.2f}" for k, v in ov8["tried"].items())
-        control = "; accuracy control returned layers to float" if ov8["accuracy_control"] else ""
+        search = ov8.get("layers_kept_float_for_accuracy") or []
+        control = (
+            "; accuracy control returned layers to float"
+            if ov8["accuracy_control"]
+            else f"; kept in float for accuracy: {', '.join(search)}"
+            if search
+            else ""
+        )
         typer.echo(f"NNCF calibration kept: {ov8['setting']['name']} (tried: {tried}){control}")
     if "int8_layers" in report:
         kept = report["int8_layers"]["layers_in_float"]

@@ -171,3 +171,51 @@ def test_per_channel_context_adds_stay_float_and_bias_adds_do_not_count(tmp_path
     add = next(op for op in ir.get_ops() if op.get_friendly_name() == adds[0])
     producers = {add.input(i).get_source_output().get_node().get_type_name() for i in range(2)}
     assert "FakeQuantize" not in producers
+
+
+def test_the_fewest_layers_that_break_under_int8_stay_in_float(tmp_path: Path) -> None:
+    """A head convolution whose input has one outlier channel (1000x the others) loses the
+    others to a per-tensor int8 activation scale; the per-layer search keeps exactly that
+    convolution in float, inside the allowed drop, without NNCF's accuracy control."""
+    pytest.importorskip("nncf")
+    import onnxruntime as ort
+
+    from sonoedge.quantization import nncf_int8
+
+    class Outlier(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.body = torch.nn.Conv2d(1, 8, 3, padding=1)
+            self.mid = torch.nn.Conv2d(8, 8, 3, padding=1)
+            self.head = torch.nn.Conv2d(8, 1, 3, padding=1)
+            with torch.no_grad():
+                self.mid.weight[0] *= 1000.0
+                self.mid.bias[0] = 500.0
+                self.head.weight[:, 0] /= 1000.0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            f = torch.relu(self.mid(torch.relu(self.body(x))))
+            return self.head(f)
+
+    path = tmp_path / "outlier.onnx"
+    export_onnx(Outlier().eval(), torch.rand(1, 1, 32, 32), path)
+    feeds = _feeds(data.speckle(24, size=32, seed=5))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    refs = [session.run(None, f)[0] for f in feeds[16:]]
+
+    def score(outs: list[np.ndarray]) -> float:
+        return data.mean_psnr_db(refs, outs, data_range=float(np.ptp(np.concatenate(refs))))
+
+    plain = nncf_int8.quantize_openvino(path, tmp_path / "plain.xml", feeds[:16], feeds[16:], score)
+    assert plain.metric_fp32 is not None and plain.metric_int8 is not None
+    max_drop = plain.metric_fp32 - 25.0  # int8 output within 25 dB PSNR of the float one
+    assert plain.metric_int8 < 20.0  # all-int8 misses it by far
+    made = nncf_int8.quantize_openvino(
+        path, tmp_path / "kept.xml", feeds[:16], feeds[16:], score, max_drop=max_drop
+    )
+    assert len(made.float_for_accuracy) == 1 and "head" in made.float_for_accuracy[0]
+    assert not made.accuracy_control and made.metric_int8 is not None
+    assert made.metric_fp32 - made.metric_int8 <= max_drop
+    assert made.to_dict()["layers_kept_float_for_accuracy"] == made.float_for_accuracy
+    assert nncf_int8.quantized_ops(made.model) > 0
