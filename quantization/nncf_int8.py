@@ -5,7 +5,10 @@ NNCF's default activation ranges are the *mean* of per-sample min/max over the c
 That clips every sample whose dynamic range is above the average: Doppler ensembles (whose
 clutter-to-blood ratio varies by tens of dB) lost 5 dB PSNR that way. With a validation metric,
 :func:`quantize_openvino` therefore quantizes once per :data:`SETTINGS` entry (NNCF's default,
-global min/max, global min/max without bias correction) and keeps the best on the task metric.
+global min/max, and histogram-based ranges that minimise the quantization error, with and without
+bias correction) and keeps the best on the task metric. Histogram ranges without bias correction
+are what brought the 4000-step despeckling student all-int8 within 0.5 dB (0.47; global min/max
+0.59).
 If the drop is still above ``max_drop``, the fewest weighted layers (at most
 :data:`MAX_FLOAT_LAYERS`, ranked by the metric with each one alone left in float) stay in float;
 only when that is not enough does NNCF's accuracy control return layers to float. Its own
@@ -32,6 +35,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "minmax": {"range": "MINMAX", "bias_correction": True},
     "minmax-no-bias-correction": {"range": "MINMAX", "bias_correction": False},
     "nncf-default": {"range": None, "bias_correction": True},
+    "histogram": {"range": "HISTOGRAM", "bias_correction": True},
+    "histogram-no-bias-correction": {"range": "HISTOGRAM", "bias_correction": False},
 }
 """Calibration settings tried in turn (activation range estimator, bias correction)."""
 MAX_FLOAT_LAYERS = 2
