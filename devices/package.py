@@ -89,7 +89,19 @@ def _tensor(spec: dict[str, Any], card_io: dict[str, Any], trained: list[int] | 
         dims = [1, spec["shape"][1], *trained]
         if all(isinstance(d, int) for d in dims):
             out["example_shape"] = dims
+    elif "min_size" in card_io and len(spec["shape"]) == 4 and isinstance(spec["shape"][1], int):
+        side = example_side(int(card_io["min_size"]), int(card_io.get("size_multiple", 1)))
+        out["example_shape"] = [1, spec["shape"][1], side, side]
     return out
+
+
+def example_side(min_size: int, size_multiple: int) -> int:
+    """A side an image model runs at (``--warmup``, ``bench model``): the smallest power of two
+    of at least 64 and ``min_size``, rounded up to ``size_multiple``."""
+    side = 64
+    while side < min_size:
+        side *= 2
+    return -(-side // size_multiple) * size_multiple
 
 
 def _io(card: dict[str, Any], key: str) -> dict[str, Any]:

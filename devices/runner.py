@@ -10,7 +10,7 @@ Example::
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from sonoedge.devices.backends import channels_last_names, is_channels_last
 from sonoedge.devices.bundle import Bundle, open_bundle
 from sonoedge.devices.profiles import profile
 from sonoedge.devices.targets import available_targets, resolve_device
-from sonoedge.errors import DataError
+from sonoedge.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +43,24 @@ class Runner:
     def backend_name(self) -> str:
         return self.backend.name
 
-    def example_inputs(self, channels_last: bool = False) -> dict[str, npt.NDArray[Any]]:
-        """Zeros at each input's ``example_shape`` (or its shape, dynamic dims set to 1);
+    def example_inputs(
+        self, channels_last: bool = False, shape: Sequence[int] | None = None
+    ) -> dict[str, npt.NDArray[Any]]:
+        """Zeros at each input's :func:`example_shape`, or at ``shape`` (a one-input model's);
         ``channels_last``: multi-channel 4-D inputs in NHWC memory (shape still NCHW)."""
+        if shape is not None and len(self.inputs) != 1:
+            raise ConfigError(
+                f"an input shape was given, but this model takes {len(self.inputs)} inputs",
+                hint="leave the shape out: each input then gets its example shape",
+            )
         inputs = {}
         for spec in self.inputs:
-            shape = example_shape(spec)
-            if channels_last and len(shape) == 4 and shape[1] > 1:
-                n, c, h, w = shape
+            dims = example_shape(spec) if shape is None else [int(d) for d in shape]
+            if channels_last and len(dims) == 4 and dims[1] > 1:
+                n, c, h, w = dims
                 inputs[spec["name"]] = np.zeros((n, h, w, c), spec["dtype"]).transpose(0, 3, 1, 2)
             else:
-                inputs[spec["name"]] = np.zeros(shape, spec["dtype"])
+                inputs[spec["name"]] = np.zeros(dims, spec["dtype"])
         return inputs
 
     def run(
@@ -98,9 +105,20 @@ class Runner:
 
 
 def example_shape(spec: Mapping[str, Any]) -> list[int]:
+    """The manifest's ``example_shape``; without one (bundles packaged before it was derived
+    for image models), the declared shape with a dynamic batch or channel count set to 1 and
+    dynamic image sides to :data:`EXAMPLE_SIDE`."""
     if "example_shape" in spec:
         return [int(d) for d in spec["example_shape"]]
-    return [d if isinstance(d, int) else 1 for d in spec["shape"]]
+    return [
+        d if isinstance(d, int) else (1 if axis < 2 else EXAMPLE_SIDE)
+        for axis, d in enumerate(spec["shape"])
+    ]
+
+
+EXAMPLE_SIDE = 64
+"""Dynamic image sides of an example input without ``example_shape`` (a size every shipped
+image model runs at: space-to-depth and downsampling need a multiple of 8)."""
 
 
 def _check(spec: Mapping[str, Any], inputs: Mapping[str, npt.ArrayLike]) -> npt.NDArray[Any]:

@@ -224,16 +224,25 @@ def model(
         help="Feed multi-channel 4-D inputs in channels-last (NHWC) memory, as the SONIC "
         "students' feature builder does; OpenVINO then skips its input reorder.",
     ),
+    shape: str | None = typer.Option(
+        None,
+        "--shape",
+        help="Input shape N,C,H,W (one-input models; default: the bundle's example shape).",
+    ),
 ) -> None:
     """Latency of a model bundle on a device: cold start, median/p99/max, throughput, at the
-    bundle's example input shape.
+    bundle's example input shape or at --shape.
 
     \b
     Examples:
       sonoedge bench model despeckle-mk-int8-openvino-cpu          # a shipped bundle
+      sonoedge bench model enhance-student-int8-openvino-cpu --shape 1,1,256,256
       sonoedge bench model my-student.zip --device openvino-cpu --json
       sonoedge bench model sonic-16-int8-openvino-cpu --channels-last
     """
-    from sonoedge.cli.devices import bench_model
+    from sonoedge.cli.devices import bench_model, parse_shape
 
-    bench_model(bundle, device, repeats, warmup, hint, allow_unsigned, json_out, channels_last)
+    dims = parse_shape(shape) if shape is not None else None
+    bench_model(
+        bundle, device, repeats, warmup, hint, allow_unsigned, json_out, channels_last, dims
+    )

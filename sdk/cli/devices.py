@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from sonoedge.errors import ConfigError, DataError
+
 
 def devices(json_out: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
     """What this machine can run: ONNX Runtime providers, OpenVINO devices, CPU features (VNNI,
@@ -41,6 +43,20 @@ def devices(json_out: bool = typer.Option(False, "--json", help="Print one JSON 
     typer.echo(f"auto picks: {info['auto']}")
 
 
+def parse_shape(text: str) -> list[int]:
+    """``"1,1,256,256"`` → ``[1, 1, 256, 256]`` (positive integers)."""
+    try:
+        dims = [int(part) for part in text.replace("x", ",").split(",")]
+    except ValueError:
+        dims = []
+    if not dims or any(d < 1 for d in dims):
+        raise ConfigError(
+            f"--shape {text!r} is invalid: expected positive integers separated by commas",
+            hint="for example --shape 1,1,256,256",
+        )
+    return dims
+
+
 def bench_model(
     bundle: str,
     device: str,
@@ -50,6 +66,7 @@ def bench_model(
     allow_unsigned: bool,
     json_out: bool,
     channels_last: bool = False,
+    shape: list[int] | None = None,
 ) -> None:
     """Body of ``sonoedge bench model`` (the command itself lives in cli/bench.py)."""
     import json
@@ -64,8 +81,17 @@ def bench_model(
     t0 = time.perf_counter()
     runner = load_bundle(path, device, allow_unsigned=allow_unsigned, hint=hint)
     with runner:
-        inputs = runner.example_inputs(channels_last)
-        runner.run(inputs)
+        inputs = runner.example_inputs(channels_last, shape)
+        try:
+            runner.run(inputs)
+        except RuntimeError as err:  # the runtime rejects the shape (e.g. a side not a multiple)
+            shapes = {k: list(v.shape) for k, v in inputs.items()}
+            raise DataError(
+                f"{runner.manifest['name']} cannot run at input shape {shapes}: "
+                f"{str(err).strip().splitlines()[-1]}",
+                hint="pass --shape N,C,H,W with sides the model accepts (its card's "
+                "size_multiple and min_size)",
+            ) from None
         cold_s = time.perf_counter() - t0
         runner.prepare(inputs)  # a stream's steady state: compiled for its frame shape
         stats = measure(runner.run, inputs, warmup=warmup, repeats=repeats)

@@ -47,6 +47,23 @@ def test_manifest_follows_schema_and_lists_every_file(bundle_dir: Path) -> None:
     assert manifest["inputs"][0]["example_shape"] == [1, 8, 16, 16]
 
 
+def test_image_models_get_an_example_shape_they_accept(
+    tmp_path: Path, tiny_model: Path, keypair: tuple[Path, Path]
+) -> None:
+    """Without ``example_shape`` on the card, one is derived from ``min_size`` and
+    ``size_multiple`` (what ``--warmup`` and ``bench model`` run)."""
+    model = tmp_path / "image.onnx"
+    shutil.copy(tiny_model, model)
+    card = json.loads(tiny_model.with_suffix(".json").read_text(encoding="utf-8"))
+    del card["input"]["example_shape"]
+    card["input"].update(min_size=118, size_multiple=24)
+    model.with_suffix(".json").write_text(json.dumps(card), encoding="utf-8")
+    out = package(model, "cpu", tmp_path / "b", keypair[0])
+    with load_bundle(out, "cpu", keys=[keypair[1]]) as runner:
+        assert runner.inputs[0]["example_shape"] == [1, 8, 144, 144]  # 128 → a multiple of 24
+        assert runner.example_inputs()["x"].shape == (1, 8, 144, 144)
+
+
 def test_tampered_model_is_refused(bundle_dir: Path, keypair: tuple[Path, Path]) -> None:
     model = bundle_dir / "model.onnx"
     data = bytearray(model.read_bytes())

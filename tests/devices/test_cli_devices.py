@@ -90,6 +90,21 @@ def test_errors_are_one_line_without_traceback(tmp_path: Path, tiny_model: Path)
     assert res.returncode == 0 and "latency median" in res.stdout
 
 
+def test_bench_model_at_a_given_shape(tmp_path: Path, tiny_model: Path) -> None:
+    assert _run("package", str(tiny_model), "--unsigned", "-o", str(tmp_path / "u")).returncode == 0
+    args = ("bench", "model", str(tmp_path / "u"), "--allow-unsigned", "--repeats", "2")
+    res = _run(*args, "--shape", "2,8,20,12", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["input_shapes"] == {"x": [2, 8, 20, 12]}
+    for shape, message in (
+        ("1,3,16,16", "error: "),
+        ("1,8,a", "error: --shape '1,8,a' is invalid"),
+    ):
+        res = _run(*args, "--shape", shape)
+        assert res.returncode != 0 and res.stderr.startswith(message), res.stderr
+        assert "Traceback" not in res.stderr
+
+
 def test_devices_reports_this_machine() -> None:
     res = _run("devices", "--json")
     assert res.returncode == 0, res.stderr

@@ -97,3 +97,13 @@ def test_bench_model_feeds_sonic_channels_last_on_request() -> None:
         assert res.exit_code == 0, res.output
         out = json.loads(res.output.strip().splitlines()[-1])
         assert out["channels_last"] == want and out["input_shapes"]["iq"][1] == 16
+
+
+@pytest.mark.parametrize("name", sorted(n for n in BUNDLES if n.endswith("openvino-cpu")))
+def test_shipped_bundle_runs_at_the_example_shape_it_declares(name: str) -> None:
+    """``--warmup`` and ``bench model`` run the manifest's example shape: it must be one the
+    model accepts (the space-to-depth enhancement student needs sides in multiples of 8)."""
+    with load_bundle(BUNDLES[name], "openvino-cpu") as runner:
+        assert all("example_shape" in spec for spec in runner.inputs)
+        outputs = runner.run(runner.example_inputs())
+        assert all(np.isfinite(v).all() for v in outputs.values())
