@@ -131,13 +131,15 @@ def run_student(
     task: str = "",
     dense_same_budget: bool = False,
     round_to: int = 8,
+    max_drop: float | None = None,
 ) -> dict[str, Any]:
     """OpenVINO and ONNX Runtime, fp32 and int8, dense and 50 % pruned + KD (the fine-tuning
     recipe of ``compress --data task``): task metric (``data.task_metric(val)``), latency, signed
     bundle sizes. ``runtime_scores(models)`` adds scores of each variant as the student's runtime
     uses it; ``dense_same_budget`` the metric of the unpruned student fine-tuned as long as the
     pruned one. Latency of record: batches of ``latency_batch`` validation inputs (also one
-    input alone when that is more than 1)."""
+    input alone when that is more than 1). ``max_drop``: as ``compress --int8 --max-drop`` (the
+    fewest layers back to float until the OpenVINO int8 drop is within it); None: plain int8."""
     example = torch.from_numpy(val.inputs[0])
     counts = {"dense": pruning.count(dense, example)}
     pruned = copy.deepcopy(dense)
@@ -171,13 +173,16 @@ def run_student(
         models: Models = {}
         values: dict[str, float] = {}
         layers: dict[str, Any] = {}
+        ov_int8: dict[str, Any] = {}
         for tag, m in (("dense", dense), ("pruned", pruned)):
             fp32 = tmp / f"{tag}-fp32.onnx"
             export_onnx(m, example, fp32)
             ir = nncf_int8.to_openvino_ir(fp32, tmp / f"{tag}-fp32.xml")
-            ov8 = nncf_int8.quantize_openvino(
-                fp32, tmp / f"{tag}-int8.xml", feeds_cal, feeds_val, score
-            ).model
+            ov8_result = nncf_int8.quantize_openvino(
+                fp32, tmp / f"{tag}-int8.xml", feeds_cal, feeds_val, score, max_drop
+            )
+            ov8 = ov8_result.model
+            ov_int8[tag] = ov8_result.to_dict()
             q = ort_int8.quantize_gated(
                 fp32, tmp / f"{tag}-int8.onnx", feeds_cal, ort_int8.onnx_metric(feeds_val, score)
             )
@@ -249,6 +254,8 @@ def run_student(
         f"onnxruntime_int8_{loss_key}": loss("onnxruntime_fp32_dense", "onnxruntime_int8_dense"),
         "max_bundle_mb": round(max(sizes.values()) / 1e6, 3),
         "int8_layer_report_dense": layers["dense"],
+        "openvino_int8_max_drop": max_drop,
+        "openvino_int8_quantization": ov_int8,
     }
     if same_budget is not None:
         out[f"{metric}_dense_fine_tuned_same_steps"] = round(same_budget, 4)
@@ -325,8 +332,27 @@ def parse_args() -> argparse.Namespace:
         help="pruned channel counts stay multiples of this (default 8; the 8-wide full-resolution "
         "layers of the enhancement student need 4 to be halved)",
     )
+    parser.add_argument(
+        "--max-drop",
+        type=float,
+        default=None,
+        help="OpenVINO int8 as compress --int8 --max-drop X builds it (default: the target, "
+        "0.5 dB PSNR or 0.01 Jaccard)",
+    )
+    parser.add_argument(
+        "--plain-int8", action="store_true", help="OpenVINO int8 without a maximum drop"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sets and 2 rounds")
     return parser.parse_args()
+
+
+def max_drop(args: argparse.Namespace, metric: str) -> float | None:
+    """The OpenVINO int8 maximum drop: ``--max-drop``, else the target for ``metric``."""
+    if args.plain_int8:
+        return None
+    if args.max_drop is not None:
+        return float(args.max_drop)
+    return 0.5 if metric == "psnr_db" else 0.01
 
 
 def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str, dict]:
@@ -348,6 +374,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                     0,
                     rounds,
                     round_to=args.round_to,
+                    max_drop=max_drop(args, "psnr_db"),
                 ),
             }
         }
@@ -366,6 +393,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                     0,
                     rounds,
                     round_to=args.round_to,
+                    max_drop=max_drop(args, "psnr_db"),
                     task="despeckle",
                     dense_same_budget=True,
                 ),
@@ -395,6 +423,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                     rounds,
                     ulm_runtime_scores(val, card),
                     round_to=args.round_to,
+                    max_drop=max_drop(args, "jaccard"),
                     latency_batch=BATCH,
                     task="ulm",
                 ),
@@ -416,6 +445,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                     0,
                     rounds,
                     round_to=args.round_to,
+                    max_drop=max_drop(args, "psnr_db"),
                 ),
             }
         }
@@ -437,6 +467,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                 kd_steps,
                 rounds,
                 round_to=args.round_to,
+                max_drop=max_drop(args, "psnr_db"),
             ),
         }
     }
