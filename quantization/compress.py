@@ -88,10 +88,15 @@ class _Cards:
         )
 
 
-def load_torch(path: Path) -> nn.Module:
+def load_torch(path: Path, card: dict[str, Any] | None = None) -> nn.Module:
     """A ``sonoedge train`` weights file (SONIC, enhancement, despeckling or ULM localiser: arch
-    + state; loaded as its deploy graph), or a whole pickled ``nn.Module``
-    (``torch.save(model)``) — pickle: trusted files only."""
+    + state; loaded as its deploy graph), a whole pickled ``nn.Module`` (``torch.save(model)``)
+    — pickle: trusted files only — or an exported student ``.onnx`` rebuilt from its card
+    (``card``, default the one beside it; :mod:`sonoedge.quantization.from_onnx`)."""
+    if path.suffix == ".onnx":
+        from sonoedge.quantization.from_onnx import torch_from_onnx
+
+        return torch_from_onnx(path, read_card(path) if card is None else card)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises many types for a bad file
@@ -194,16 +199,11 @@ def compress(
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"model": str(model_path), "options": asdict(opts)}
     example = torch.from_numpy(val.inputs[0])
-    if model_path.suffix == ".onnx":
-        if opts.prune:
-            raise ConfigError(
-                "pruning needs the PyTorch network",
-                hint="pass the student's .pt (torch.save(model)), or drop --prune",
-            )
+    if model_path.suffix == ".onnx" and not opts.prune:
         fp32 = model_path
         input_name, _ = _onnx_io(fp32)
-    else:
-        net = load_torch(model_path)
+    else:  # pruning an .onnx student: its network rebuilt from the card's architecture
+        net = load_torch(model_path, card)
         input_name = str(card.get("input", {}).get("name", "input"))
         output_name = str(card.get("output", {}).get("name", "output"))
         report["dense"] = pruning.count(net, example)

@@ -11,7 +11,9 @@ def compress(
     model: Path = typer.Argument(
         ...,
         help="Student: .pt (SONIC, enhancement, despeckling or ULM localiser weights from "
-        "sonoedge train, or a whole torch module), or .onnx (int8 only).",
+        "sonoedge train, or a whole torch module), a shipped student's name (sonic-16, "
+        "despeckle-mk, ...) or a sonoedge student's .onnx with its card (its network is rebuilt "
+        "for --prune), or any other .onnx (int8 only).",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory."),
     prune: float = typer.Option(
@@ -58,6 +60,7 @@ def compress(
     Examples:
       sonoedge compress student.pt --prune 0.5 --int8 --max-drop 0.3 -o runs/compressed
       sonoedge compress student.onnx --int8 -o runs/int8
+      sonoedge compress sonic-16 --data sonic:16 --prune 0.5 --kd-steps 3000 -o runs/sonic16-p50
       sonoedge compress runs/ulm2/localizer.pt --card sdk/zoo/ulm-localizer.json --data ulm \\
           --prune 0.5 --int8 --max-drop 0.01 -o runs/ulm-compressed
       sonoedge package runs/compressed/student-int8-ov.xml -t openvino-cpu -k my.key
@@ -69,6 +72,10 @@ def compress(
     from sonoedge.quantization.compress import Options
     from sonoedge.quantization.compress import compress as run
 
+    if not model.exists() and model.suffix == "":  # a shipped student's name
+        from sonoedge import zoo
+
+        model = zoo.resolve(str(model))
     command = " ".join(shlex.quote(a) for a in ["sonoedge", *sys.argv[1:]])
     opts = Options(
         prune=prune,

@@ -63,7 +63,7 @@ def test_cli_onnx_int8_only_and_errors(tiny_unet: torch.nn.Module, tmp_path: Pat
     res = runner.invoke(
         app, ["compress", str(onnx_path), "--prune", "0.5", "-o", str(tmp_path / "o")]
     )
-    assert res.exit_code != 0 and "pruning needs the PyTorch network" in str(res.exception)
+    assert res.exit_code != 0 and "pruning needs its PyTorch network" in str(res.exception)
     (tmp_path / "not.pt").write_bytes(b"junk")
     res = runner.invoke(app, ["compress", str(tmp_path / "not.pt"), "-o", str(tmp_path / "o")])
     assert res.exit_code != 0 and "cannot load" in str(res.exception)
