@@ -6,9 +6,11 @@ Latency is measured on this CPU at the deployment input size, warm (10 runs), 60
 round, rounds interleaved across variants to spread the noise of a shared machine; the figure of
 record is the median over rounds of each round's median.
 
-Students: ``--sonic STUDENT.pt`` benchmarks the SONIC Doppler student at 128×128 (→
-compression_sonic.json/.png); ``--enhance STUDENT.pt`` the enhancement student (``sonoedge train
-enhance`` weights) on degraded B-mode at 256×256 (→ compression_enhance.json/.png);
+Students (weights ``.pt``, or a shipped student's ``.onnx`` rebuilt from its card):
+``--sonic STUDENT.pt`` benchmarks the SONIC Doppler student at 128×128 (→
+compression_sonic.json/.png; the ``sonic-8`` record is kept as compression_sonic8.json);
+``--enhance STUDENT.pt`` the enhancement student (``sonoedge train enhance`` weights) on
+degraded B-mode at 256×256 (→ compression_enhance.json/.png);
 ``--despeckle STUDENT.pt`` the MK despeckling student (``sonoedge train despeckle`` weights) on
 simulated B-mode at 256×256, PSNR against the speckle-free images (→
 compression_despeckle.json/.png); ``--ulm LOCALIZER.pt`` the ULM localiser (``sonoedge train ulm``
