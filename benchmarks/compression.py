@@ -103,13 +103,20 @@ def train(net: nn.Module, ds: data.DataSet, steps: int, seed: int = 0) -> None:
     net.eval()
 
 
-def latency_rounds(models: Models, feeds: dict, rounds: int) -> dict:
-    """Interleaved rounds; per model the median of round medians, p99 over all runs."""
+def latency_rounds(models: Models, feeds: dict, rounds: int, channels_last: bool = False) -> dict:
+    """Interleaved rounds; per model the median of round medians, p99 over all runs.
+    ``channels_last``: OpenVINO gets multi-channel inputs in NHWC memory (as the runtime feeds
+    SONIC); ONNX Runtime copies them to NCHW anyway."""
     per: dict[str, list[dict[str, float]]] = {k: [] for k in models}
     for _ in range(rounds):
         for key, (runtime, path) in models.items():
-            fn = openvino_latency if runtime == "openvino" else ort_latency
-            per[key].append(fn(path, feeds, warmup=10, repeats=60))
+            if runtime == "openvino":
+                result = openvino_latency(
+                    path, feeds, warmup=10, repeats=60, channels_last=channels_last
+                )
+            else:
+                result = ort_latency(path, feeds, warmup=10, repeats=60)
+            per[key].append(result)
     return {
         k: {
             "median_ms": round(float(np.median([r["median_ms"] for r in v])), 3),
@@ -134,6 +141,7 @@ def run_student(
     dense_same_budget: bool = False,
     round_to: int = 8,
     max_drop: float | None = None,
+    channels_last: bool = False,
 ) -> dict[str, Any]:
     """OpenVINO and ONNX Runtime, fp32 and int8, dense and 50 % pruned + KD (the fine-tuning
     recipe of ``compress --data task``): task metric (``data.task_metric(val)``), latency, signed
@@ -141,7 +149,8 @@ def run_student(
     uses it; ``dense_same_budget`` the metric of the unpruned student fine-tuned as long as the
     pruned one. Latency of record: batches of ``latency_batch`` validation inputs (also one
     input alone when that is more than 1). ``max_drop``: as ``compress --int8 --max-drop`` (the
-    fewest layers back to float until the OpenVINO int8 drop is within it); None: plain int8."""
+    fewest layers back to float until the OpenVINO int8 drop is within it); None: plain int8.
+    ``channels_last``: OpenVINO latency with NHWC input memory (SONIC, as its runtime feeds it)."""
     example = torch.from_numpy(val.inputs[0])
     counts = {"dense": pruning.count(dense, example)}
     pruned = copy.deepcopy(dense)
@@ -205,9 +214,11 @@ def run_student(
         runtime = runtime_scores(models) if runtime_scores is not None else None
         load_before = round(os.getloadavg()[0], 2)
         batch = np.concatenate([val.inputs[i % len(val)] for i in range(latency_batch)])
-        lat = latency_rounds(models, {"input": batch}, rounds=rounds)
+        lat = latency_rounds(models, {"input": batch}, rounds, channels_last)
         single = (
-            latency_rounds(models, {"input": val.inputs[0]}, rounds) if latency_batch > 1 else None
+            latency_rounds(models, {"input": val.inputs[0]}, rounds, channels_last)
+            if latency_batch > 1
+            else None
         )
         load_after = round(os.getloadavg()[0], 2)
         priv, _ = signing.generate_keypair(tmp / "keys", "bench")  # throwaway key
@@ -257,6 +268,7 @@ def run_student(
         "max_bundle_mb": round(max(sizes.values()) / 1e6, 3),
         "int8_layer_report_dense": layers["dense"],
         "openvino_int8_max_drop": max_drop,
+        "openvino_input_memory": "channels-last (NHWC)" if channels_last else "NCHW",
         "openvino_int8_quantization": ov_int8,
     }
     if same_budget is not None:
@@ -448,6 +460,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                     rounds,
                     round_to=args.round_to,
                     max_drop=max_drop(args, "psnr_db"),
+                    channels_last=True,
                 ),
             }
         }

@@ -302,7 +302,7 @@ class OpenVinoBackend:
             model.reshape({name: list(shape) for name, shape, _ in key})
             nhwc = [name for name, _, channels_last in key if channels_last]
             if nhwc:
-                model = _nhwc_inputs(model, nhwc)
+                model = nhwc_inputs(model, nhwc)
             request = self._core.compile_model(
                 model, self._device, self._config
             ).create_infer_request()
@@ -328,7 +328,7 @@ def _shape_key(shapes: Shapes, channels_last: frozenset[str] = frozenset()) -> _
     )
 
 
-def _nhwc_inputs(model: Any, names: Sequence[str]) -> Any:
+def nhwc_inputs(model: Any, names: Sequence[str]) -> Any:
     """``model`` taking the named (NCHW) inputs as NHWC tensors."""
     from openvino import Layout
     from openvino.preprocess import PrePostProcessor

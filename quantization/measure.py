@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 
 from sonoedge.devices.latency import measure
@@ -32,13 +33,26 @@ def openvino_latency(
     threads: int | None = None,
     warmup: int = 5,
     repeats: int = 30,
+    channels_last: bool = False,
 ) -> dict[str, float]:
+    """``channels_last``: multi-channel 4-D inputs are fed in NHWC memory to a compilation that
+    takes them so, as the runtime does for the SONIC students (``sonoedge.devices.backends``)."""
     import openvino as ov
+
+    from sonoedge.devices.backends import nhwc_inputs
 
     # fp32 means fp32: CPUs with bf16 units otherwise run float layers in bf16
     config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
-    compiled = ov.Core().compile_model(str(model), "CPU", config)
-    request = compiled.create_infer_request()
+    core = ov.Core()
+    ir = core.read_model(str(model))
+    if channels_last:
+        nhwc = [k for k, v in feeds.items() if v.ndim == 4 and v.shape[1] > 1]
+        ir = nhwc_inputs(ir, nhwc)
+        feeds = {
+            k: np.ascontiguousarray(v.transpose(0, 2, 3, 1)) if k in nhwc else v
+            for k, v in feeds.items()
+        }
+    request = core.compile_model(ir, "CPU", config).create_infer_request()
     return measure(lambda f: request.infer(dict(f)), feeds, warmup, repeats)

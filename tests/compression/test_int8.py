@@ -219,3 +219,19 @@ def test_the_fewest_layers_that_break_under_int8_stay_in_float(tmp_path: Path) -
     assert made.metric_fp32 - made.metric_int8 <= max_drop
     assert made.to_dict()["layers_kept_float_for_accuracy"] == made.float_for_accuracy
     assert nncf_int8.quantized_ops(made.model) > 0
+
+
+def test_openvino_latency_feeds_multichannel_inputs_channels_last(tmp_path: Path) -> None:
+    """SONIC-shaped input (32 channels) measured as the runtime feeds it: NHWC memory into a
+    compilation that takes NHWC; a wrong layout or name would raise."""
+    pytest.importorskip("openvino")
+    from sonoedge.quantization.measure import openvino_latency
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(32, 8, 3, padding=1), torch.nn.ReLU())
+    path = tmp_path / "m.onnx"
+    export_onnx(net, torch.rand(1, 32, 16, 16), path)
+    feeds = {"input": np.random.default_rng(0).random((1, 32, 16, 16), dtype=np.float32)}
+    for channels_last in (False, True):
+        stats = openvino_latency(path, feeds, warmup=1, repeats=3, channels_last=channels_last)
+        assert 0 < stats["median_ms"] <= stats["p99_ms"]
