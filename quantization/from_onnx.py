@@ -79,11 +79,12 @@ def torch_from_onnx(model: Path, card: dict[str, Any]) -> nn.Module:
 def _check_same_output(model: Path, graph: Any, deploy: nn.Module, card: dict[str, Any]) -> None:
     import onnxruntime as ort
 
+    from sonoedge.devices.package import example_side
+
     dims = graph.graph.input[0].type.tensor_type.shape.dim
     channels = dims[1].dim_value or 1
-    side = 64
-    while side < int(card.get("input", {}).get("min_size", 0)):
-        side *= 2
+    card_in = card.get("input", {})
+    side = example_side(int(card_in.get("min_size", 0)), int(card_in.get("size_multiple", 1)))
     x = np.random.default_rng(0).random((1, channels, side, side), dtype=np.float32)
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     (want,) = session.run(None, {session.get_inputs()[0].name: x})
