@@ -54,6 +54,7 @@ from sonoedge.quantization import data, nncf_int8, ort_int8, pruning
 from sonoedge.quantization.distill import distill, task_recipe
 from sonoedge.quantization.export import export_onnx
 from sonoedge.quantization.measure import openvino_latency, ort_latency
+from sonoedge.quantization.qat import DEFAULT_STEPS, QatPlan
 
 Models = dict[str, tuple[str, Path]]
 """Variant key → (runtime, model file)."""
@@ -142,6 +143,7 @@ def run_student(
     round_to: int = 8,
     max_drop: float | None = None,
     channels_last: bool = False,
+    qat_steps: int = 0,
 ) -> dict[str, Any]:
     """OpenVINO and ONNX Runtime, fp32 and int8, dense and 50 % pruned + KD (the fine-tuning
     recipe of ``compress --data task``): task metric (``data.task_metric(val)``), latency, signed
@@ -150,7 +152,9 @@ def run_student(
     pruned one. Latency of record: batches of ``latency_batch`` validation inputs (also one
     input alone when that is more than 1). ``max_drop``: as ``compress --int8 --max-drop`` (the
     fewest layers back to float until the OpenVINO int8 drop is within it); None: plain int8.
-    ``channels_last``: OpenVINO latency with NHWC input memory (SONIC, as its runtime feeds it)."""
+    ``qat_steps``: as ``compress --qat-steps`` (quantization-aware fine-tuning on ``train_set``
+    first, when post-training int8 misses ``max_drop``). ``channels_last``: OpenVINO latency
+    with NHWC input memory (SONIC, as its runtime feeds it)."""
     example = torch.from_numpy(val.inputs[0])
     counts = {"dense": pruning.count(dense, example)}
     pruned = copy.deepcopy(dense)
@@ -189,8 +193,13 @@ def run_student(
             fp32 = tmp / f"{tag}-fp32.onnx"
             export_onnx(m, example, fp32)
             ir = nncf_int8.to_openvino_ir(fp32, tmp / f"{tag}-fp32.xml")
+            qat = (
+                QatPlan(m, train_set.inputs, train_set.targets, qat_steps, loss_fn, lr)
+                if qat_steps
+                else None
+            )
             ov8_result = nncf_int8.quantize_openvino(
-                fp32, tmp / f"{tag}-int8.xml", feeds_cal, feeds_val, score, max_drop
+                fp32, tmp / f"{tag}-int8.xml", feeds_cal, feeds_val, score, max_drop, qat
             )
             ov8 = ov8_result.model
             ov_int8[tag] = ov8_result.to_dict()
@@ -356,6 +365,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--plain-int8", action="store_true", help="OpenVINO int8 without a maximum drop"
     )
+    parser.add_argument(
+        "--qat-steps",
+        type=int,
+        default=None,
+        help=f"as compress --qat-steps: quantization-aware fine-tuning when post-training int8 "
+        f"misses the maximum drop (default {DEFAULT_STEPS}, quick: 50; 0: none)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sets and 2 rounds")
     return parser.parse_args()
 
@@ -367,6 +383,13 @@ def max_drop(args: argparse.Namespace, metric: str) -> float | None:
     if args.max_drop is not None:
         return float(args.max_drop)
     return 0.5 if metric == "psnr_db" else 0.01
+
+
+def qat_steps(args: argparse.Namespace) -> int:
+    """Quantization-aware fine-tuning steps: ``--qat-steps``, else the default."""
+    if args.qat_steps is not None:
+        return int(args.qat_steps)
+    return 50 if args.quick else DEFAULT_STEPS
 
 
 def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str, dict]:
@@ -389,6 +412,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                     rounds,
                     round_to=args.round_to,
                     max_drop=max_drop(args, "psnr_db"),
+                    qat_steps=qat_steps(args),
                 ),
             }
         }
@@ -408,6 +432,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                     rounds,
                     round_to=args.round_to,
                     max_drop=max_drop(args, "psnr_db"),
+                    qat_steps=qat_steps(args),
                     task="despeckle",
                     dense_same_budget=True,
                 ),
@@ -438,6 +463,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                     ulm_runtime_scores(val, card),
                     round_to=args.round_to,
                     max_drop=max_drop(args, "jaccard"),
+                    qat_steps=qat_steps(args),
                     latency_batch=BATCH,
                     task="ulm",
                 ),
@@ -460,6 +486,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                     rounds,
                     round_to=args.round_to,
                     max_drop=max_drop(args, "psnr_db"),
+                    qat_steps=qat_steps(args),
                     channels_last=True,
                 ),
             }

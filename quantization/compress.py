@@ -26,6 +26,7 @@ from sonoedge.quantization import data as datamod
 from sonoedge.quantization import ort_int8, pruning
 from sonoedge.quantization.distill import distill, task_recipe
 from sonoedge.quantization.export import export_onnx
+from sonoedge.quantization.qat import QatPlan
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class Options:
     n_calib: int = 64
     n_val: int = 32
     kd_steps: int = 300
+    qat_steps: int = 0  # quantization-aware fine-tuning when OpenVINO int8 misses max_drop
     seed: int = 0
     symmetric: bool = False  # int8 symmetric activations (TensorRT)
     latency_repeats: int = 30  # ONNX Runtime latency of each variant in the report (0: skip)
@@ -183,6 +185,12 @@ def compress(
             "decoding settings (threshold, flip averaging) the runtime needs",
             hint="pass the exported card, e.g. --card sdk/zoo/ulm-localizer.json",
         )
+    if opts.qat_steps and (opts.max_drop is None or not (opts.int8 and opts.openvino)):
+        raise ConfigError(
+            "quantization-aware fine-tuning runs when OpenVINO int8 misses --max-drop: "
+            "--qat-steps needs --int8 and --max-drop",
+            hint="add --int8 --max-drop X (dB PSNR; Jaccard for --data ulm)",
+        )
     name = str(card.get("name", model_path.stem))
     n = opts.n_train + opts.n_calib + opts.n_val
     ds = datamod.load(opts.data, n, opts.size, opts.seed)
@@ -199,6 +207,7 @@ def compress(
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"model": str(model_path), "options": asdict(opts)}
     example = torch.from_numpy(val.inputs[0])
+    net: nn.Module | None = None
     if model_path.suffix == ".onnx" and not opts.prune:
         fp32 = model_path
         input_name, _ = _onnx_io(fp32)
@@ -229,6 +238,7 @@ def compress(
             torch.save(net, out / f"{name}-pruned.pt")
         fp32 = out / f"{name}-fp32.onnx"
         export_onnx(net, example, fp32, input_name, output_name)
+    qat = _qat_plan(net or load_torch(model_path, card), train, opts) if opts.qat_steps else None
     val_feeds = [{input_name: x} for x in val.inputs]
     calib_feeds = [{input_name: x} for x in calib.inputs]
     if task_metric is None:  # no truth: how close int8 stays to the float model
@@ -261,7 +271,13 @@ def compress(
             from sonoedge.quantization import nncf_int8
 
             ov_int8 = nncf_int8.quantize_openvino(
-                fp32, out / f"{name}-int8-ov.xml", calib_feeds, val_feeds, score, opts.max_drop
+                fp32,
+                out / f"{name}-int8-ov.xml",
+                calib_feeds,
+                val_feeds,
+                score,
+                opts.max_drop,
+                qat,
             )
             report["int8_openvino"] = ov_int8.to_dict()
             xml = ov_int8.model
@@ -297,6 +313,12 @@ def compress(
         json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8"
     )
     return report
+
+
+def _qat_plan(net: nn.Module, train: datamod.DataSet, opts: Options) -> QatPlan:
+    """Quantization-aware fine-tuning of ``net`` on ``train`` with the task's loss."""
+    loss_fn, lr = task_recipe(opts.data)
+    return QatPlan(net, train.inputs, train.targets, opts.qat_steps, loss_fn, lr, opts.seed)
 
 
 def _outputs(

@@ -46,8 +46,8 @@ def torch_from_onnx(model: Path, card: dict[str, Any]) -> nn.Module:
     if family is None or not isinstance(arch, dict):
         raise ConfigError(
             f"{model} is not a sonoedge student (its card names no known architecture): "
-            "pruning needs its PyTorch network",
-            hint="pass the network's .pt (torch.save(model)), or drop --prune",
+            "pruning and quantization-aware fine-tuning need its PyTorch network",
+            hint="pass the network's .pt (torch.save(model)), or drop --prune / --qat-steps",
         )
     build, deploy_cls = family[1]
     deploy = deploy_cls(build(arch))

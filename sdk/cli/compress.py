@@ -47,6 +47,14 @@ def compress(
         "exported ulm-localizer.json for a localizer.pt.",
     ),
     kd_steps: int = typer.Option(300, min=0, help="Distillation steps after pruning."),
+    qat_steps: int = typer.Option(
+        0,
+        "--qat-steps",
+        min=0,
+        help="With --max-drop: when post-training OpenVINO int8 costs more, fine-tune this many "
+        "steps with int8 in the loop (NNCF QAT; every layer stays int8) before keeping layers "
+        "in float. 2000 took the despeckler's int8 drop from 0.68 to 0.16 dB.",
+    ),
     tensorrt: bool = typer.Option(
         False, "--tensorrt", help="Symmetric int8 activations (what TensorRT expects)."
     ),
@@ -61,6 +69,8 @@ def compress(
       sonoedge compress student.pt --prune 0.5 --int8 --max-drop 0.3 -o runs/compressed
       sonoedge compress student.onnx --int8 -o runs/int8
       sonoedge compress sonic-16 --data sonic:16 --prune 0.5 --kd-steps 3000 -o runs/sonic16-p50
+      sonoedge compress despeckle-mk --data despeckle --int8 --max-drop 0.5 --qat-steps 2000 \\
+          -o runs/despeckle-int8
       sonoedge compress runs/ulm2/localizer.pt --card sdk/zoo/ulm-localizer.json --data ulm \\
           --prune 0.5 --int8 --max-drop 0.01 -o runs/ulm-compressed
       sonoedge package runs/compressed/student-int8-ov.xml -t openvino-cpu -k my.key
@@ -84,6 +94,7 @@ def compress(
         max_drop=max_drop,
         data=data,
         kd_steps=kd_steps,
+        qat_steps=qat_steps,
         seed=seed,
         symmetric=tensorrt,
     )
@@ -103,6 +114,8 @@ def compress(
         control = (
             "; accuracy control returned layers to float"
             if ov8["accuracy_control"]
+            else f"; quantization-aware fine-tuning, {ov8['quantization_aware_steps']} steps"
+            if ov8["quantization_aware_steps"]
             else f"; kept in float for accuracy: {', '.join(search)}"
             if search
             else ""

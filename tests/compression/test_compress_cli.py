@@ -63,7 +63,7 @@ def test_cli_onnx_int8_only_and_errors(tiny_unet: torch.nn.Module, tmp_path: Pat
     res = runner.invoke(
         app, ["compress", str(onnx_path), "--prune", "0.5", "-o", str(tmp_path / "o")]
     )
-    assert res.exit_code != 0 and "pruning needs its PyTorch network" in str(res.exception)
+    assert res.exit_code != 0 and "need its PyTorch network" in str(res.exception)
     (tmp_path / "not.pt").write_bytes(b"junk")
     res = runner.invoke(app, ["compress", str(tmp_path / "not.pt"), "-o", str(tmp_path / "o")])
     assert res.exit_code != 0 and "cannot load" in str(res.exception)
@@ -71,6 +71,10 @@ def test_cli_onnx_int8_only_and_errors(tiny_unet: torch.nn.Module, tmp_path: Pat
     args = ["compress", str(onnx_path), "--int8", "--max-drop", "0.3", "-o", str(tmp_path / "o")]
     res = runner.invoke(app, [*args, "--data", str(tmp_path / "no-targets.npz")])
     assert res.exit_code != 0 and "has no targets" in str(res.exception)
+    res = runner.invoke(app, [*args[:3], "--qat-steps", "10", "-o", str(tmp_path / "o")])
+    assert res.exit_code != 0 and "--qat-steps needs --int8 and --max-drop" in str(res.exception)
+    res = runner.invoke(app, [*args, "--qat-steps", "10"])
+    assert res.exit_code != 0 and "need its PyTorch network" in str(res.exception)
 
 
 def test_round_to_lets_eight_channel_layers_be_halved(tmp_path: Path) -> None:
