@@ -264,9 +264,17 @@ def compress(
             opts.max_drop,
             symmetric=opts.symmetric,
         )
-        variants["int8_onnxruntime"] = {"model": q.model.name, metric_name: q.metric_int8}
         report["int8_layers"] = q.to_dict()
-        cards.write(q.model, "int8", {metric_name: q.metric_int8, "drop": base - q.metric_int8})
+        if q.report and all(r.in_float for r in q.report):  # the gate returned every layer
+            q.model.unlink()
+            report["int8_onnxruntime_skipped"] = (
+                f"every layer went back to float to stay within max-drop {opts.max_drop}: "
+                "no ONNX Runtime int8 model"
+            )
+            log.warning("%s", report["int8_onnxruntime_skipped"])
+        else:
+            variants["int8_onnxruntime"] = {"model": q.model.name, metric_name: q.metric_int8}
+            cards.write(q.model, "int8", {metric_name: q.metric_int8, "drop": base - q.metric_int8})
         if opts.openvino and importlib.util.find_spec("nncf") is not None:
             from sonoedge.quantization import nncf_int8
 

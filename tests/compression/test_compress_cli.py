@@ -92,3 +92,25 @@ def test_round_to_lets_eight_channel_layers_be_halved(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "r4" / "report.json").read_text(encoding="utf-8"))
     assert report["pruned"]["params"] < 0.6 * report["dense"]["params"]
+
+
+def test_an_int8_model_with_every_layer_back_in_float_is_not_labelled_int8(
+    tiny_unet: torch.nn.Module, tmp_path: Path
+) -> None:
+    model = tmp_path / "s.pt"
+    torch.save(tiny_unet, model)
+    opts = Options(
+        int8=True,
+        openvino=False,
+        max_drop=-100.0,  # unreachable: the gate returns every layer to float
+        size=32,
+        n_train=8,
+        n_calib=8,
+        n_val=8,
+        latency_repeats=0,
+    )
+    report = compress(model, tmp_path / "o", opts)
+    assert all(r["in_float"] for r in report["int8_layers"]["layers"])
+    assert set(report["variants"]) == {"fp32"}
+    assert "every layer went back to float" in report["int8_onnxruntime_skipped"]
+    assert not (tmp_path / "o" / "s-int8.onnx").exists()
