@@ -197,6 +197,7 @@ def quantize_openvino(
             _advanced(setting),
             model.inputs[0].get_any_name(),
             model.outputs[0].get_any_name(),
+            model.inputs[0].get_partial_shape(),
         )
         tried["quantization-aware"] = evaluate(tuned)
         if base - tried["quantization-aware"] <= max_drop:

@@ -49,11 +49,14 @@ def fine_tune_int8(
     advanced_parameters: Any,
     input_name: str,
     output_name: str,
+    input_shape: Any,
 ) -> Any:
     """The OpenVINO model (``openvino.Model``, FakeQuantize ops in place) of ``plan.net``
     quantized by NNCF (mixed preset, CPU; ranges from ``calibration`` with
-    ``advanced_parameters``) and fine-tuned ``plan.steps`` steps; its input and output tensors
-    are named ``input_name`` and ``output_name``, as in the float model's ONNX."""
+    ``advanced_parameters``) and fine-tuned ``plan.steps`` steps. Its input and output are named
+    ``input_name`` and ``output_name`` and its input has the partial shape ``input_shape``
+    (static channels, dynamic batch and sides), as in the float model's ONNX: a conversion
+    from PyTorch would leave every dimension dynamic."""
     import nncf
     import openvino as ov
     import torch
@@ -81,6 +84,7 @@ def fine_tune_int8(
             loss_fn=plan.loss_fn,
         )
         model = ov.convert_model(quantized.eval(), example_input=examples[0])
+    model.reshape(input_shape)
     model.inputs[0].get_tensor().set_names({input_name})
     model.outputs[0].get_tensor().set_names({output_name})
     return model

@@ -53,6 +53,9 @@ def test_a_missed_max_drop_is_answered_by_fine_tuning_with_every_layer_int8(
     assert nncf_int8.quantized_ops(made.model) >= nncf_int8.quantized_ops(plain.model)
     ir = ov.Core().read_model(str(made.model))
     assert ir.inputs[0].get_any_name() == "image" and ir.outputs[0].get_any_name() == "despeckled"
+    fp32_shape = ov.Core().read_model(str(path)).inputs[0].get_partial_shape()
+    assert ir.inputs[0].get_partial_shape() == fp32_shape  # channels static, sides dynamic
+    assert ir.inputs[0].get_partial_shape()[1].get_length() == 1
     saved = nncf_int8.openvino_metric(feeds[12:], score)(made.model)
     assert saved == pytest.approx(made.metric_int8, abs=1e-3)
 
