@@ -288,8 +288,11 @@ class OpenVinoBackend:
                 self._static.move_to_end(key)
                 return request, True
             if self._builder is None and key not in self._unusable:
+                # not a daemon: the interpreter joins it before exiting. OpenVINO aborted the
+                # process ("terminate called without an active exception", exit 134) when one
+                # exited with a compile in flight, e.g. after one image through a bundle.
                 self._builder = threading.Thread(
-                    target=self._build, args=(key,), name="openvino-compile", daemon=True
+                    target=self._build, args=(key,), name="openvino-compile", daemon=False
                 )
                 self._builder.start()
         return self.request, False

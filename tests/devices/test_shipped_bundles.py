@@ -107,3 +107,19 @@ def test_shipped_bundle_runs_at_the_example_shape_it_declares(name: str) -> None
         assert all("example_shape" in spec for spec in runner.inputs)
         outputs = runner.run(runner.example_inputs())
         assert all(np.isfinite(v).all() for v in outputs.values())
+
+
+def test_a_process_exits_cleanly_with_a_static_compile_in_flight() -> None:
+    """One image through an OpenVINO bundle starts the static-shape compile in the background;
+    exiting right after it aborted the process (exit 134) while that thread was a daemon."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from sonoedge.pipeline.stages import OpStage\n"
+        "img = np.random.default_rng(3).random((64, 64), dtype=np.float32) * 0.8\n"
+        "OpStage('despeckle', 'despeckle-mk-int8-openvino-cpu', device='auto').fn(img)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], timeout=120, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-500:]
