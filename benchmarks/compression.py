@@ -22,8 +22,9 @@ convs, ReLU, a strided conv down, a transposed conv up, a skip connection, chann
 layer types our students use), trained here on simulated speckle for a fixed number of steps.
 
 Usage: python benchmarks/compression.py [--quick] [--sonic|--enhance|--despeckle|--ulm WEIGHTS]
-[--kd-steps N] (default 800 distillation steps after pruning). Torch (distillation) runs on one
-thread; the runtimes on their defaults (both cores).
+[--kd-steps N] (default 800 distillation steps after pruning) [--qat-steps N] (default 2000
+quantization-aware fine-tuning steps when post-training OpenVINO int8 misses the maximum drop).
+Torch (distillation) runs on one thread; the runtimes on their defaults (both cores).
 """
 
 from __future__ import annotations
