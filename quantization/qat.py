@@ -65,7 +65,6 @@ def fine_tune_int8(
     import openvino as ov
     import torch
 
-    teacher = copy.deepcopy(plan.net).eval()
     examples = [torch.from_numpy(x) for x in calibration]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -79,7 +78,7 @@ def fine_tune_int8(
         )
         distill(
             quantized,
-            teacher,
+            plan.net,  # the teacher: NNCF quantized a copy
             plan.inputs,
             plan.targets,
             plan.steps,
