@@ -52,6 +52,7 @@ from sonoedge.bench.results import RESULTS_DIR, write_result
 from sonoedge.devices import signing
 from sonoedge.devices.package import package
 from sonoedge.quantization import data, nncf_int8, ort_int8, pruning
+from sonoedge.quantization.compress import prune_importance
 from sonoedge.quantization.distill import distill, task_recipe
 from sonoedge.quantization.export import export_onnx
 from sonoedge.quantization.measure import openvino_latency, ort_latency
@@ -145,6 +146,8 @@ def run_student(
     max_drop: float | None = None,
     channels_last: bool = False,
     qat_steps: int = 0,
+    importance: str = "auto",
+    crop: int | None = None,
 ) -> dict[str, Any]:
     """OpenVINO and ONNX Runtime, fp32 and int8, dense and 50 % pruned + KD (the fine-tuning
     recipe of ``compress --data task``): task metric (``data.task_metric(val)``), latency, signed
@@ -155,11 +158,23 @@ def run_student(
     fewest layers back to float until the OpenVINO int8 drop is within it); None: plain int8.
     ``qat_steps``: as ``compress --qat-steps`` (quantization-aware fine-tuning on ``train_set``
     first, when post-training int8 misses ``max_drop``). ``channels_last``: OpenVINO latency
-    with NHWC input memory (SONIC, as its runtime feeds it)."""
+    with NHWC input memory (SONIC, as its runtime feeds it). ``importance``: the pruning
+    importance, as ``compress --importance``; ``crop``: fine-tuning windows of the training
+    samples, as ``compress --crop``."""
     example = torch.from_numpy(val.inputs[0])
     counts = {"dense": pruning.count(dense, example)}
+    loss_fn, lr = task_recipe(task)
+    chosen = prune_importance(importance, train_set)
     pruned = copy.deepcopy(dense)
-    pruning.prune_channels(pruned, example, 0.5, round_to=round_to)
+    pruning.prune_channels(
+        pruned,
+        example,
+        0.5,
+        round_to=round_to,
+        importance=chosen,
+        samples=None if train_set.targets is None else (train_set.inputs, train_set.targets),
+        loss=lambda out, target: loss_fn(out, out.detach(), target, 0.5),
+    )
     counts["pruned"] = pruning.count(pruned, example)
     task_metric = data.task_metric(val)
     assert task_metric is not None
@@ -172,16 +187,12 @@ def run_student(
         feeds_cal = [{"input": x} for x in calib.inputs]
         export_onnx(pruned, example, tmp / "pruned-nokd.onnx")
         before_kd = ort_int8.onnx_metric(feeds_val, score)(tmp / "pruned-nokd.onnx")
-        loss_fn, lr = task_recipe(task)
-        distill(
-            pruned, dense, train_set.inputs, train_set.targets, kd_steps, lr=lr, loss_fn=loss_fn
-        )
+        recipe = {"lr": lr, "loss_fn": loss_fn, "crop": crop}
+        distill(pruned, dense, train_set.inputs, train_set.targets, kd_steps, **recipe)
         same_budget = None
         if dense_same_budget:  # the unpruned student fine-tuned just as long, for comparison
             tuned = copy.deepcopy(dense)
-            distill(
-                tuned, dense, train_set.inputs, train_set.targets, kd_steps, lr=lr, loss_fn=loss_fn
-            )
+            distill(tuned, dense, train_set.inputs, train_set.targets, kd_steps, **recipe)
             export_onnx(tuned, example, tmp / "dense-tuned.onnx")
             same_budget = ort_int8.onnx_metric(feeds_val, score)(tmp / "dense-tuned.onnx")
         if extra_dense_steps:
@@ -249,6 +260,9 @@ def run_student(
         "input_shape": list(batch.shape),
         "params": counts,
         "pruning_round_to": round_to,
+        "pruning_importance": chosen,
+        "pruned_channels": pruning.channel_counts(pruned),
+        "fine_tuning_crop": crop,
         "metric": metric,
         metric: {k: round(v, 4) for k, v in values.items()},
         f"{metric}_pruned_before_kd": round(before_kd, 4),
@@ -373,6 +387,13 @@ def parse_args() -> argparse.Namespace:
         help=f"as compress --qat-steps: quantization-aware fine-tuning when post-training int8 "
         f"misses the maximum drop (default {DEFAULT_STEPS}, quick: 50; 0: none)",
     )
+    parser.add_argument(
+        "--importance",
+        choices=("auto", "taylor", "l2"),
+        default="auto",
+        help="pruning importance, as compress --importance (auto: taylor when the data has "
+        "targets, every student but the ULM localiser; results before 2026-12-01 used l2)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sets and 2 rounds")
     return parser.parse_args()
 
@@ -401,11 +422,11 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
     if args.enhance is not None:  # the enhancement student, at the B-mode pipeline's 256×256
         return "compression_enhance", {
             "enhance": {
-                "about": f"enhancement student {args.enhance}, KD {kd_steps} steps, degraded "
-                "B-mode",
+                "about": f"enhancement student {args.enhance}, KD {kd_steps} steps on 64-px "
+                "windows of 256-px degraded B-mode frames",
                 **run_student(
                     load_torch(args.enhance),
-                    data.degraded(64 if quick else 512, size=64, seed=0),
+                    data.degraded(16 if quick else 128, size=256, seed=0),
                     data.degraded(16 if quick else 32, size=256, seed=1),
                     data.degraded(8 if quick else 24, size=256, seed=2),
                     kd_steps,
@@ -414,6 +435,8 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                     round_to=args.round_to,
                     max_drop=max_drop(args, "psnr_db"),
                     qat_steps=qat_steps(args),
+                    importance=args.importance,
+                    crop=64,
                 ),
             }
         }
@@ -434,6 +457,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                     round_to=args.round_to,
                     max_drop=max_drop(args, "psnr_db"),
                     qat_steps=qat_steps(args),
+                    importance=args.importance,
                     task="despeckle",
                     dense_same_budget=True,
                 ),
@@ -465,6 +489,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                     round_to=args.round_to,
                     max_drop=max_drop(args, "jaccard"),
                     qat_steps=qat_steps(args),
+                    importance=args.importance,
                     latency_batch=BATCH,
                     task="ulm",
                 ),
@@ -488,6 +513,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                     round_to=args.round_to,
                     max_drop=max_drop(args, "psnr_db"),
                     qat_steps=qat_steps(args),
+                    importance=args.importance,
                     channels_last=True,
                 ),
             }
@@ -511,6 +537,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                 rounds,
                 round_to=args.round_to,
                 max_drop=max_drop(args, "psnr_db"),
+                importance=args.importance,
             ),
         }
     }

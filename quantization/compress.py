@@ -37,6 +37,7 @@ class Options:
 
     prune: float = 0.0
     round_to: int = 8  # pruned channel counts stay multiples of this (SIMD-friendly widths)
+    importance: str = "auto"  # pruning importance: "taylor", "l2", or "auto" (taylor with targets)
     int8: bool = True
     openvino: bool = True
     max_drop: float | None = None
@@ -46,6 +47,7 @@ class Options:
     n_calib: int = 64
     n_val: int = 32
     kd_steps: int = 300
+    crop: int | None = None  # fine-tuning windows of crop x crop pixels of the size x size samples
     qat_steps: int = 0  # quantization-aware fine-tuning when OpenVINO int8 misses max_drop
     seed: int = 0
     symmetric: bool = False  # int8 symmetric activations (TensorRT)
@@ -191,6 +193,14 @@ def compress(
             "--qat-steps needs --int8 and --max-drop",
             hint="add --int8 --max-drop X (dB PSNR; Jaccard for --data ulm)",
         )
+    if opts.crop is not None and not 0 < opts.crop <= opts.size:
+        raise ConfigError(
+            f"--crop {opts.crop} is invalid: expected 1..{opts.size} (the --size of the samples)"
+        )
+    if opts.importance not in ("auto", *pruning.IMPORTANCES):
+        raise ConfigError(
+            f"--importance {opts.importance!r} is invalid: expected 'auto', 'taylor' or 'l2'"
+        )
     name = str(card.get("name", model_path.stem))
     n = opts.n_train + opts.n_calib + opts.n_val
     ds = datamod.load(opts.data, n, opts.size, opts.seed)
@@ -218,8 +228,17 @@ def compress(
         report["dense"] = pruning.count(net, example)
         if opts.prune:
             teacher = copy.deepcopy(net).eval()
-            pruning.prune_channels(net, example, opts.prune, round_to=opts.round_to)
             loss_fn, lr = task_recipe(opts.data)
+            importance = prune_importance(opts.importance, train)
+            pruning.prune_channels(
+                net,
+                example,
+                opts.prune,
+                round_to=opts.round_to,
+                importance=importance,
+                samples=None if train.targets is None else (train.inputs, train.targets),
+                loss=lambda out, target: loss_fn(out, out.detach(), target, 0.5),
+            )
             losses = distill(
                 net,
                 teacher,
@@ -229,10 +248,12 @@ def compress(
                 lr=lr,
                 seed=opts.seed,
                 loss_fn=loss_fn,
+                crop=opts.crop,
             )
             report["pruned"] = {
                 **pruning.count(net, example),
                 "channels": pruning.channel_counts(net),
+                "importance": importance,
                 "kd_loss_first_last": [losses[0], losses[-1]] if losses else [],
             }
             torch.save(net, out / f"{name}-pruned.pt")
@@ -321,6 +342,19 @@ def compress(
         json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8"
     )
     return report
+
+
+def prune_importance(requested: str, train: datamod.DataSet) -> pruning.Importance:
+    """The pruning importance for ``requested`` (``"auto"``: Taylor when ``train`` has targets,
+    else L2); Taylor without targets is a ConfigError."""
+    if requested == "auto":
+        return "l2" if train.targets is None else "taylor"
+    if requested == "taylor" and train.targets is None:
+        raise ConfigError(
+            "Taylor pruning importance needs targets, and this data has none (ULM frames)",
+            hint="use --importance l2 (or auto)",
+        )
+    return "taylor" if requested == "taylor" else "l2"
 
 
 def _qat_plan(net: nn.Module, train: datamod.DataSet, opts: Options) -> QatPlan:

@@ -15,6 +15,8 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
+from sonoedge.errors import ConfigError
+
 Tensor = torch.Tensor
 KdLoss = Callable[[Tensor, Tensor, Tensor | None, float], Tensor]
 """``loss(student_output, teacher_output, target or None, kd_weight)``."""
@@ -73,12 +75,18 @@ def distill(
     kd_weight: float = 0.5,
     seed: int = 0,
     loss_fn: KdLoss = mse_loss,
+    crop: int | None = None,
 ) -> list[float]:
     """Adam (cosine schedule) on ``loss_fn(student(x), teacher(x), target, kd_weight)``.
-    Returns the loss per step."""
+    ``crop``: each step uses one random ``crop × crop`` window of the sampled inputs (and the
+    same window of their targets), so whole frames train as cheaply as patches while keeping
+    the frames' own statistics. Returns the loss per step."""
     gen = torch.Generator().manual_seed(seed)
     x_all = torch.from_numpy(np.concatenate(list(inputs)))
     y_all = None if targets is None else torch.from_numpy(np.concatenate(list(targets)))
+    h, w = x_all.shape[-2:]
+    if crop is not None and not 0 < crop <= min(h, w):
+        raise ConfigError(f"crop={crop} is invalid: expected 1..{min(h, w)} (the input size)")
     teacher.eval()
     student.train()
     optim = torch.optim.Adam(student.parameters(), lr=lr)
@@ -86,10 +94,14 @@ def distill(
     losses = []
     for _ in range(steps):
         idx = torch.randint(0, len(x_all), (min(batch, len(x_all)),), generator=gen)
-        x = x_all[idx]
+        x, y = x_all[idx], None if y_all is None else y_all[idx]
+        if crop is not None:
+            r, c = (int(torch.randint(0, n - crop + 1, (1,), generator=gen)) for n in (h, w))
+            x = x[..., r : r + crop, c : c + crop]
+            y = None if y is None else y[..., r : r + crop, c : c + crop]
         with torch.no_grad():
             soft = teacher(x)
-        loss = loss_fn(student(x), soft, None if y_all is None else y_all[idx], kd_weight)
+        loss = loss_fn(student(x), soft, y, kd_weight)
         optim.zero_grad()
         loss.backward()
         optim.step()

@@ -33,6 +33,7 @@ def test_prune_int8_report_and_bundle(tiny_unet: torch.nn.Module, tmp_path: Path
     )
     report = compress(model, tmp_path / "out", opts, command="pytest")
     assert report["pruned"]["macs"] < 0.35 * report["dense"]["macs"]
+    assert report["pruned"]["importance"] == "taylor"  # "auto" with targets
     variants = report["variants"]
     assert set(variants) == {"fp32", "int8_onnxruntime", "int8_openvino"}
     assert all(v["size_bytes"] < 5e6 for v in variants.values())
@@ -75,6 +76,23 @@ def test_cli_onnx_int8_only_and_errors(tiny_unet: torch.nn.Module, tmp_path: Pat
     assert res.exit_code != 0 and "--qat-steps needs --int8 and --max-drop" in str(res.exception)
     res = runner.invoke(app, [*args, "--qat-steps", "10"])
     assert res.exit_code != 0 and "need its PyTorch network" in str(res.exception)
+    res = runner.invoke(app, [*args, "--size", "32", "--crop", "48"])
+    assert res.exit_code != 0 and "--crop 48 is invalid: expected 1..32" in str(res.exception)
+    res = runner.invoke(app, [*args, "--importance", "l1"])
+    assert res.exit_code != 0 and "--importance 'l1' is invalid" in str(res.exception)
+
+
+def test_auto_importance_is_taylor_with_targets_and_l2_without() -> None:
+    from sonoedge.errors import ConfigError
+    from sonoedge.quantization.compress import prune_importance
+    from sonoedge.quantization.data import DataSet
+
+    x = [np.zeros((1, 1, 8, 8), np.float32)]
+    assert prune_importance("auto", DataSet(x, x)) == "taylor"
+    assert prune_importance("auto", DataSet(x, None)) == "l2"
+    assert prune_importance("l2", DataSet(x, x)) == "l2"
+    with pytest.raises(ConfigError, match="needs targets"):
+        prune_importance("taylor", DataSet(x, None))
 
 
 def test_round_to_lets_eight_channel_layers_be_halved(tmp_path: Path) -> None:
