@@ -52,7 +52,7 @@ from sonoedge.bench.results import RESULTS_DIR, write_result
 from sonoedge.devices import signing
 from sonoedge.devices.package import package
 from sonoedge.quantization import data, nncf_int8, ort_int8, pruning
-from sonoedge.quantization.compress import prune_importance
+from sonoedge.quantization.compress import prune_for_task
 from sonoedge.quantization.distill import distill, task_recipe
 from sonoedge.quantization.export import export_onnx
 from sonoedge.quantization.measure import openvino_latency, ort_latency
@@ -163,18 +163,8 @@ def run_student(
     samples, as ``compress --crop``."""
     example = torch.from_numpy(val.inputs[0])
     counts = {"dense": pruning.count(dense, example)}
-    loss_fn, lr = task_recipe(task)
-    chosen = prune_importance(importance, train_set)
     pruned = copy.deepcopy(dense)
-    pruning.prune_channels(
-        pruned,
-        example,
-        0.5,
-        round_to=round_to,
-        importance=chosen,
-        samples=None if train_set.targets is None else (train_set.inputs, train_set.targets),
-        loss=lambda out, target: loss_fn(out, out.detach(), target, 0.5),
-    )
+    chosen = prune_for_task(pruned, example, 0.5, train_set, task, importance, round_to)
     counts["pruned"] = pruning.count(pruned, example)
     task_metric = data.task_metric(val)
     assert task_metric is not None
@@ -187,6 +177,7 @@ def run_student(
         feeds_cal = [{"input": x} for x in calib.inputs]
         export_onnx(pruned, example, tmp / "pruned-nokd.onnx")
         before_kd = ort_int8.onnx_metric(feeds_val, score)(tmp / "pruned-nokd.onnx")
+        loss_fn, lr = task_recipe(task)
         recipe = {"lr": lr, "loss_fn": loss_fn, "crop": crop}
         distill(pruned, dense, train_set.inputs, train_set.targets, kd_steps, **recipe)
         same_budget = None

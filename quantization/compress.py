@@ -14,7 +14,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -197,10 +197,7 @@ def compress(
         raise ConfigError(
             f"--crop {opts.crop} is invalid: expected 1..{opts.size} (the --size of the samples)"
         )
-    if opts.importance not in ("auto", *pruning.IMPORTANCES):
-        raise ConfigError(
-            f"--importance {opts.importance!r} is invalid: expected 'auto', 'taylor' or 'l2'"
-        )
+    _check_importance_name(opts.importance)  # before the data is made
     name = str(card.get("name", model_path.stem))
     n = opts.n_train + opts.n_calib + opts.n_val
     ds = datamod.load(opts.data, n, opts.size, opts.seed)
@@ -228,17 +225,10 @@ def compress(
         report["dense"] = pruning.count(net, example)
         if opts.prune:
             teacher = copy.deepcopy(net).eval()
-            loss_fn, lr = task_recipe(opts.data)
-            importance = prune_importance(opts.importance, train)
-            pruning.prune_channels(
-                net,
-                example,
-                opts.prune,
-                round_to=opts.round_to,
-                importance=importance,
-                samples=None if train.targets is None else (train.inputs, train.targets),
-                loss=lambda out, target: loss_fn(out, out.detach(), target, 0.5),
+            importance = prune_for_task(
+                net, example, opts.prune, train, opts.data, opts.importance, opts.round_to
             )
+            loss_fn, lr = task_recipe(opts.data)
             losses = distill(
                 net,
                 teacher,
@@ -346,15 +336,50 @@ def compress(
 
 def prune_importance(requested: str, train: datamod.DataSet) -> pruning.Importance:
     """The pruning importance for ``requested`` (``"auto"``: Taylor when ``train`` has targets,
-    else L2); Taylor without targets is a ConfigError."""
+    else L2); an unknown name, or Taylor without targets, is a ConfigError."""
     if requested == "auto":
         return "l2" if train.targets is None else "taylor"
+    _check_importance_name(requested)
     if requested == "taylor" and train.targets is None:
         raise ConfigError(
             "Taylor pruning importance needs targets, and this data has none (ULM frames)",
             hint="use --importance l2 (or auto)",
         )
-    return "taylor" if requested == "taylor" else "l2"
+    return cast(pruning.Importance, requested)
+
+
+def _check_importance_name(requested: str) -> None:
+    if requested not in ("auto", *pruning.IMPORTANCES):
+        raise ConfigError(
+            f"--importance {requested!r} is invalid: expected 'auto', 'taylor' or 'l2'"
+        )
+
+
+def prune_for_task(
+    net: nn.Module,
+    example: torch.Tensor,
+    ratio: float,
+    train: datamod.DataSet,
+    data: str,
+    importance: str = "auto",
+    round_to: int = 8,
+) -> pruning.Importance:
+    """Prune ``net`` in place as ``compress --prune`` does: channels ranked by ``importance``
+    (:func:`prune_importance`), Taylor scores from the ``--data`` task's fine-tuning loss on
+    ``train``'s targets (the network's own output as teacher, so only the target term has a
+    gradient). Returns the importance used."""
+    chosen = prune_importance(importance, train)
+    loss_fn, _lr = task_recipe(data)
+    pruning.prune_channels(
+        net,
+        example,
+        ratio,
+        round_to=round_to,
+        importance=chosen,
+        samples=None if train.targets is None else (train.inputs, train.targets),
+        loss=lambda out, target: loss_fn(out, out.detach(), target, 0.5),
+    )
+    return chosen
 
 
 def _qat_plan(net: nn.Module, train: datamod.DataSet, opts: Options) -> QatPlan:

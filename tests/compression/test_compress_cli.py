@@ -93,6 +93,8 @@ def test_auto_importance_is_taylor_with_targets_and_l2_without() -> None:
     assert prune_importance("l2", DataSet(x, x)) == "l2"
     with pytest.raises(ConfigError, match="needs targets"):
         prune_importance("taylor", DataSet(x, None))
+    with pytest.raises(ConfigError, match="is invalid"):
+        prune_importance("l1", DataSet(x, x))
 
 
 def test_round_to_lets_eight_channel_layers_be_halved(tmp_path: Path) -> None:
