@@ -52,6 +52,7 @@ from sonoedge.models.export import OPSET, PARITY_ATOL, export_image_net, provena
 from sonoedge.train import config as cfgmod
 from sonoedge.train.despeckle import psnr_torch, ssim_torch
 from sonoedge.train.loop import load_checkpoint, run_phase, save_checkpoint
+from sonoedge.zoo.self_ensemble import check_size
 
 GENERATOR = "sonoedge.synth.speckle.simulate_bmode/v1 + sonoedge.processing.nllr.nllr/v1"
 DEGRADATION = "sonoedge.synth.degradation.degrade/v1"
@@ -65,6 +66,8 @@ SPLIT_SEED_BASE = {
 SEVERITIES = ("light", "moderate", "heavy")
 NOISES = ("gaussian", "fourier")
 MODEL_NAME = "enhance-student"
+ENSEMBLE = "student_ensemble"
+"""Method name of the student's self-ensemble (config ``eval.self_ensemble`` copies) in results."""
 POINT_BLUR_PX = (1.5, 1.5)
 """Gaussian PSF surrogate σ (axial, lateral, px) added to the point-target and cyst phantoms
 (with light Gaussian noise) for the resolution and edge checks."""
@@ -114,6 +117,7 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         ("eval.size", 32, 2048),
     ):
         cfgmod.require_range(cfg, key, lo, hi)
+    check_size(cfg["eval"]["self_ensemble"])
     d = cfg["data"]
     for probe in d["probes"]:
         if probe not in PRESETS:
@@ -1009,11 +1013,15 @@ def _timing(fn: Callable[[FloatArray], Any], img: FloatArray, reps: int) -> dict
 
 
 def _latency(
-    model: Any, teacher: nn.Module | None, tuned: dict[str, dict[str, Any]], reps: int
+    model: Any,
+    teacher: nn.Module | None,
+    tuned: dict[str, dict[str, Any]],
+    ensemble: int,
+    reps: int,
 ) -> dict[str, Any]:
     """Wall time for one 256×256 image on 2 threads, warmed up: the student (onnxruntime, incl.
-    checks and padding), Wiener+NLM and RL+NLM (moderate-severity parameters, σ 1.5 px PSF), the
-    teacher (torch)."""
+    checks and padding; and its self-ensemble of ``ensemble`` copies if > 1), Wiener+NLM and
+    RL+NLM (moderate-severity parameters, σ 1.5 px PSF), the teacher (torch)."""
     import cv2
 
     cv2.setNumThreads(2)
@@ -1025,6 +1033,8 @@ def _latency(
         "wiener_nlm": lambda im: _baseline("wiener", im, (1.5, 1.5), w["param"], w["nlm_h"]),
         "rl_nlm": lambda im: _baseline("richardson_lucy", im, (1.5, 1.5), r["param"], r["nlm_h"]),
     }
+    if ensemble > 1:
+        fns[ENSEMBLE] = lambda im: model.enhance(im, ensemble)
     out: dict[str, Any] = {"size": "256x256", "threads": 2, "reps": reps, "warmup": 3}
     for key, fn in fns.items():
         out[key] = _timing(fn, img, reps)
@@ -1093,6 +1103,7 @@ def evaluate(
     cys = build_set(data_spec(cfg, "cyst", e["n_cyst"]), cache, progress)
     tuned = tune_baselines(val, quick)
     blind = tune_blind_baselines(val, tuned, quick)
+    ensemble = int(e["self_ensemble"])
 
     tpath = Path(teacher_path) if teacher_path else _find(onnx_path, card, "teacher.pt")
     teacher = load_weights(tpath, "teacher")[0] if tpath else None
@@ -1115,6 +1126,8 @@ def evaluate(
         if teacher is not None:
             fns["teacher"] = lambda im: predict(teacher, im)
         fns["student"] = head.enhance
+        if ensemble > 1:
+            fns[ENSEMBLE] = lambda im: head.enhance(im, ensemble)
         return fns
 
     # ---- held-out frames per severity and noise kind
@@ -1161,6 +1174,16 @@ def evaluate(
             ),
             "student_vs_best_blind_baseline_db": round(srow["student"]["psnr_db"] - best_blind, 3),
         }
+        if ENSEMBLE in srow:
+            ens = srow[ENSEMBLE]["psnr_db"]
+            margins[sev].update(
+                {
+                    "ensemble_vs_input_db": round(ens - srow["input"]["psnr_db"], 3),
+                    "ensemble_vs_best_baseline_db": round(ens - best_base, 3),
+                    "ensemble_vs_best_blind_baseline_db": round(ens - best_blind, 3),
+                    "ensemble_gain_db": round(ens - srow["student"]["psnr_db"], 3),
+                }
+            )
         if "teacher" in srow:
             margins[sev]["teacher_minus_student_db"] = round(
                 srow["teacher"]["psnr_db"] - srow["student"]["psnr_db"], 3
@@ -1230,7 +1253,7 @@ def evaluate(
     edges = {m: {q: _mean(v) for q, v in row.items()} for m, row in edge_rows.items()}
 
     real = _real_frames(methods_for("light/gaussian", (1.0, 1.0)), plus_path, quick)
-    latency = _latency(head, teacher, tuned, reps=3 if quick else 30)
+    latency = _latency(head, teacher, tuned, ensemble, reps=3 if quick else 30)
 
     t_macs = card.get("teacher", {}).get("macs_per_pixel")
     s_macs = card.get("macs_per_pixel")
@@ -1290,6 +1313,7 @@ def evaluate(
             "teacher_macs_ge_8x_student": bool(t_macs and s_macs and t_macs >= 8 * s_macs),
             "onnx_size_bytes": size_b,
             "onnx_le_5mb": bool(size_b <= 5 * 1024 * 1024),
+            **_ensemble_targets(margins, points, edges, ensemble),
         },
         "n_heldout_per_condition": len(ev),
         "n_point_phantoms": len(pts),
@@ -1320,6 +1344,34 @@ def evaluate(
         results_dir=results_dir,
     )
     return metrics
+
+
+def _ensemble_targets(
+    margins: dict[str, dict[str, float]],
+    points: dict[str, Any],
+    edges: dict[str, dict[str, float]],
+    ensemble: int,
+) -> dict[str, Any]:
+    """The quality targets again for the student's self-ensemble (empty when it is off)."""
+    if ensemble <= 1:
+        return {}
+    oracle = [margins[s]["ensemble_vs_best_baseline_db"] for s in SEVERITIES]
+    blind = [margins[s]["ensemble_vs_best_blind_baseline_db"] for s in SEVERITIES]
+    pd = points.get("degraded", {}).get(ENSEMBLE, {})
+    return {
+        "ensemble": {
+            "self_ensemble": ensemble,
+            "heavy_vs_input_db": margins["heavy"]["ensemble_vs_input_db"],
+            "vs_best_baseline_db_per_severity": dict(zip(SEVERITIES, oracle, strict=True)),
+            "ge_1db_over_wiener_rl_nlm_every_severity": bool(min(oracle) >= 1.0),
+            "margins_widen_with_severity": bool(all(np.diff(oracle) > 0)),
+            "vs_best_blind_baseline_db_per_severity": dict(zip(SEVERITIES, blind, strict=True)),
+            "ge_1db_over_blind_wiener_rl_nlm_every_severity": bool(min(blind) >= 1.0),
+            "point_fwhm_change": pd.get("fwhm_change_vs_input"),
+            "point_peak_gradient_change": pd.get("peak_gradient_change_vs_input"),
+            "edge_shift_px": edges.get(ENSEMBLE, {}).get("edge_shift_px"),
+        }
+    }
 
 
 def _no_reference(image: FloatArray, reference: FloatArray) -> dict[str, float]:
@@ -1414,6 +1466,8 @@ def summarize(metrics: dict[str, Any]) -> str:
         "PSNR dB per severity: "
         + " | ".join(parts)
         + f" || point FWHM change {pts.get('fwhm_change_vs_input')}"
-        + f" || 256x256: student {lat['student']['median_ms']} ms, Wiener+NLM "
-        f"{lat['wiener_nlm']['median_ms']} ms, RL+NLM {lat['rl_nlm']['median_ms']} ms"
+        + f" || 256x256: student {lat['student']['median_ms']} ms"
+        + (f", its self-ensemble {lat[ENSEMBLE]['median_ms']} ms" if ENSEMBLE in lat else "")
+        + f", Wiener+NLM {lat['wiener_nlm']['median_ms']} ms"
+        + f", RL+NLM {lat['rl_nlm']['median_ms']} ms"
     )

@@ -33,9 +33,10 @@ class DespeckleModel(ImageModel):
     verb = "despeckle"
     noun = "a despeckler"
 
-    def despeckle(self, image: npt.ArrayLike) -> FloatArray:
-        """Despeckled float32 ``(H, W)`` in ``[0, 1]`` of a float ``(H, W)`` image in ``[0, 1]``."""
-        return self.apply(image)
+    def despeckle(self, image: npt.ArrayLike, self_ensemble: int = 1) -> FloatArray:
+        """Despeckled float32 ``(H, W)`` in ``[0, 1]`` of a float ``(H, W)`` image in ``[0, 1]``;
+        ``self_ensemble`` (1, 2, 4, 8): see :meth:`ImageModel.apply`."""
+        return self.apply(image, self_ensemble)
 
     def describe(self) -> str:
         return (

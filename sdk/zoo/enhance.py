@@ -34,9 +34,10 @@ class EnhanceModel(ImageModel):
     verb = "enhance"
     noun = "an enhancer"
 
-    def enhance(self, image: npt.ArrayLike) -> FloatArray:
-        """Enhanced float32 ``(H, W)`` in ``[0, 1]`` of a float ``(H, W)`` image in ``[0, 1]``."""
-        return self.apply(image)
+    def enhance(self, image: npt.ArrayLike, self_ensemble: int = 1) -> FloatArray:
+        """Enhanced float32 ``(H, W)`` in ``[0, 1]`` of a float ``(H, W)`` image in ``[0, 1]``;
+        ``self_ensemble`` (1, 2, 4, 8): see :meth:`ImageModel.apply`."""
+        return self.apply(image, self_ensemble)
 
     def describe(self) -> str:
         return (

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sonoedge.errors import ConfigError, DataError
+from sonoedge.zoo.self_ensemble import average, check_size
 
 MAX_SIZE = 4096
 MIN_SIDE_PX = 16  # below this a frame is a crop of a crop; padded copies would dominate it
@@ -106,16 +107,27 @@ class ImageModel:
         (y,) = self.session.run(None, {self.input_name: batch[:, None].astype(np.float32)})
         return np.asarray(y, np.float32)[:, 0]
 
-    def apply(self, image: npt.ArrayLike) -> FloatArray:
-        """Output float32 ``(H, W)`` in ``[0, 1]`` of a float ``(H, W)`` image in ``[0, 1]``."""
+    def apply(self, image: npt.ArrayLike, self_ensemble: int = 1) -> FloatArray:
+        """Output float32 ``(H, W)`` in ``[0, 1]`` of a float ``(H, W)`` image in ``[0, 1]``.
+
+        ``self_ensemble`` (1, 2, 4 or 8): the mean over that many mirrored/rotated copies of
+        the image (:mod:`sonoedge.zoo.self_ensemble`), at as many times the inference time."""
+        n = check_size(self_ensemble)
         img = check_image(image, self.min_size, self.verb)
+        if n == 1:
+            return self._padded(img)
+        return average(self._padded, img, n)
+
+    __call__ = apply
+
+    def _padded(self, img: FloatArray) -> FloatArray:
+        """The network's output on a checked image, reflect-padded to its receptive field and
+        stride and cropped back."""
         h, w = img.shape
         m, lo = self.size_multiple, self.min_size
         ph, pw = (-max(h, lo)) % m + max(lo - h, 0), (-max(w, lo)) % m + max(lo - w, 0)
         work = np.pad(img, ((0, ph), (0, pw)), mode="reflect") if (ph or pw) else img
         return np.ascontiguousarray(self.predict(work[None])[0, :h, :w])
-
-    __call__ = apply
 
     def describe(self) -> str:
         """One line for the processing registry's method list."""
@@ -125,8 +137,8 @@ class ImageModel:
         """A method for :mod:`sonoedge.processing.registry`: ``fn(image) -> image`` (float
         ``(H, W)`` in ``[0, 1]``)."""
 
-        def run(image: npt.ArrayLike) -> FloatArray:
-            return self.apply(image)
+        def run(image: npt.ArrayLike, self_ensemble: int = 1) -> FloatArray:
+            return self.apply(image, self_ensemble)
 
         run.__doc__ = self.describe()
         return run

@@ -111,6 +111,9 @@ def test_config_refuses_unknown_keys_types_and_ranges(tmp_path: Path) -> None:
     bad.write_text('[data]\nphantoms = ["points", 3]\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"data\.phantoms"):
         cfgmod.load("enhance", bad)
+    bad.write_text("[eval]\nself_ensemble = 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="self_ensemble=3"):
+        enhance.check_config(cfgmod.load("enhance", bad))
     assert get_task("enhance") is enhance
     enhance.check_config(cfgmod.load("enhance"))
     mix = tmp_path / "mix.toml"  # a phantom mix of any length (weights by repetition)
@@ -242,6 +245,10 @@ def test_eval_writes_json_and_png(enhance_run: Path, enhance_cache: Path, tmp_pa
     blind = m["blind_baselines_tuned_on_val"]["heavy/gaussian"]["wiener"]
     assert blind["sigma_px"] in enhance.BLIND_SIGMA_GRID[2:4]  # --quick searches two
     assert "student_vs_best_blind_baseline_db" in m["margins_per_severity"]["light"]
+    ens = enhance.ENSEMBLE  # the self-ensemble (eval.self_ensemble = 8 by default) beside it
+    assert all(ens in row for row in m["psnr_ssim_per_condition"].values())
+    assert "ensemble_vs_best_blind_baseline_db" in m["margins_per_severity"]["heavy"]
+    assert m["targets"]["ensemble"]["self_ensemble"] == 8 and lat[ens]["median_ms"] > 0
     assert (out / "enhance_test.png").stat().st_size > 5_000
 
 
