@@ -28,6 +28,7 @@ from typing import Any
 
 from sonoedge.devices.errors import BundleError
 from sonoedge.devices.package import package, signing_key
+from sonoedge.errors import SonoedgeError
 
 TARGETS = ("openvino-cpu", "jetson-orin-nano")
 CALIBRATION_DATA = {
@@ -63,6 +64,7 @@ def release(
     from sonoedge.bench.results import git_commit
     from sonoedge.quantization.compress import Options, compress
 
+    check_project_key(key)
     commit = git_commit()
 
     out.mkdir(parents=True, exist_ok=True)
@@ -189,6 +191,22 @@ def _summary(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def check_project_key(key: Path) -> None:
+    """Refuse a private key whose public half is not one of the project keys: bundles signed
+    with it would not verify where sonoedge is installed."""
+    from sonoedge.devices.signing import PROJECT_KEYS_DIR, key_id, load_private_key, project_keys
+
+    kid = key_id(load_private_key(key).public_key())
+    if kid not in {k.key_id for k in project_keys()}:
+        raise BundleError(
+            f"{key} (key id {kid}) is not a project key: shipped bundles must verify with a "
+            f"public key in {PROJECT_KEYS_DIR}",
+            hint="rotating keys: `sonoedge keys generate --name sonoedge-project-YYYY-MM-DD`, "
+            f"commit its .pub into {PROJECT_KEYS_DIR} (keep the retired ones) and rebuild every "
+            "bundle with the new .key",
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("sdk/zoo/bundles"))
@@ -204,6 +222,10 @@ def main() -> None:
             "error: no signing key: pass --key or set SONOEDGE_SIGNING_KEY (shipped bundles are "
             "signed with the project key)"
         )
+    try:
+        check_project_key(key)
+    except SonoedgeError as err:  # not a project key, or not a key at all
+        raise SystemExit(f"error: {err}" + (f"\nhint: {err.hint}" if err.hint else "")) from None
     for path in release(args.out, key, args.names or None, args.max_drop):
         print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB)")
 

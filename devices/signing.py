@@ -5,9 +5,10 @@ every other file, so one signature vouches for the whole bundle. Keys are PEM fi
 key PKCS#8 (written with mode 0600), the public key SubjectPublicKeyInfo. A key is named by its
 *key id*, the first 16 hex digits of the sha256 of its 32 raw public bytes.
 
-Trusted public keys: the project key shipped in the package (signs the shipped bundles), every
-``*.pub`` in the user's key directory (``$SONOEDGE_KEYS_DIR``, default ``~/.config/sonoedge/keys``)
-and any key passed explicitly.
+Trusted public keys: the project keys shipped in the package (every ``*.pub`` in
+``data/keys/``: the key that signs the shipped bundles, and retired ones, so bundles they signed
+still verify after a rotation), every ``*.pub`` in the user's key directory
+(``$SONOEDGE_KEYS_DIR``, default ``~/.config/sonoedge/keys``) and any key passed explicitly.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sonoedge.devices.errors import SignatureError, UntrustedKeyError
 from sonoedge.errors import ConfigError
 
-PROJECT_KEY_PATH = Path(__file__).resolve().parent / "data" / "keys" / "sonoedge-project.pub"
+PROJECT_KEYS_DIR = Path(__file__).resolve().parent / "data" / "keys"
+"""The project's public keys (``*.pub``): the current release key and retired ones."""
 ALGORITHM = "ed25519"
 
 
@@ -101,8 +103,8 @@ def load_public_key(path: Path) -> PublicKey:
 
 
 def trusted_keys(extra: Iterable[Path | Ed25519PublicKey] = ()) -> list[PublicKey]:
-    """The project key, the user's key directory and ``extra`` keys (files or key objects)."""
-    found = [load_public_key(PROJECT_KEY_PATH)]
+    """The project keys, the user's key directory and ``extra`` keys (files or key objects)."""
+    found = project_keys()
     directory = user_keys_dir()
     if directory.is_dir():
         found += [load_public_key(p) for p in sorted(directory.glob("*.pub"))]
@@ -113,6 +115,11 @@ def trusted_keys(extra: Iterable[Path | Ed25519PublicKey] = ()) -> list[PublicKe
             else load_public_key(item)
         )
     return found
+
+
+def project_keys() -> list[PublicKey]:
+    """The project's public keys shipped in the package (:data:`PROJECT_KEYS_DIR`)."""
+    return [load_public_key(p) for p in sorted(PROJECT_KEYS_DIR.glob("*.pub"))]
 
 
 def sign(data: bytes, private: Ed25519PrivateKey) -> dict[str, str]:

@@ -117,10 +117,41 @@ def test_unlisted_and_missing_files_are_refused(
         open_bundle(bundle_dir, keys=[keypair[1]])
 
 
-def test_project_key_is_public_only() -> None:
-    text = signing.PROJECT_KEY_PATH.read_text(encoding="utf-8")
-    assert "PUBLIC KEY" in text and "PRIVATE" not in text
-    assert signing.load_public_key(signing.PROJECT_KEY_PATH).key_id
+def test_project_keys_are_public_only() -> None:
+    paths = sorted(signing.PROJECT_KEYS_DIR.iterdir())
+    assert paths and all(p.suffix == ".pub" for p in paths)
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        assert "PUBLIC KEY" in text and "PRIVATE" not in text
+    assert len({k.key_id for k in signing.project_keys()}) == len(paths)
+
+
+def test_a_rotated_project_keyring_verifies_bundles_of_every_project_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rotation: the new key's .pub joins the retired ones, so bundles signed by either verify;
+    the release tool refuses a key that is not among them."""
+    from sonoedge.devices import release
+
+    keyring = tmp_path / "keyring"
+    keyring.mkdir()
+    old_key, old_pub = signing.generate_keypair(tmp_path / "old", "sonoedge-project")
+    new_key, new_pub = signing.generate_keypair(tmp_path / "new", "sonoedge-project-2026-12-01")
+    stranger, _ = signing.generate_keypair(tmp_path / "other", "someone")
+    for pub in (old_pub, new_pub):
+        (keyring / pub.name).write_bytes(pub.read_bytes())
+    monkeypatch.setattr(signing, "PROJECT_KEYS_DIR", keyring)
+    monkeypatch.setenv("SONOEDGE_KEYS_DIR", str(tmp_path / "no-user-keys"))
+    data = b'{"name": "x"}'
+    for key in (old_key, new_key):
+        record = signing.sign(data, signing.load_private_key(key))
+        assert signing.verify(data, record, signing.trusted_keys()).source.endswith(".pub")
+    release.check_project_key(new_key)
+    with pytest.raises(BundleError, match="not a project key"):
+        release.check_project_key(stranger)
+    foreign = signing.sign(data, signing.load_private_key(stranger))
+    with pytest.raises(UntrustedKeyError):
+        signing.verify(data, foreign, signing.trusted_keys())
 
 
 def _zip(path: Path, members: dict[str, bytes]) -> Path:
