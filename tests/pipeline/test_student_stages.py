@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from pathlib import Path
 
@@ -113,3 +114,21 @@ def test_process_cli_runs_a_student_with_the_files_prf_and_spacing(tmp_path: Pat
     np.savez(src, iq=sample.iq, z_m=z, x_m=x)  # no PRF in the file: the student says so
     res = CliRunner().invoke(app, args)
     assert res.exit_code != 0 and "prf_hz is missing" in str(res.exception or res.output)
+
+
+def test_image_student_stage_takes_a_self_ensemble() -> None:
+    """``params = { self_ensemble = N }`` reaches the student, on onnxruntime and on OpenVINO
+    (8 copies of a non-square frame: two input shapes); a bad N is a ConfigError."""
+    image = np.random.default_rng(1).random((64, 48), dtype=np.float32)
+    model = zoo.load_model("enhance-student")
+    stage = OpStage("enhance", "enhance-student", params={"self_ensemble": 4})
+    np.testing.assert_allclose(stage.process(image, None, None), model.enhance(image, 4), atol=1e-6)  # type: ignore[arg-type]
+    if importlib.util.find_spec("openvino") is not None:
+        ov = OpStage("enhance", "enhance-student", {"self_ensemble": 8}, device="openvino-cpu")
+        np.testing.assert_allclose(
+            ov.process(image, None, None), model.enhance(image, 8), atol=1e-4
+        )  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="self_ensemble=3"):
+        OpStage("enhance", "enhance-student", params={"self_ensemble": 3}).process(
+            image, None, None
+        )  # type: ignore[arg-type]
