@@ -83,6 +83,8 @@ def process(
 
       sonoedge process us.png --op despeckle --method mk.zip --device auto   # signed bundle
 
+      sonoedge process us.png --op enhance --method enhance-student -p self_ensemble=8   # 8 copies
+
     Methods are classical ops, the shipped students (named after the model) or a signed model
     bundle (.zip or directory) for the op.
 
