@@ -77,12 +77,18 @@ def test_bad_bubble_options_fail_when_the_probe_is_opened(url_option: str, match
 
 @pytest.mark.parametrize("preset", ["ulm", "ulm_student"])
 def test_ulm_pipelines_run_live_on_the_virtual_probe(preset: str) -> None:
+    """Four maps from the live stream; the 30 s bound only guards against a hang (how fast it
+    runs is the benchmarks' business: a loaded 2-core machine made 2 maps in 2.5 s)."""
+    results = []
     with (
         open_probe(f"emulator://?preset=ulm&{SMALL}") as probe,
         Pipeline.from_preset(preset) as pipe,
     ):
-        results = [r for r in pipe.run(probe, seconds=2.5) if r.processed]
-    assert len(results) >= 3, f"only {len(results)} ULM maps in 2.5 s"
+        for r in pipe.run(probe, seconds=30.0):
+            results += [r] if r.processed else []
+            if len(results) == 4:
+                break
+    assert len(results) == 4, f"only {len(results)} ULM maps in 30 s"
     assert all(r.error is None for r in results), [r.error for r in results]
     res = results[-1].outputs["ulm_result"]
     assert isinstance(res, UlmResult)
