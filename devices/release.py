@@ -223,11 +223,10 @@ def main() -> None:
             "signed with the project key)"
         )
     try:
-        check_project_key(key)
-    except SonoedgeError as err:  # not a project key, or not a key at all
+        for path in release(args.out, key, args.names or None, args.max_drop):
+            print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB)")
+    except SonoedgeError as err:  # e.g. not a project key, or not a key at all
         raise SystemExit(f"error: {err}" + (f"\nhint: {err.hint}" if err.hint else "")) from None
-    for path in release(args.out, key, args.names or None, args.max_drop):
-        print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB)")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sonoedge.errors import ConfigError, DataError
-from sonoedge.zoo.self_ensemble import average, check_size
+from sonoedge.zoo.self_ensemble import average
 
 MAX_SIZE = 4096
 MIN_SIDE_PX = 16  # below this a frame is a crop of a crop; padded copies would dominate it
@@ -112,11 +112,8 @@ class ImageModel:
 
         ``self_ensemble`` (1, 2, 4 or 8): the mean over that many mirrored/rotated copies of
         the image (:mod:`sonoedge.zoo.self_ensemble`), at as many times the inference time."""
-        n = check_size(self_ensemble)
         img = check_image(image, self.min_size, self.verb)
-        if n == 1:
-            return self._padded(img)
-        return average(self._padded, img, n)
+        return average(self._padded, img, self_ensemble)
 
     __call__ = apply
 

@@ -74,8 +74,10 @@ def _unview(image: FloatArray, copy: tuple[bool, bool, bool]) -> FloatArray:
 
 def average(run: Callable[[FloatArray], FloatArray], image: FloatArray, n: int) -> FloatArray:
     """Mean of ``run`` (an ``(H, W) -> (H, W)`` network call) over the first ``n`` copies of
-    ``image``, each output mapped back to the image's orientation."""
+    ``image``, each output mapped back to the image's orientation (``n`` = 1: ``run(image)``)."""
     n = check_size(n)
+    if n == 1:
+        return run(image)
     total = np.zeros(image.shape, np.float64)
     for copy in _COPIES[:n]:
         total += _unview(run(np.ascontiguousarray(_view(image, copy))), copy)

@@ -122,13 +122,13 @@ def test_image_student_stage_takes_a_self_ensemble() -> None:
     image = np.random.default_rng(1).random((64, 48), dtype=np.float32)
     model = zoo.load_model("enhance-student")
     stage = OpStage("enhance", "enhance-student", params={"self_ensemble": 4})
-    np.testing.assert_allclose(stage.process(image, None, None), model.enhance(image, 4), atol=1e-6)  # type: ignore[arg-type]
+    np.testing.assert_allclose(stage.process(image, None, None), model.enhance(image, 4), atol=1e-6)
     if importlib.util.find_spec("openvino") is not None:
         ov = OpStage("enhance", "enhance-student", {"self_ensemble": 8}, device="openvino-cpu")
         np.testing.assert_allclose(
             ov.process(image, None, None), model.enhance(image, 8), atol=1e-4
-        )  # type: ignore[arg-type]
+        )
     with pytest.raises(ConfigError, match="self_ensemble=3"):
         OpStage("enhance", "enhance-student", params={"self_ensemble": 3}).process(
             image, None, None
-        )  # type: ignore[arg-type]
+        )

@@ -85,7 +85,8 @@ def test_ulm_pipelines_run_live_on_the_virtual_probe(preset: str) -> None:
         Pipeline.from_preset(preset) as pipe,
     ):
         for r in pipe.run(probe, seconds=30.0):
-            results += [r] if r.processed else []
+            if r.processed:
+                results.append(r)
             if len(results) == 4:
                 break
     assert len(results) == 4, f"only {len(results)} ULM maps in 30 s"
