@@ -214,6 +214,23 @@ def vessel_scores(
     return SegmentationScore(dice(pred, truth), iou(pred, truth), thr, "best")
 
 
+def no_reference_scores(image: npt.ArrayLike, reference: npt.ArrayLike) -> dict[str, float]:
+    """Scores of a processed frame that has no ground truth, against its input ``reference``:
+    estimated white-noise σ (Immerkaer), mean gradient magnitude (edge content), mean of the
+    brightest 0.1 % of pixels (bright reflectors kept or dimmed) and the mean absolute change."""
+    from sonoedge.processing.noise import noise_sigma
+
+    ref, img = _pair(reference, image)
+    gz, gx = np.gradient(img.astype(np.float64))
+    top = np.sort(img.ravel())[-max(1, img.size // 1000) :]
+    return {
+        "noise_sigma": round(noise_sigma(img), 5),
+        "mean_gradient": round(float(np.mean(np.hypot(gz, gx))), 6),
+        "bright_targets_mean": round(float(top.mean()), 4),
+        "mean_abs_change": round(float(np.mean(np.abs(img - ref))), 5),
+    }
+
+
 def fwhm(profile: npt.ArrayLike, spacing: float = 1.0) -> float:
     """Full width at half maximum of a 1-D peak: distance between the two linearly interpolated
     crossings of ``max/2`` on each side of the maximum, times ``spacing``."""

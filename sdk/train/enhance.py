@@ -1374,22 +1374,6 @@ def _ensemble_targets(
     }
 
 
-def _no_reference(image: FloatArray, reference: FloatArray) -> dict[str, float]:
-    """No-reference scores of a processed real frame against its input: estimated white-noise σ
-    (Immerkaer), mean gradient magnitude (sharpness/edge content), mean of the brightest 0.1 %
-    of pixels (bright targets kept) and the mean absolute change."""
-    from sonoedge.processing.noise import noise_sigma
-
-    gz, gx = np.gradient(image.astype(np.float64))
-    top = np.sort(image.ravel())[-max(1, image.size // 1000) :]
-    return {
-        "noise_sigma": round(noise_sigma(image), 5),
-        "mean_gradient": round(float(np.mean(np.hypot(gz, gx))), 6),
-        "bright_targets_mean": round(float(top.mean()), 4),
-        "mean_abs_change": round(float(np.mean(np.abs(image - reference))), 5),
-    }
-
-
 def _real_frames(
     methods: dict[str, Callable[[FloatArray], FloatArray]],
     plus_path: str | Path | None,
@@ -1399,6 +1383,7 @@ def _real_frames(
     if plus_path is None or not Path(plus_path).is_file():
         return {"skipped": f"{plus_path} not found"}
     from sonoedge.io.plus import read_sequence
+    from sonoedge.metrics import no_reference_scores
 
     seq = read_sequence(plus_path)
     frames = np.asarray(seq.frames)
@@ -1414,7 +1399,7 @@ def _real_frames(
         img = np.ascontiguousarray(img[z0 : z0 + size, x0 : x0 + size])
         images = {"input": img, **{k: fn(img) for k, fn in methods.items()}}
         for key, im in images.items():
-            for m, v in _no_reference(im, img).items():
+            for m, v in no_reference_scores(im, img).items():
                 rows.setdefault(key, {}).setdefault(m, []).append(v)
     out: dict[str, Any] = {
         k: {m: round(float(np.mean(v)), 5) for m, v in t.items()} for k, t in rows.items()

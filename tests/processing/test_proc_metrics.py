@@ -14,6 +14,7 @@ from sonoedge.metrics import (
     iou,
     localization_scores,
     mse,
+    no_reference_scores,
     point_fwhm,
     psnr,
     snr,
@@ -136,3 +137,26 @@ def test_localization_pairing_is_one_to_one():
     s = localization_scores(est, truth, lam, 0.5)
     assert (s["tp"], s["fp"], s["fn"]) == (1, 0, 1)
     assert s["rmse_lambda"] == pytest.approx(0.1)
+
+
+def test_no_reference_scores_see_noise_blur_and_dimmed_reflectors() -> None:
+    """Real frames have no ground truth: the scores must tell added noise, lost edges and dimmed
+    bright reflectors from the input, and refuse mismatched frames."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    frame = np.zeros((128, 128), np.float32)
+    frame[40:48, 30:90] = 0.95  # a bright reflector on a black background
+    frame[90:, :] = 0.4 + 0.2 * ((np.arange(128) // 2) % 2)  # fine detail blur removes
+    same = no_reference_scores(frame, frame)
+    assert same["mean_abs_change"] == 0.0
+    assert same["bright_targets_mean"] == pytest.approx(0.95, abs=1e-4)
+    noisy = no_reference_scores(frame + rng.normal(0, 0.02, frame.shape).astype(np.float32), frame)
+    assert noisy["noise_sigma"] > 10 * max(same["noise_sigma"], 1e-4)
+    blurred = no_reference_scores(cv2.GaussianBlur(frame, (0, 0), 3.0), frame)
+    assert blurred["mean_gradient"] < 0.5 * same["mean_gradient"]
+    dimmed = no_reference_scores(frame * 0.9, frame)
+    assert dimmed["bright_targets_mean"] == pytest.approx(0.855, abs=1e-4)
+    assert dimmed["mean_abs_change"] > 0
+    with pytest.raises(DataError, match="shape"):
+        no_reference_scores(frame[:64], frame)
