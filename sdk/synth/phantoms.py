@@ -2,7 +2,8 @@
 
 Kinds: ``homogeneous``, ``cyst`` (one anechoic cyst), ``points`` (point targets on weak
 background), ``layers`` (tissue layers), ``random`` (layers, cysts, hyperechoic lesions, an
-anechoic vessel and a few point targets at random).
+anechoic vessel and a few point targets at random), ``wires`` (a few strong reflectors in water:
+an anechoic field, as wire and needle phantoms and the PLUS N-wire recordings show).
 """
 
 from __future__ import annotations
@@ -16,8 +17,15 @@ import numpy.typing as npt
 from sonoedge.errors import ConfigError
 from sonoedge.synth.imaging import Grid
 
-PhantomKind = Literal["homogeneous", "cyst", "points", "layers", "random"]
-PHANTOM_KINDS: tuple[PhantomKind, ...] = ("homogeneous", "cyst", "points", "layers", "random")
+PhantomKind = Literal["homogeneous", "cyst", "points", "layers", "random", "wires"]
+PHANTOM_KINDS: tuple[PhantomKind, ...] = (
+    "homogeneous",
+    "cyst",
+    "points",
+    "layers",
+    "random",
+    "wires",
+)
 ANECHOIC_DB = -60.0
 """Level used for cysts and vessel lumens (no scatterers to speak of)."""
 
@@ -65,6 +73,11 @@ def make_phantom(kind: PhantomKind, grid: Grid, rng: np.random.Generator) -> Pha
             for fx in (0.25, 0.5, 0.75):
                 points.append((z0 + fz * depth, x0 + fx * width))
                 amps.append(10.0)
+    elif kind == "wires":
+        echo[:] = ANECHOIC_DB
+        for _ in range(int(rng.integers(2, 9))):
+            points.append((rng.uniform(z0, z1), rng.uniform(x0, x1)))
+            amps.append(float(10.0 ** rng.uniform(1.0, 2.5)))
     elif kind in ("layers", "random"):
         n_layers = int(rng.integers(2, 5))
         bounds = np.sort(rng.uniform(0.1, 0.9, size=n_layers - 1)) * depth + z0

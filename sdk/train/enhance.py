@@ -42,6 +42,7 @@ from sonoedge.models.enhance import (
     EnhanceArch,
     EnhanceDeploy,
     EnhanceNet,
+    EnhanceStudent,
     build,
     count_parameters,
     load_state,
@@ -478,14 +479,32 @@ def train_student(
     return net
 
 
+def init_student(path: Path) -> EnhanceNet:
+    """The student in ``path`` (``student.init``): a ``student.pt`` written by ``sonoedge train
+    enhance``, or an exported ``.onnx`` with its model card beside it (a shipped student, e.g.
+    ``sdk/zoo/enhance-student.onnx``, rebuilt from its weights and checked against ONNX Runtime)."""
+    if path.suffix != ".onnx":
+        return load_weights(path, "student")[0]
+    from sonoedge.quantization.from_onnx import torch_from_onnx
+    from sonoedge.zoo import read_card
+
+    card = read_card(path)
+    if card.get("task") != "enhance":
+        raise ConfigError(f"student.init {path} is a {card.get('task')!r} model: expected enhance")
+    net = cast(EnhanceDeploy, torch_from_onnx(path, card)).net
+    if not isinstance(net, EnhanceStudent):
+        raise ConfigError(f"student.init {path} is not an enhancement student")
+    return net
+
+
 def warm_start(net: nn.Module, path: Path) -> None:
-    """Initialise the student ``net`` from the student weights in ``path`` (``student.init``).
+    """Initialise the student ``net`` from the student in ``path`` (:func:`init_student`).
 
     The same width is required. A saved student with fewer 1/4-resolution convs (``depth``) or
     full-resolution convs (``full_depth``) is deepened without changing its function: the extra
     convs are appended to the body or the full-resolution refinement as identities (Dirac
     kernels, zero bias; their inputs are ReLU outputs, already non-negative)."""
-    src, _ = load_weights(path, "student")
+    src = init_student(path)
     a, b = arch_of(net), arch_of(src)
     if a.width != b.width or b.depth > a.depth or b.full_depth > a.full_depth:
         raise ConfigError(
@@ -722,7 +741,8 @@ def train(
     command: str = "",
 ) -> Path:
     """Train the teacher and the distilled student into ``out_dir``; returns the exported
-    student ONNX path."""
+    student ONNX path. A ``teacher.pt`` already in ``out_dir`` is reused; a student that does not
+    distil from the teacher (KD weights 0, or ``student.distill_from``) trains without one."""
     check_config(cfg)
     torch.set_num_threads(cfg["threads"])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -742,10 +762,19 @@ def train(
     record = {"config": cfg, "data_spec": train_spec, "command": command}
 
     teacher_pt = out_dir / "teacher.pt"
+    # a student that distils from nothing or from another student never runs the teacher: its
+    # architecture alone gives the card's MAC ratio, and no teacher is trained for it
+    lc = cfg["loss"]
+    needs_teacher = (lc["kd_weight"] > 0 or lc["kd_feature_weight"] > 0) and not cfg["student"][
+        "distill_from"
+    ]
+    teacher_trained = True
     if teacher_pt.exists():
         teacher, saved = load_weights(teacher_pt, "teacher")
         if "train_s" in saved:
             times["teacher"] = saved["train_s"]
+    elif not needs_teacher:
+        teacher, teacher_trained = build(arch(cfg, "teacher")), False
     else:
         t0 = time.perf_counter()
         teacher = train_teacher(cfg, data, out_dir / "teacher.ckpt", progress, stop_after)
@@ -762,15 +791,15 @@ def train(
         if source and not Path(source).is_file():
             raise ConfigError(
                 f"config key 'student.distill_from' = {source!r}: no such file",
-                hint='give a student.pt written by `sonoedge train enhance`, or "" for the teacher',
+                hint='give a student.pt or exported .onnx + card, or "" for the teacher',
             )
-        kd_net = load_weights(Path(source), "student")[0] if source else teacher
+        kd_net = init_student(Path(source)) if source else teacher
         student = train_student(cfg, data, kd_net, out_dir / "student.ckpt", progress, stop_after)
         times["student"] = round(time.perf_counter() - t0, 1)
         save_weights(student_pt, student, {**record, "train_s": times["student"]})
     metrics: dict[str, Any] = {
         "val_student": _val_scores(student, val),
-        "val_teacher": _val_scores(teacher, val),
+        **({"val_teacher": _val_scores(teacher, val)} if teacher_trained else {}),
         "val_images": len(val),
         "train_s": times,
     }

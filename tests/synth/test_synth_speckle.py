@@ -68,3 +68,13 @@ def test_same_seed_same_image_and_bad_input() -> None:
         simulate_bmode(L11, 64, 64, seed=0, phantom="banana")
     with pytest.raises(ConfigError, match="db_range"):
         simulate_bmode(L11, 64, 64, seed=0, db_range=(10.0, -10.0))
+
+
+def test_wires_phantom_is_bright_reflectors_in_an_anechoic_field() -> None:
+    """Wires in water (as the PLUS N-wire recordings): black background, a few small reflectors
+    at the top of the display range."""
+    s = simulate_bmode(get_preset("L11-5v"), 128, 128, seed=3, phantom="wires", db_range=(-50, 15))
+    img = np.asarray(s.speckled)
+    assert np.median(img) < 0.02  # the water is anechoic
+    assert img.max() > 0.95  # reflectors reach the top of the display range
+    assert 0.0002 < np.mean(img > 0.5) < 0.02  # and are small and few

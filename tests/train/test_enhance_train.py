@@ -382,3 +382,37 @@ def test_distill_from_a_trained_student(
     shutil.copytree(tmp_path / "teacher", tmp_path / "x", ignore=shutil.ignore_patterns("student*"))
     res = CliRunner().invoke(app, [*args, "--cache", str(enhance_cache), "--no-progress"])
     assert res.exit_code != 0 and "distill_from" in str(res.exception)
+
+
+def test_fine_tune_from_an_exported_onnx_needs_no_teacher(
+    enhance_run: Path, enhance_cache: Path, tmp_path: Path
+) -> None:
+    """A shipped student is an .onnx + card (its .pt and teacher may be gone): ``student.init``
+    rebuilds it, and a fine-tune without KD trains no teacher, starts from exactly those weights
+    and records no teacher scores. A card of another task is refused."""
+    onnx = enhance_run / "enhance-student.onnx"
+    init = enhance.init_student(onnx)
+    trained = enhance.load_weights(enhance_run / "student.pt")[0].state_dict()
+    assert all(torch.equal(v, init.state_dict()[k]) for k, v in trained.items())
+    cfg = tmp_path / "ft.toml"
+    cfg.write_text(
+        f'[student]\nsteps = 2\ninit = "{onnx}"\n'
+        "[loss]\nkd_weight = 0.0\nkd_feature_weight = 0.0\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "ft"
+    args = ["train", "enhance", "--quick", "--config", str(cfg), "--out", str(out)]
+    res = CliRunner().invoke(app, [*args, "--cache", str(enhance_cache), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert not (out / "teacher.pt").exists() and not (out / "teacher.ckpt").exists()
+    card = json.loads((out / "enhance-student.json").read_text(encoding="utf-8"))
+    assert "val_teacher" not in card["metrics"] and "teacher" not in card["metrics"]["train_s"]
+    assert card["teacher"]["macs_per_pixel"] > card["macs_per_pixel"]  # ratio from architecture
+    tuned = enhance.load_weights(out / "student.pt")[0].state_dict()
+    assert any(not torch.equal(v, tuned[k]) for k, v in trained.items())
+    other = tmp_path / "other.onnx"
+    shutil.copy(onnx, other)
+    card = json.loads((enhance_run / "enhance-student.json").read_text(encoding="utf-8"))
+    (tmp_path / "other.json").write_text(json.dumps({**card, "task": "despeckle"}), "utf-8")
+    with pytest.raises(ConfigError, match="expected enhance"):
+        enhance.init_student(other)
