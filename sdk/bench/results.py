@@ -16,7 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-RESULTS_DIR = Path("docs/results")
+RESULTS_DIR = Path(os.environ.get("SONOEDGE_RESULTS_DIR") or "docs/results")
+"""Where benchmarks write (``SONOEDGE_RESULTS_DIR`` overrides it: run several benchmarks from one
+clean tree, and each result still records a clean commit)."""
 
 
 def git_commit(cwd: str | Path | None = None) -> str:
