@@ -1,8 +1,8 @@
 """The shipped enhancement student on real B-mode frames (PLUS sample sequences), no reference.
 
-Run: ``python benchmarks/enhance_real_frames.py [--quick]`` → docs/results/enhance_real_frames.json
-and .png. ``SONOEDGE_PLUS_DATA`` overrides the folder of the PLUS files (default
-/work/shared/data/plus).
+Run: ``python benchmarks/enhance_real_frames.py [--quick] [--model ONNX] [--name NAME]`` →
+docs/results/enhance_real_frames.json (NAME.json) and .png. ``SONOEDGE_PLUS_DATA`` overrides
+the folder of the PLUS files (default /work/shared/data/plus).
 
 Real frames have no ground truth, so the scores are no-reference
 (:func:`sonoedge.metrics.no_reference_scores`): estimated white-noise σ, mean gradient magnitude,
@@ -93,10 +93,12 @@ def score(images: list[FloatArray], methods: dict[str, Method]) -> tuple[dict[st
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="2 frames of 128x128 (smoke run)")
+    ap.add_argument("--model", default="enhance-student", help="shipped name or .onnx + card")
+    ap.add_argument("--name", default="enhance_real_frames", help="result file stem")
     args = ap.parse_args()
     command = " ".join(["python benchmarks/enhance_real_frames.py", *sys.argv[1:]])
     n_frames, size = (2, 128) if args.quick else (6, 256)
-    model = enhance.load()
+    model = enhance.load(args.model)
     methods: dict[str, Method] = {
         "student": model.enhance,
         "student_self_ensemble_8": lambda im: model.enhance(im, self_ensemble=8),
@@ -122,7 +124,7 @@ def main() -> None:
         "denoised without blurring or dimming the reflectors; bright_change is relative to the "
         "input."
     )
-    write_result("enhance_real_frames", results, command=command, model=model.name)
+    write_result(args.name, results, command=command, model=str(args.model))
 
     cols = ["input", *methods]
     fig, axes = plt.subplots(len(panels), len(cols) + 1, figsize=(2.3 * (len(cols) + 1), 2.5 * 2))
@@ -137,7 +139,7 @@ def main() -> None:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    png = Path(RESULTS_DIR) / "enhance_real_frames.png"
+    png = Path(RESULTS_DIR) / f"{args.name}.png"
     fig.savefig(png, dpi=110)
     print(f"wrote {png}")
 
