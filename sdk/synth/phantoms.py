@@ -3,7 +3,9 @@
 Kinds: ``homogeneous``, ``cyst`` (one anechoic cyst), ``points`` (point targets on weak
 background), ``layers`` (tissue layers), ``random`` (layers, cysts, hyperechoic lesions, an
 anechoic vessel and a few point targets at random), ``wires`` (a few strong reflectors in water:
-an anechoic field, as wire and needle phantoms and the PLUS N-wire recordings show).
+an anechoic field, as wire and needle phantoms and the PLUS N-wire recordings show) and
+``wires_broad`` (the same plus 1-4 small bright elliptical discs, +20...+45 dB: echoes as broad and
+saturated as the N-wire recordings' wires).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy.typing as npt
 from sonoedge.errors import ConfigError
 from sonoedge.synth.imaging import Grid
 
-PhantomKind = Literal["homogeneous", "cyst", "points", "layers", "random", "wires"]
+PhantomKind = Literal["homogeneous", "cyst", "points", "layers", "random", "wires", "wires_broad"]
 PHANTOM_KINDS: tuple[PhantomKind, ...] = (
     "homogeneous",
     "cyst",
@@ -25,6 +27,7 @@ PHANTOM_KINDS: tuple[PhantomKind, ...] = (
     "layers",
     "random",
     "wires",
+    "wires_broad",
 )
 ANECHOIC_DB = -60.0
 """Level used for cysts and vessel lumens (no scatterers to speak of)."""
@@ -73,11 +76,16 @@ def make_phantom(kind: PhantomKind, grid: Grid, rng: np.random.Generator) -> Pha
             for fx in (0.25, 0.5, 0.75):
                 points.append((z0 + fz * depth, x0 + fx * width))
                 amps.append(10.0)
-    elif kind == "wires":
+    elif kind in ("wires", "wires_broad"):
         echo[:] = ANECHOIC_DB
         for _ in range(int(rng.integers(2, 9))):
             points.append((rng.uniform(z0, z1), rng.uniform(x0, x1)))
             amps.append(float(10.0 ** rng.uniform(1.0, 2.5)))
+        for _ in range(int(rng.integers(1, 5)) if kind == "wires_broad" else 0):
+            span = min(depth, width)
+            rz, rx = span * rng.uniform(0.01, 0.04), span * rng.uniform(0.02, 0.10)
+            ellipse = disc(rng.uniform(z0, z1), rng.uniform(x0, x1), rz, rx)
+            echo[ellipse] = rng.uniform(20.0, 45.0)
     elif kind in ("layers", "random"):
         n_layers = int(rng.integers(2, 5))
         bounds = np.sort(rng.uniform(0.1, 0.9, size=n_layers - 1)) * depth + z0

@@ -78,3 +78,10 @@ def test_wires_phantom_is_bright_reflectors_in_an_anechoic_field() -> None:
     assert np.median(img) < 0.02  # the water is anechoic
     assert img.max() > 0.95  # reflectors reach the top of the display range
     assert 0.0002 < np.mean(img > 0.5) < 0.02  # and are small and few
+    broad = simulate_bmode(
+        get_preset("L11-5v"), 128, 128, seed=3, phantom="wires_broad", db_range=(-50, 15)
+    )
+    wide = np.asarray(broad.speckled)
+    assert np.median(wide) < 0.02
+    # the same points plus bright discs: several times the saturated area
+    assert np.mean(wide > 0.95) > 3 * np.mean(img > 0.95)
