@@ -32,10 +32,9 @@ import numpy as np
 import numpy.typing as npt
 
 from sonoedge.bench.results import RESULTS_DIR, write_result
-from sonoedge.io.plus import read_sequence
+from sonoedge.io.plus import sample_frames
 from sonoedge.metrics import no_reference_scores
-from sonoedge.processing.deconvolution import gaussian_psf, richardson_lucy
-from sonoedge.processing.despeckle import nlm
+from sonoedge.processing.deconvolution import deconvolve_nlm
 from sonoedge.zoo import enhance
 
 PLUS = Path(os.environ.get("SONOEDGE_PLUS_DATA", "/work/shared/data/plus"))
@@ -48,26 +47,8 @@ Method = Callable[[FloatArray], FloatArray]
 
 
 def rl_nlm(image: FloatArray) -> FloatArray:
-    """Blind RL (σ = 1 px, 1 iteration) + NLM (h = 20), clipped to [0, 1]."""
-    psf = gaussian_psf((2.3548, 2.3548))  # FWHM px of a σ = 1 px Gaussian
-    out = np.clip(richardson_lucy(np.maximum(image, 0.0), psf, n_iter=1), 0.0, 1.0)
-    return np.clip(nlm(out.astype(np.float32), h=20.0), 0.0, 1.0).astype(np.float32)
-
-
-def crops(path: Path, n_frames: int, size: int) -> tuple[list[FloatArray], list[int]]:
-    """``n_frames`` evenly spaced frames of a PLUS sequence, central ``size`` crops in [0, 1]."""
-    frames = np.asarray(read_sequence(path).frames)
-    if frames.ndim == 4:
-        frames = frames[..., 0]
-    picks = [int(i) for i in np.linspace(0, len(frames) - 1, n_frames).round()]
-    h, w = frames.shape[1:]
-    z0, x0 = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    scale = 255.0 if frames.dtype == np.uint8 else float(frames.max())
-    out = [
-        np.ascontiguousarray(frames[i, z0 : z0 + size, x0 : x0 + size], np.float32) / scale
-        for i in picks
-    ]
-    return out, picks
+    """Blind RL (σ = 1 px, 1 iteration) + NLM (h = 20)."""
+    return deconvolve_nlm("richardson_lucy", image, (1.0, 1.0), 1, 20.0)
 
 
 def score(images: list[FloatArray], methods: dict[str, Method]) -> tuple[dict[str, Any], Any]:
@@ -110,9 +91,9 @@ def main() -> None:
         path = PLUS / name
         if not path.is_file():
             sys.exit(f"{path} not found: set SONOEDGE_PLUS_DATA to the folder of the PLUS files")
-        images, picks = crops(path, n_frames, size)
-        table, panels[key] = score(images, methods)
-        results[key] = {"file": name, "frames": picks, "crop_px": size, "scores": table}
+        sample = sample_frames(path, n_frames, size)
+        table, panels[key] = score(sample.frames, methods)
+        results[key] = {"file": name, "frames": sample.indices, "crop_px": size, "scores": table}
         for method, row in table.items():
             print(
                 f"{key:15s} {method:24s} noise σ {row['noise_sigma']:.5f}  gradient "

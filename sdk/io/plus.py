@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ET
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -150,6 +151,32 @@ def read_sequence(path: str | Path) -> SequenceFile:
         f"{path} is not a PLUS sequence file",
         hint="expected a MetaImage (.igs.mha) or NRRD (.seq.nrrd) sequence",
     )
+
+
+class FrameSample(NamedTuple):
+    """Frames drawn from a sequence by :func:`sample_frames`."""
+
+    frames: list[npt.NDArray[np.float32]]
+    indices: list[int]
+    origin_px: tuple[int, int]  # (row, column) of the crops' top-left corner in each frame
+
+
+def sample_frames(path: str | Path, n_frames: int, crop_px: int) -> FrameSample:
+    """``n_frames`` evenly spaced frames of a PLUS sequence (first component), as float32 in
+    ``[0, 1]`` (8-bit divided by 255, others by their maximum), each cropped to its central
+    ``crop_px`` square (or less, where the frame is smaller)."""
+    frames = np.asarray(read_sequence(path).frames)
+    if frames.ndim == 4:
+        frames = frames[..., 0]
+    picks = [int(i) for i in np.linspace(0, len(frames) - 1, n_frames).round()]
+    h, w = frames.shape[1:]
+    z0, x0 = max(0, (h - crop_px) // 2), max(0, (w - crop_px) // 2)
+    scale = 255.0 if frames.dtype == np.uint8 else float(frames.max())
+    out = [
+        np.ascontiguousarray(frames[i, z0 : z0 + crop_px, x0 : x0 + crop_px], np.float32) / scale
+        for i in picks
+    ]
+    return FrameSample(out, picks, (z0, x0))
 
 
 def _split_fields(path: Path, header: dict[str, str]) -> tuple[dict[str, str], list[int], dict]:

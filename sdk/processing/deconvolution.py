@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -114,3 +115,27 @@ def richardson_lucy(image: npt.ArrayLike, psf: npt.ArrayLike, n_iter: int = 20) 
         ratio = img / np.maximum(blurred, eps)
         u = u * cv2.filter2D(ratio, -1, kernel, borderType=cv2.BORDER_REFLECT)
     return u.astype(np.float32)
+
+
+def deconvolve_nlm(
+    kind: str, image: npt.ArrayLike, sigma_px: Sequence[float], param: float, nlm_h: float
+) -> FloatArray:
+    """Wiener (``kind="wiener"``, ``param`` = NSR) or Richardson–Lucy (``"richardson_lucy"``,
+    ``param`` = iterations) with the Gaussian PSF of σ ``sigma_px`` (axial, lateral px; at least
+    0.3), then NLM of strength ``nlm_h`` (8-bit grey levels; 0: none), clipped to ``[0, 1]``: the
+    classical enhancement baseline of ``sonoedge eval enhance``."""
+    from sonoedge.processing.despeckle import nlm
+
+    require(kind in ("wiener", "richardson_lucy"), "kind", "wiener or richardson_lucy", kind)
+    fz, fx = (max(float(s), 0.3) * _FWHM_PER_SIGMA for s in sigma_px[:2])
+    psf = gaussian_psf((fz, fx))
+    if kind == "wiener":
+        out = wiener(image, psf, nsr=param)
+    else:
+        out = richardson_lucy(
+            np.maximum(np.asarray(image, np.float32), 0.0), psf, n_iter=int(param)
+        )
+    out = np.clip(out, 0.0, 1.0).astype(np.float32)
+    if nlm_h > 0:
+        out = nlm(out, h=nlm_h)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)

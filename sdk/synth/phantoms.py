@@ -81,11 +81,12 @@ def make_phantom(kind: PhantomKind, grid: Grid, rng: np.random.Generator) -> Pha
         for _ in range(int(rng.integers(2, 9))):
             points.append((rng.uniform(z0, z1), rng.uniform(x0, x1)))
             amps.append(float(10.0 ** rng.uniform(1.0, 2.5)))
-        for _ in range(int(rng.integers(1, 5)) if kind == "wires_broad" else 0):
+        if kind == "wires_broad":
             span = min(depth, width)
-            rz, rx = span * rng.uniform(0.01, 0.04), span * rng.uniform(0.02, 0.10)
-            ellipse = disc(rng.uniform(z0, z1), rng.uniform(x0, x1), rz, rx)
-            echo[ellipse] = rng.uniform(20.0, 45.0)
+            for _ in range(int(rng.integers(1, 5))):
+                rz, rx = span * rng.uniform(0.01, 0.04), span * rng.uniform(0.02, 0.10)
+                ellipse = disc(rng.uniform(z0, z1), rng.uniform(x0, x1), rz, rx)
+                echo[ellipse] = rng.uniform(20.0, 45.0)
     elif kind in ("layers", "random"):
         n_layers = int(rng.integers(2, 5))
         bounds = np.sort(rng.uniform(0.1, 0.9, size=n_layers - 1)) * depth + z0

@@ -50,6 +50,7 @@ from sonoedge.models.enhance import (
     pad_to_multiple,
 )
 from sonoedge.models.export import OPSET, PARITY_ATOL, export_image_net, provenance
+from sonoedge.processing.deconvolution import deconvolve_nlm
 from sonoedge.train import config as cfgmod
 from sonoedge.train.despeckle import psnr_torch, ssim_torch
 from sonoedge.train.loop import load_checkpoint, run_phase, save_checkpoint
@@ -816,27 +817,6 @@ def train(
 # --------------------------------------------------------------------------- evaluation
 
 
-def _baseline(
-    kind: str, image: FloatArray, sigma_px: Sequence[float], param: float, h: float
-) -> FloatArray:
-    """Wiener (``param`` = NSR) or Richardson–Lucy (``param`` = iterations) with the Gaussian PSF
-    of σ ``sigma_px`` (px), then NLM of strength ``h`` (8-bit grey levels; 0: none), clipped to
-    ``[0, 1]``."""
-    from sonoedge.processing.deconvolution import gaussian_psf, richardson_lucy, wiener
-    from sonoedge.processing.despeckle import nlm
-
-    fwhm = 2.0 * math.sqrt(2.0 * math.log(2.0))
-    psf = gaussian_psf((max(sigma_px[0], 0.3) * fwhm, max(sigma_px[1], 0.3) * fwhm))
-    if kind == "wiener":
-        out = wiener(image, psf, nsr=param)
-    else:
-        out = richardson_lucy(np.maximum(image, 0.0), psf, n_iter=int(param))
-    out = np.clip(out, 0.0, 1.0).astype(np.float32)
-    if h > 0:
-        out = nlm(out, h=h)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
-
-
 BASELINE_GRID = {
     "wiener": (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
     "richardson_lucy": (1, 2, 3, 5, 10, 20, 30, 50),
@@ -885,7 +865,7 @@ def _mean_psnr(
             [
                 psnr(
                     y,
-                    _baseline(kind, x, sg if sigma_px is None else (sigma_px,) * 2, param, h),
+                    deconvolve_nlm(kind, x, sg if sigma_px is None else (sigma_px,) * 2, param, h),
                     1.0,
                 )
                 for x, sg, y in cases
@@ -1059,8 +1039,10 @@ def _latency(
     w, r = mod["wiener"], mod["richardson_lucy"]
     fns: dict[str, Callable[[FloatArray], Any]] = {
         "student": model.enhance,
-        "wiener_nlm": lambda im: _baseline("wiener", im, (1.5, 1.5), w["param"], w["nlm_h"]),
-        "rl_nlm": lambda im: _baseline("richardson_lucy", im, (1.5, 1.5), r["param"], r["nlm_h"]),
+        "wiener_nlm": lambda im: deconvolve_nlm("wiener", im, (1.5, 1.5), w["param"], w["nlm_h"]),
+        "rl_nlm": lambda im: deconvolve_nlm(
+            "richardson_lucy", im, (1.5, 1.5), r["param"], r["nlm_h"]
+        ),
     }
     if ensemble > 1:
         fns[ENSEMBLE] = lambda im: model.enhance(im, ensemble)
@@ -1145,10 +1127,14 @@ def evaluate(
         bw, br = blind[key]["wiener"], blind[key]["richardson_lucy"]
         sw, sr = (bw["sigma_px"],) * 2, (br["sigma_px"],) * 2
         fns: dict[str, Callable[[FloatArray], FloatArray]] = {
-            "wiener_nlm": lambda im: _baseline("wiener", im, sigma, w["param"], w["nlm_h"]),
-            "rl_nlm": lambda im: _baseline("richardson_lucy", im, sigma, r["param"], r["nlm_h"]),
-            "wiener_nlm_blind": lambda im: _baseline("wiener", im, sw, bw["param"], bw["nlm_h"]),
-            "rl_nlm_blind": lambda im: _baseline(
+            "wiener_nlm": lambda im: deconvolve_nlm("wiener", im, sigma, w["param"], w["nlm_h"]),
+            "rl_nlm": lambda im: deconvolve_nlm(
+                "richardson_lucy", im, sigma, r["param"], r["nlm_h"]
+            ),
+            "wiener_nlm_blind": lambda im: deconvolve_nlm(
+                "wiener", im, sw, bw["param"], bw["nlm_h"]
+            ),
+            "rl_nlm_blind": lambda im: deconvolve_nlm(
                 "richardson_lucy", im, sr, br["param"], br["nlm_h"]
             ),
         }
@@ -1411,21 +1397,13 @@ def _real_frames(
     """No-reference scores on real B-mode frames from a PLUS sequence (skipped when absent)."""
     if plus_path is None or not Path(plus_path).is_file():
         return {"skipped": f"{plus_path} not found"}
-    from sonoedge.io.plus import read_sequence
+    from sonoedge.io.plus import sample_frames
     from sonoedge.metrics import no_reference_scores
 
-    seq = read_sequence(plus_path)
-    frames = np.asarray(seq.frames)
-    if frames.ndim == 4:
-        frames = frames[..., 0]
-    picks = np.linspace(0, len(frames) - 1, 2 if quick else 6).round().astype(int)
-    h, w = frames.shape[1:]
     size = 128 if quick else 256
-    z0, x0 = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    sample = sample_frames(plus_path, 2 if quick else 6, size)
     rows: dict[str, dict[str, list[float]]] = {}
-    for i in picks:
-        img = frames[i].astype(np.float32) / (255.0 if frames.dtype == np.uint8 else frames.max())
-        img = np.ascontiguousarray(img[z0 : z0 + size, x0 : x0 + size])
+    for img in sample.frames:
         images = {"input": img, **{k: fn(img) for k, fn in methods.items()}}
         for key, im in images.items():
             for m, v in no_reference_scores(im, img).items():
@@ -1434,8 +1412,8 @@ def _real_frames(
         k: {m: round(float(np.mean(v)), 5) for m, v in t.items()} for k, t in rows.items()
     }
     out["file"] = Path(plus_path).name
-    out["crop"] = [int(z0), int(x0), size, size]
-    out["frames"] = [int(i) for i in picks]
+    out["crop"] = [*sample.origin_px, size, size]
+    out["frames"] = sample.indices
     out["note"] = (
         "N-wire phantom in water (bright wire echoes on a dark background); baselines with a "
         "σ = 1 px Gaussian PSF (the real PSF is unknown). Lower noise_sigma with a kept or higher "

@@ -16,6 +16,7 @@ from sonoedge.io.plus import (
     frames_to_mf,
     read_plus_config,
     read_sequence,
+    sample_frames,
     write_sequence,
 )
 
@@ -156,3 +157,14 @@ def test_config_without_needed_elements(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="CompoundingMode"):
         read_plus_config(path)
+
+
+def test_sample_frames_are_evenly_spaced_central_crops_in_unit_range(tmp_path: Path) -> None:
+    seq = _small_sequence(5)
+    path = write_sequence(tmp_path / "s.igs.mha", seq)
+    sample = sample_frames(path, 3, 3)
+    assert sample.indices == [0, 2, 4] and sample.origin_px == (1, 2)
+    for i, frame in zip(sample.indices, sample.frames, strict=True):
+        assert frame.dtype == np.float32 and frame.shape == (3, 3)
+        np.testing.assert_allclose(frame, seq.frames[i, 1:4, 2:5] / 255.0, rtol=1e-6)
+    assert sample_frames(path, 2, 64).frames[0].shape == (5, 7)  # smaller frames: whole frame
