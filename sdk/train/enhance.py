@@ -685,8 +685,8 @@ def write_card(
         + f", ONNX opset {OPSET}.",
         *(
             [
-                f"- Initialised from `{init}` (a student of the same width; convs and context "
-                "added since then start as identities), then trained for "
+                f"- Initialised from `{init}` (a student of the same width; convs or a context "
+                "branch it lacks start as identities), then trained for "
                 f"{cfg['student']['steps']} steps at lr {cfg['student']['lr']:g}."
             ]
             if init
