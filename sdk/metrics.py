@@ -231,6 +231,27 @@ def no_reference_scores(image: npt.ArrayLike, reference: npt.ArrayLike) -> dict[
     }
 
 
+def false_bright_fraction(
+    image: npt.ArrayLike,
+    reference: npt.ArrayLike,
+    dark_below: float = 0.05,
+    bright_above: float = 0.25,
+) -> float:
+    """Fraction of the ``reference``'s dark pixels (below ``dark_below``: anechoic regions) that
+    ``image`` shows brighter than ``bright_above``: structure a method made up. Images of any
+    matching shape (a stack pools its frames); values on the [0, 1] display scale; nan when the
+    reference has no dark pixel."""
+    if not 0.0 <= dark_below < bright_above:
+        raise ConfigError(
+            f"dark_below = {dark_below}, bright_above = {bright_above}: expected "
+            "0 <= dark_below < bright_above"
+        )
+    ref, img = _pair(reference, image)
+    dark = ref < dark_below
+    n_dark = int(dark.sum())
+    return float(np.sum(img[dark] > bright_above) / n_dark) if n_dark else float("nan")
+
+
 def fwhm(profile: npt.ArrayLike, spacing: float = 1.0) -> float:
     """Full width at half maximum of a 1-D peak: distance between the two linearly interpolated
     crossings of ``max/2`` on each side of the maximum, times ``spacing``."""

@@ -9,6 +9,7 @@ from sonoedge.metrics import (
     dice,
     edge_fwhm,
     enl,
+    false_bright_fraction,
     fwhm,
     gcnr,
     iou,
@@ -160,3 +161,24 @@ def test_no_reference_scores_see_noise_blur_and_dimmed_reflectors() -> None:
     assert dimmed["mean_abs_change"] > 0
     with pytest.raises(DataError, match="shape"):
         no_reference_scores(frame[:64], frame)
+
+
+def test_false_bright_fraction_counts_structure_made_up_in_dark_regions() -> None:
+    """A blob painted into an anechoic region counts; brightening tissue does not; stacks pool."""
+    target = np.zeros((64, 64), np.float32)
+    target[:, 32:] = 0.6  # tissue on the right, anechoic on the left (2048 dark pixels)
+    assert false_bright_fraction(target, target) == 0.0
+    out = target.copy()
+    out[10:20, 5:15] = 0.8  # a made-up 10x10 blob in the dark half
+    out[:, 40:] = 1.0  # tissue brightened: not made-up structure
+    assert false_bright_fraction(out, target) == pytest.approx(100 / 2048)
+    faint = target.copy()
+    faint[10:20, 5:15] = 0.2  # below bright_above: a grey haze, not a structure
+    assert false_bright_fraction(faint, target) == 0.0
+    stack = false_bright_fraction(np.stack([out, target]), np.stack([target, target]))
+    assert stack == pytest.approx(100 / 4096)
+    assert math.isnan(false_bright_fraction(target[:, 32:], target[:, 32:]))  # nothing dark
+    with pytest.raises(DataError, match="shape"):
+        false_bright_fraction(out[:32], target)
+    with pytest.raises(ConfigError, match="dark_below"):
+        false_bright_fraction(out, target, dark_below=0.3, bright_above=0.2)

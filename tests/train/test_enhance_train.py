@@ -249,6 +249,12 @@ def test_eval_writes_json_and_png(enhance_run: Path, enhance_cache: Path, tmp_pa
     assert all(ens in row for row in m["psnr_ssim_per_condition"].values())
     assert "ensemble_vs_best_blind_baseline_db" in m["margins_per_severity"]["heavy"]
     assert m["targets"]["ensemble"]["self_ensemble"] == 8 and lat[ens]["median_ms"] > 0
+    full = m[
+        "full_frames"
+    ]  # full-size frames at the simulator's display range (--quick: 2 of 64 px)
+    assert full["n_frames"] == 2 and full["size"] == 64
+    assert set(full["psnr_db"]) == set(full["false_bright_fraction"]) == {"input", "student", ens}
+    assert all(np.isfinite(v) for v in full["psnr_db"].values())
     assert (out / "enhance_test.png").stat().st_size > 5_000
 
 
