@@ -70,6 +70,9 @@ SEVERITIES = ("light", "moderate", "heavy")
 NOISES = ("gaussian", "fourier")
 MODEL_NAME = "enhance-student"
 ENSEMBLE = "student_ensemble"
+REFLECTOR_PHANTOMS = ("wires", "wires_broad")
+"""Phantoms of bright reflectors in an anechoic field: ``degrade.reflector_severity_max`` caps the
+corruption of their frames (blurred hard, a bright disc looks like a noise blotch)."""
 """Method name of the student's self-ensemble (config ``eval.self_ensemble`` copies) in results."""
 POINT_BLUR_PX = (1.5, 1.5)
 """Gaussian PSF surrogate σ (axial, lateral, px) added to the point-target and cyst phantoms
@@ -100,6 +103,7 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         ("degrade.severity", 0.0, 1.0),
         ("degrade.fourier_prob", 0.0, 1.0),
         ("degrade.severity_power", 0.1, 10.0),
+        ("degrade.reflector_severity_max", 0.0, 1.0),
         ("teacher.steps", 1, 10_000_000),
         ("student.steps", 1, 10_000_000),
         ("teacher.batch_size", 1, 4096),
@@ -355,6 +359,8 @@ def training_batch(
         )
         noise = "fourier" if rng.uniform() < dcfg["fourier_prob"] else "gaussian"
         s_lo, s_hi = dcfg["severity"]  # power > 1: mild corruption drawn more often
+        if data.phantoms[int(s)] in REFLECTOR_PHANTOMS:
+            s_hi = max(s_lo, min(s_hi, dcfg.get("reflector_severity_max", 1.0)))
         sev = float(s_lo + (s_hi - s_lo) * rng.uniform() ** dcfg.get("severity_power", 1.0))
         blur = None
         if dcfg.get("independent_blur", False):  # blur severity drawn apart from the noise's
@@ -707,6 +713,11 @@ def write_card(
         "additive Gaussian noise or a Fourier-domain magnitude/phase perturbation (severity "
         f"{dcfg['severity']}"
         + (f" drawn as u^{dcfg['severity_power']:g}" if dcfg["severity_power"] != 1.0 else "")
+        + (
+            f"; frames of {'/'.join(REFLECTOR_PHANTOMS)} at most {cap:g}"
+            if (cap := dcfg.get("reflector_severity_max", 1.0)) < dcfg["severity"][1]
+            else ""
+        )
         + f", Fourier with probability {dcfg['fourier_prob']}"
         + ("; blur severity drawn apart from the noise's" if dcfg["independent_blur"] else "")
         + f"). Loss: {lc['l1_weight']:g} L1 + {lc['ssim_weight']:g} (1 - SSIM)"

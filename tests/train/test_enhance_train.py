@@ -3,6 +3,7 @@ runtime and its input contract, eval output."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -303,6 +304,17 @@ def test_right_angle_patches_are_exact_and_severity_power_skews_mild() -> None:
         x, y = enhance.training_batch(rng, data, 64, 32, {**dcfg, "severity_power": power})
         noise[power] = float((x - y).std())
     assert noise[3.0] < noise[1.0]
+    # frames of bright-reflector phantoms can be kept to milder corruption; others are unaffected
+    for phantom, capped in (("wires_broad", True), ("random", False)):
+        frames = dataclasses.replace(data, phantoms=[phantom])
+        err = {}
+        for cap in (0.0, 1.0):
+            rng = np.random.default_rng(0)
+            x, y = enhance.training_batch(
+                rng, frames, 64, 32, {**dcfg, "reflector_severity_max": cap}
+            )
+            err[cap] = float((x - y).abs().mean())
+        assert (err[0.0] < 0.5 * err[1.0]) if capped else (err[0.0] == err[1.0])
 
 
 def test_fine_tune_config_student_is_plain_and_at_most_an_eighth_of_the_teacher(
