@@ -84,7 +84,7 @@ def main() -> None:
         line += f"  false-bright {scores['false_bright_fraction'][name]:.5f}"
         if name in diffs:
             dd = diffs[name]
-            line += f"  vs {first}: {dd['mean_db']:+.3f} ± {dd['standard_error_db']:.3f} dB"
+            line += f"  vs {first}: {dd['mean_db']:+.3f} +/- {dd['standard_error_db']:.3f} dB"
             line += f" (worst frame {dd['worst_frame_db']:+.2f})"
         print(line)
     write_result(args.name, scores, command=command)

@@ -16,6 +16,7 @@ task's data and differ from it more elsewhere. The shipped bundles therefore sta
 from __future__ import annotations
 
 import copy
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,10 @@ import numpy.typing as npt
 from torch import nn
 
 from sonoedge.quantization.distill import KdLoss, distill, mse_loss
+
+EXTENSION_LOAD_TIMEOUT_ENV = "NNCF_EXTENSION_LOAD_TIMEOUT"
+EXTENSION_LOAD_TIMEOUT_S = 900
+"""Seconds NNCF may take to build and load its PyTorch extension (NNCF's default is 60)."""
 
 DEFAULT_STEPS = 2000
 """Fine-tuning steps of the compression benchmark. The despeckling student's all-int8 drop (24
@@ -61,6 +66,9 @@ def fine_tune_int8(
     ``input_name`` and ``output_name`` and its input has the partial shape ``input_shape``
     (static channels, dynamic batch and sides), as in the float model's ONNX: a conversion
     from PyTorch would leave every dimension dynamic."""
+    # NNCF builds its PyTorch C++ extension on first use and gives up after 60 s by default,
+    # which a busy 2-core machine can exceed; a user's own setting wins
+    os.environ.setdefault(EXTENSION_LOAD_TIMEOUT_ENV, str(EXTENSION_LOAD_TIMEOUT_S))
     import nncf
     import openvino as ov
     import torch
