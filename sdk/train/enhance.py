@@ -1101,7 +1101,7 @@ def evaluate(
     Writes ``<results_dir>/<name>.json`` and ``<name>.png``."""
     from sonoedge import zoo
     from sonoedge.bench.results import write_result
-    from sonoedge.metrics import psnr, ssim
+    from sonoedge.metrics import false_bright_fraction, psnr, ssim
     from sonoedge.train.despeckle import edge_width_px, lesion_masks
     from sonoedge.zoo.enhance import EnhanceModel
 
@@ -1177,6 +1177,7 @@ def evaluate(
         for j, noise in enumerate(NOISES):
             cond = f"{sev}/{noise}"
             rows: dict[str, dict[str, list[float]]] = {}
+            stacks: dict[str, list[FloatArray]] = {}  # outputs per method, for false_bright
             for s in range(len(ev)):
                 y = ev.targets[s]
                 x, info = degrade_patch(
@@ -1190,9 +1191,14 @@ def evaluate(
                     row = rows.setdefault(m, {})
                     row.setdefault("psnr_db", []).append(psnr(y, out, 1.0))
                     row.setdefault("ssim", []).append(ssim(y, out, 1.0))
+                    stacks.setdefault(m, []).append(out)
                 if s == shown and sev == "heavy":
                     examples.append({"title": f"heavy, {noise} noise", **outs, "target": y})
             per_cond[cond] = {m: {q: _mean(v) for q, v in row.items()} for m, row in rows.items()}
+            dark = np.stack(list(ev.targets))
+            for m, outs_m in stacks.items():
+                made_up = false_bright_fraction(np.stack(outs_m), dark)
+                per_cond[cond][m]["false_bright"] = None if np.isnan(made_up) else round(made_up, 5)
     methods = [m for m in per_cond[f"{SEVERITIES[0]}/{NOISES[0]}"] if m != "input"]
     per_sev: dict[str, dict[str, dict[str, float]]] = {}
     margins: dict[str, dict[str, float]] = {}
@@ -1381,6 +1387,8 @@ def evaluate(
         "Gaussian noise ('degraded'; 'native' = the image as simulated); FWHM in px of the "
         "[0, 1] log image with the window median subtracted. Edge shift: change of the 50 % "
         "crossing radius of the cyst's radial profile vs the reference (erosion moves it). "
+        "false_bright: share of the target's pixels below 0.05 that a method shows above 0.25 "
+        "(made-up structure in anechoic regions), pooled over a condition's frames. "
         "The teacher runs in torch, the student in onnxruntime.",
     }
     results_dir.mkdir(parents=True, exist_ok=True)
