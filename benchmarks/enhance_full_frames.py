@@ -81,7 +81,8 @@ def main() -> None:
     scores["models"] = specs
     for name in ["input", *models]:
         line = f"{name:16s} PSNR {scores['psnr_db'][name]:6.2f} dB"
-        line += f"  false-bright {scores['false_bright_fraction'][name]:.5f}"
+        made_up = scores["false_bright_fraction"][name]
+        line += "  false-bright " + ("n/a (no dark pixel)" if made_up is None else f"{made_up:.5f}")
         if name in diffs:
             dd = diffs[name]
             line += f"  vs {first}: {dd['mean_db']:+.3f} +/- {dd['standard_error_db']:.3f} dB"

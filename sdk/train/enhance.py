@@ -1198,7 +1198,8 @@ def evaluate(
             dark = np.stack(list(ev.targets))
             for m, outs_m in stacks.items():
                 made_up = false_bright_fraction(np.stack(outs_m), dark)
-                per_cond[cond][m]["false_bright"] = None if np.isnan(made_up) else round(made_up, 5)
+                if not np.isnan(made_up):  # nan: no dark pixel in these frames
+                    per_cond[cond][m]["false_bright"] = round(made_up, 5)
     methods = [m for m in per_cond[f"{SEVERITIES[0]}/{NOISES[0]}"] if m != "input"]
     per_sev: dict[str, dict[str, dict[str, float]]] = {}
     margins: dict[str, dict[str, float]] = {}
@@ -1458,8 +1459,9 @@ def full_frame_scores(
         "size": size,
         "seed": seed,
         "psnr_db": {k: round(float(np.mean(v)), 3) for k, v in per_frame.items()},
-        "false_bright_fraction": {
-            k: round(false_bright_fraction(v, targets), 5) for k, v in outputs.items()
+        "false_bright_fraction": {  # None: no dark pixel in these frames
+            k: None if np.isnan(f := false_bright_fraction(v, targets)) else round(f, 5)
+            for k, v in outputs.items()
         },
         "psnr_db_per_frame": per_frame,
         "note": "sonoedge.quantization.data.degraded frames (the compression harness's kind, "
