@@ -72,7 +72,8 @@ MODEL_NAME = "enhance-student"
 ENSEMBLE = "student_ensemble"
 REFLECTOR_PHANTOMS = ("wires", "wires_broad")
 """Phantoms of bright reflectors in an anechoic field: ``degrade.reflector_severity_max`` caps the
-corruption of their frames (blurred hard, a bright disc looks like a noise blotch)."""
+corruption of their frames (tried against made-up blobs in anechoic regions; it did not remove
+them: README, enhancement section)."""
 """Method name of the student's self-ensemble (config ``eval.self_ensemble`` copies) in results."""
 POINT_BLUR_PX = (1.5, 1.5)
 """Gaussian PSF surrogate σ (axial, lateral, px) added to the point-target and cyst phantoms
@@ -1195,9 +1196,8 @@ def evaluate(
                 if s == shown and sev == "heavy":
                     examples.append({"title": f"heavy, {noise} noise", **outs, "target": y})
             per_cond[cond] = {m: {q: _mean(v) for q, v in row.items()} for m, row in rows.items()}
-            dark = np.stack(list(ev.targets))
             for m, outs_m in stacks.items():
-                made_up = false_bright_fraction(np.stack(outs_m), dark)
+                made_up = false_bright_fraction(np.stack(outs_m), ev.targets)
                 if not np.isnan(made_up):  # nan: no dark pixel in these frames
                     per_cond[cond][m]["false_bright"] = round(made_up, 5)
     methods = [m for m in per_cond[f"{SEVERITIES[0]}/{NOISES[0]}"] if m != "input"]
