@@ -128,6 +128,13 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
     ):
         cfgmod.require_range(cfg, key, lo, hi)
     check_size(cfg["eval"]["self_ensemble"])
+    dg = cfg["degrade"]
+    if dg.get("whole_frame", False) and dg["rotate"] and not dg["right_angles"]:
+        raise ConfigError(
+            "config key 'degrade.whole_frame' = true needs 'degrade.right_angles' = true (or "
+            "'degrade.rotate' = false): a bilinear rotation after the degradation would smooth "
+            "its noise"
+        )
     d = cfg["data"]
     for probe in d["probes"]:
         if probe not in PRESETS:
@@ -305,32 +312,38 @@ def rotated_patch(
     """A ``crop``-square patch of ``image`` cut at a random position and (``rotate``) a random
     angle (bilinear, reflected borders), flipped laterally half the time. ``right_angles``:
     rotated by a multiple of 90° instead (exact: bilinear resampling at other angles smooths
-    the patch, its finest-scale detail by about a quarter)."""
+    the patch, its finest-scale detail by about a quarter). ``image`` may be a stack
+    ``(C, H, W)``: every channel gets the same cut, rotation and flip."""
     import cv2
 
-    h, w = image.shape
+    h, w = image.shape[-2:]
     if rotate and right_angles:
         z0, x0 = int(rng.integers(h - crop + 1)), int(rng.integers(w - crop + 1))
-        patch = np.rot90(image[z0 : z0 + crop, x0 : x0 + crop], int(rng.integers(4)))
+        cut = image[..., z0 : z0 + crop, x0 : x0 + crop]
+        patch = np.rot90(cut, int(rng.integers(4)), axes=(-2, -1))
         if rng.integers(2):
-            patch = patch[:, ::-1]
+            patch = patch[..., ::-1]
         return np.ascontiguousarray(patch, np.float32)
     angle = float(rng.uniform(0.0, 360.0)) if rotate else 0.0
     side = min(h, w, math.ceil(crop * math.sqrt(2.0)) + 2) if rotate else crop
     z0, x0 = int(rng.integers(h - side + 1)), int(rng.integers(w - side + 1))
-    sub = np.ascontiguousarray(image[z0 : z0 + side, x0 : x0 + side], np.float32)
+    sub = np.ascontiguousarray(image[..., z0 : z0 + side, x0 : x0 + side], np.float32)
     if rotate:
         m = cv2.getRotationMatrix2D(((side - 1) / 2.0, (side - 1) / 2.0), angle, 1.0)
-        sub = np.asarray(
-            cv2.warpAffine(
-                sub, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
-            ),
-            np.float32,
-        )
+        planes = [
+            np.asarray(
+                cv2.warpAffine(
+                    plane, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+                ),
+                np.float32,
+            )
+            for plane in sub.reshape(-1, side, side)
+        ]
+        sub = np.stack(planes).reshape(sub.shape)
     o = (side - crop) // 2
-    patch = sub[o : o + crop, o : o + crop]
+    patch = sub[..., o : o + crop, o : o + crop]
     if rng.integers(2):
-        patch = patch[:, ::-1]
+        patch = patch[..., ::-1]
     return np.ascontiguousarray(patch, np.float32)
 
 
@@ -354,10 +367,11 @@ def training_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(degraded, target)`` tensors ``(B, 1, crop, crop)`` drawn from the NLLR targets."""
     xs, ys = [], []
+    whole = bool(dcfg.get("whole_frame", False))
+    rotate, right_angles = bool(dcfg["rotate"]), bool(dcfg.get("right_angles", False))
     for s in rng.integers(len(data), size=bsz):
-        y = rotated_patch(
-            data.targets[int(s)], rng, crop, bool(dcfg["rotate"]), dcfg.get("right_angles", False)
-        )
+        frame = data.targets[int(s)]
+        y = frame if whole else rotated_patch(frame, rng, crop, rotate, right_angles)
         noise = "fourier" if rng.uniform() < dcfg["fourier_prob"] else "gaussian"
         s_lo, s_hi = dcfg["severity"]  # power > 1: mild corruption drawn more often
         if data.phantoms[int(s)] in REFLECTOR_PHANTOMS:
@@ -368,6 +382,8 @@ def training_batch(
             hi = 0.5 + 2.5 * float(rng.uniform(*dcfg["severity"]))
             blur = (float(rng.uniform(0.3, hi)), float(rng.uniform(0.3, hi)))
         x, _ = degrade_patch(y, int(rng.integers(2**31)), noise, sev, blur)
+        if whole:  # the whole frame was degraded, as at deployment: now cut both the same way
+            x, y = rotated_patch(np.stack([x, frame]), rng, crop, rotate, right_angles)
         xs.append(x)
         ys.append(y)
     return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys)[:, None])
@@ -721,6 +737,7 @@ def write_card(
         )
         + f", Fourier with probability {dcfg['fourier_prob']}"
         + ("; blur severity drawn apart from the noise's" if dcfg["independent_blur"] else "")
+        + ("; each whole frame degraded before the cut" if dcfg.get("whole_frame") else "")
         + f"). Loss: {lc['l1_weight']:g} L1 + {lc['ssim_weight']:g} (1 - SSIM)"
         + (f" + {lc['grad_weight']:g} L1 of image gradients" if lc["grad_weight"] > 0 else "")
         + (f" + {lc['log_mse_weight']:g} mean log10 MSE per patch" if lc["log_mse_weight"] else "")

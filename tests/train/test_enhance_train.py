@@ -319,6 +319,33 @@ def test_right_angle_patches_are_exact_and_severity_power_skews_mild() -> None:
         assert (err[0.0] < 0.5 * err[1.0]) if capped else (err[0.0] == err[1.0])
 
 
+def test_whole_frame_degradation_spreads_fourier_noise_over_the_frame() -> None:
+    # a frame black except for a bright block in its top rows: a patch is cut below the block
+    frame = np.zeros((96, 96), np.float32)
+    frame[:16] = 0.9
+    data = enhance.FrameSet(
+        frame[None], frame[None], frame[None], frame[None], ["L11-5v"], ["random"], {}, Path("x")
+    )
+    dcfg = {"rotate": False, "fourier_prob": 1.0, "severity": [0.5, 0.5]}
+    stack = np.stack([frame, 2 * frame])
+    cut = enhance.rotated_patch(stack, np.random.default_rng(3), 32, True, True)
+    assert np.array_equal(cut[1], 2 * cut[0])  # a stack is cut, rotated and flipped as one
+    leaked = {}
+    for whole in (False, True):
+        rng = np.random.default_rng(0)
+        x, y = enhance.training_batch(rng, data, 32, 32, {**dcfg, "whole_frame": whole})
+        dark = (y == 0).flatten(1).all(1)  # patches of the black part only
+        assert 4 <= int(dark.sum()) < 32
+        leaked[whole] = float(x[dark].abs().mean())
+    # patch by patch, a black patch stays black; degraded whole, the block's energy reaches it
+    assert leaked[False] == 0.0 and leaked[True] > 0.005
+    cfg = cfgmod.merge(cfgmod.load("enhance"), {"degrade": {"whole_frame": True}})
+    with pytest.raises(ConfigError, match=r"degrade\.whole_frame.*right_angles"):
+        enhance.check_config(cfg)
+    cfg["degrade"]["right_angles"] = True
+    enhance.check_config(cfg)
+
+
 def test_fine_tune_config_student_is_plain_and_at_most_an_eighth_of_the_teacher(
     enhance_cache: Path, tmp_path: Path
 ) -> None:
