@@ -105,6 +105,7 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         ("degrade.fourier_prob", 0.0, 1.0),
         ("degrade.severity_power", 0.1, 10.0),
         ("degrade.reflector_severity_max", 0.0, 1.0),
+        ("degrade.whole_frame_prob", 0.0, 1.0),
         ("teacher.steps", 1, 10_000_000),
         ("student.steps", 1, 10_000_000),
         ("teacher.batch_size", 1, 4096),
@@ -129,9 +130,9 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         cfgmod.require_range(cfg, key, lo, hi)
     check_size(cfg["eval"]["self_ensemble"])
     dg = cfg["degrade"]
-    if dg.get("whole_frame", False) and dg["rotate"] and not dg["right_angles"]:
+    if dg.get("whole_frame_prob", 0.0) > 0 and dg["rotate"] and not dg["right_angles"]:
         raise ConfigError(
-            "config key 'degrade.whole_frame' = true needs 'degrade.right_angles' = true (or "
+            "config key 'degrade.whole_frame_prob' > 0 needs 'degrade.right_angles' = true (or "
             "'degrade.rotate' = false): a bilinear rotation after the degradation would smooth "
             "its noise"
         )
@@ -367,10 +368,11 @@ def training_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(degraded, target)`` tensors ``(B, 1, crop, crop)`` drawn from the NLLR targets."""
     xs, ys = [], []
-    whole = bool(dcfg.get("whole_frame", False))
+    whole_prob = float(dcfg.get("whole_frame_prob", 0.0))
     rotate, right_angles = bool(dcfg["rotate"]), bool(dcfg.get("right_angles", False))
     for s in rng.integers(len(data), size=bsz):
         frame = data.targets[int(s)]
+        whole = whole_prob > 0 and rng.uniform() < whole_prob  # no draw when off: same batches
         y = frame if whole else rotated_patch(frame, rng, crop, rotate, right_angles)
         noise = "fourier" if rng.uniform() < dcfg["fourier_prob"] else "gaussian"
         s_lo, s_hi = dcfg["severity"]  # power > 1: mild corruption drawn more often
@@ -737,7 +739,11 @@ def write_card(
         )
         + f", Fourier with probability {dcfg['fourier_prob']}"
         + ("; blur severity drawn apart from the noise's" if dcfg["independent_blur"] else "")
-        + ("; each whole frame degraded before the cut" if dcfg.get("whole_frame") else "")
+        + (
+            f"; with probability {wp:g} the whole frame degraded before the cut"
+            if (wp := dcfg.get("whole_frame_prob", 0.0))
+            else ""
+        )
         + f"). Loss: {lc['l1_weight']:g} L1 + {lc['ssim_weight']:g} (1 - SSIM)"
         + (f" + {lc['grad_weight']:g} L1 of image gradients" if lc["grad_weight"] > 0 else "")
         + (f" + {lc['log_mse_weight']:g} mean log10 MSE per patch" if lc["log_mse_weight"] else "")

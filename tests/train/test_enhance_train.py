@@ -333,14 +333,14 @@ def test_whole_frame_degradation_spreads_fourier_noise_over_the_frame() -> None:
     leaked = {}
     for whole in (False, True):
         rng = np.random.default_rng(0)
-        x, y = enhance.training_batch(rng, data, 32, 32, {**dcfg, "whole_frame": whole})
+        x, y = enhance.training_batch(rng, data, 32, 32, {**dcfg, "whole_frame_prob": float(whole)})
         dark = (y == 0).flatten(1).all(1)  # patches of the black part only
         assert 4 <= int(dark.sum()) < 32
         leaked[whole] = float(x[dark].abs().mean())
     # patch by patch, a black patch stays black; degraded whole, the block's energy reaches it
     assert leaked[False] == 0.0 and leaked[True] > 0.005
-    cfg = cfgmod.merge(cfgmod.load("enhance"), {"degrade": {"whole_frame": True}})
-    with pytest.raises(ConfigError, match=r"degrade\.whole_frame.*right_angles"):
+    cfg = cfgmod.merge(cfgmod.load("enhance"), {"degrade": {"whole_frame_prob": 0.5}})
+    with pytest.raises(ConfigError, match=r"degrade\.whole_frame_prob.*right_angles"):
         enhance.check_config(cfg)
     cfg["degrade"]["right_angles"] = True
     enhance.check_config(cfg)
