@@ -722,11 +722,16 @@ def write_card(
         ),
         "- Training (self-supervised): NLLR-denoised simulated frames are the targets; inputs are "
         + (
-            "patches of them rotated by multiples of 90 degrees (exact)"
+            f"the whole frames (crop = frame size, {cfg['student']['batch_size']} per batch) "
+            if cfg["student"]["crop"] == cfg["data"]["size"]
+            else "patches of them "
+        )
+        + (
+            "rotated by multiples of 90 degrees (exact)"
             if dcfg["rotate"] and dcfg["right_angles"]
-            else "patches of them rotated by a random angle (bilinear)"
+            else "rotated by a random angle (bilinear)"
             if dcfg["rotate"]
-            else "patches of them"
+            else "as they are"
         )
         + ", flipped, and degraded by a Gaussian PSF surrogate with random anisotropic widths and "
         "additive Gaussian noise or a Fourier-domain magnitude/phase perturbation (severity "
