@@ -74,8 +74,9 @@ def test_shipped_student_beats_wiener_nlm_on_held_out_frames(model, tmp_path: Pa
 def test_shipped_student_makes_up_no_bright_structure_in_anechoic_regions(model) -> None:  # type: ignore[no-untyped-def]
     """Full-size (256-px) frames at the simulator's own display range, as deployed: the student
     must remove most of the bright noise blotches the degradation leaves in anechoic regions, not
-    turn them into blobs. The shipped v4 keeps a third of the input's false-bright pixels; the
-    wires_broad candidate of 2026-12-01 kept 79 % (and lost 0.3 dB), which this test refuses."""
+    turn them into blobs. The shipped v10 keeps 11 % of the input's false-bright pixels; v4 (shipped
+    until 2026-12-01) kept 33 % and the wires_broad candidate trained on 64-px patches 79 % (and
+    lost 0.3 dB), both of which this test refuses."""
     from sonoedge.metrics import false_bright_fraction, psnr
     from sonoedge.quantization.data import degraded
 
@@ -84,7 +85,7 @@ def test_shipped_student_makes_up_no_bright_structure_in_anechoic_regions(model)
     inputs = np.stack([x[0, 0] for x in ds.inputs])
     outputs = np.stack([model.enhance(x) for x in inputs])
     made_up = false_bright_fraction(outputs, targets)
-    assert made_up <= 0.5 * false_bright_fraction(inputs, targets), made_up
+    assert made_up <= 0.25 * false_bright_fraction(inputs, targets), made_up
     pairs = zip(targets, outputs, inputs, strict=True)
     gain = np.mean([psnr(t, o, 1.0) - psnr(t, x, 1.0) for t, o, x in pairs])
     assert gain > 1.0, gain
