@@ -385,6 +385,14 @@ def parse_args() -> argparse.Namespace:
         help="pruning importance, as compress --importance (auto: taylor when the data has "
         "targets, every student but the ULM localiser; results before 2026-12-01 used l2)",
     )
+    parser.add_argument(
+        "--crop",
+        type=int,
+        default=None,
+        help="enhancement student: fine-tune the pruned network on windows of this many px of the "
+        "256-px frames, as compress --crop (default 64; a student trained on whole 128-px frames, "
+        "v10, needs 128)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sets and 2 rounds")
     return parser.parse_args()
 
@@ -413,8 +421,8 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
     if args.enhance is not None:  # the enhancement student, at the B-mode pipeline's 256×256
         return "compression_enhance", {
             "enhance": {
-                "about": f"enhancement student {args.enhance}, KD {kd_steps} steps on 64-px "
-                "windows of 256-px degraded B-mode frames",
+                "about": f"enhancement student {args.enhance}, KD {kd_steps} steps on "
+                f"{args.crop or 64}-px windows of 256-px degraded B-mode frames",
                 **run_student(
                     load_torch(args.enhance),
                     data.degraded(16 if quick else 128, size=256, seed=0),
@@ -427,7 +435,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                     max_drop=max_drop(args, "psnr_db"),
                     qat_steps=qat_steps(args),
                     importance=args.importance,
-                    crop=64,
+                    crop=args.crop or 64,
                 ),
             }
         }
