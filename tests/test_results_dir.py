@@ -31,3 +31,28 @@ def test_results_dir_follows_the_environment(tmp_path: Path) -> None:
     )
     assert Path(run.stdout.strip()) == Path("docs/results/probe.json")
     assert (tmp_path / "docs" / "results" / "probe.json").is_file()
+
+
+def test_eval_writes_where_the_environment_says(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`sonoedge eval` without --results-dir follows SONOEDGE_RESULTS_DIR like the benchmarks."""
+    from typer.testing import CliRunner
+
+    from sonoedge.bench import results
+    from sonoedge.cli import app
+    from sonoedge.train import get_task
+
+    seen: list[Path] = []
+    module = get_task("enhance")
+
+    def evaluate(model, cfg, results_dir, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(Path(results_dir))
+        return {}
+
+    monkeypatch.setattr(module, "evaluate", evaluate)
+    monkeypatch.setattr(module, "summarize", lambda metrics: "ok")
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path / "env")
+    runner = CliRunner()
+    args = ["eval", "enhance", "--model", "enhance-student", "--no-progress"]
+    assert runner.invoke(app, args).exit_code == 0
+    assert runner.invoke(app, [*args, "--results-dir", str(tmp_path / "flag")]).exit_code == 0
+    assert seen == [tmp_path / "env", tmp_path / "flag"]

@@ -90,7 +90,11 @@ def eval_(
     name: str | None = typer.Option(
         None, "--name", help="Result name: writes NAME.json/NAME.png (default: the task's name)."
     ),
-    results_dir: Path = typer.Option(Path("docs/results"), "--results-dir", help="Output folder."),
+    results_dir: Path | None = typer.Option(
+        None,
+        "--results-dir",
+        help="Output folder (default: $SONOEDGE_RESULTS_DIR or docs/results).",
+    ),
     cache: Path = typer.Option(Path("runs/cache"), "--cache", help="Simulated data cache."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
@@ -104,11 +108,13 @@ def eval_(
       sonoedge eval sonic --model sonic-16
       sonoedge eval sonic --model runs/sonic --quick --results-dir /tmp/res
     """
+    from sonoedge.bench import results
     from sonoedge.train import check_task, get_task
     from sonoedge.train import config as cfgmod
 
     check_task(task)
     result_name = name or task
+    results_dir = results_dir or results.RESULTS_DIR
     cfg = cfgmod.load(task, config, quick) if (config is not None) else None
     module = get_task(task)
     from sonoedge.train.loop import make_progress
