@@ -177,8 +177,14 @@ def run_student(
         feeds_cal = [{"input": x} for x in calib.inputs]
         export_onnx(pruned, example, tmp / "pruned-nokd.onnx")
         before_kd = ort_int8.onnx_metric(feeds_val, score)(tmp / "pruned-nokd.onnx")
-        loss_fn, lr = task_recipe(task)
-        recipe = {"lr": lr, "loss_fn": loss_fn, "crop": crop}
+        r = task_recipe(task)
+        recipe = {
+            "lr": r.lr,
+            "loss_fn": r.loss_fn,
+            "kd_weight": r.kd_weight,
+            "batch": r.batch,
+            "crop": crop,
+        }
         distill(pruned, dense, train_set.inputs, train_set.targets, kd_steps, **recipe)
         same_budget = None
         if dense_same_budget:  # the unpruned student fine-tuned just as long, for comparison
@@ -197,9 +203,7 @@ def run_student(
             export_onnx(m, example, fp32)
             ir = nncf_int8.to_openvino_ir(fp32, tmp / f"{tag}-fp32.xml")
             qat = (
-                QatPlan(m, train_set.inputs, train_set.targets, qat_steps, loss_fn, lr)
-                if qat_steps
-                else None
+                QatPlan(m, train_set.inputs, train_set.targets, r, qat_steps) if qat_steps else None
             )
             ov8_result = nncf_int8.quantize_openvino(
                 fp32, tmp / f"{tag}-int8.xml", feeds_cal, feeds_val, score, max_drop, qat
@@ -420,8 +424,9 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
     if args.enhance is not None:  # the enhancement student, at the B-mode pipeline's 256×256
         return "compression_enhance", {
             "enhance": {
-                "about": f"enhancement student {args.enhance}, KD {kd_steps} steps on "
-                f"{args.crop}-px windows of 256-px degraded B-mode frames",
+                "about": f"enhancement student {args.enhance}, KD {kd_steps} steps of "
+                f"{task_recipe('degraded').batch} {args.crop}-px windows of 256-px degraded B-mode "
+                "frames (MSE to the unpruned network's output, compress --data degraded)",
                 **run_student(
                     load_torch(args.enhance),
                     data.degraded(16 if quick else 128, size=256, seed=0),
@@ -434,6 +439,7 @@ def benchmark(args: argparse.Namespace, kd_steps: int, rounds: int) -> tuple[str
                     max_drop=max_drop(args, "psnr_db"),
                     qat_steps=qat_steps(args),
                     importance=args.importance,
+                    task="degraded",
                     crop=args.crop,
                 ),
             }

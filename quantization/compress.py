@@ -228,16 +228,18 @@ def compress(
             importance = prune_for_task(
                 net, example, opts.prune, train, opts.data, opts.importance, opts.round_to
             )
-            loss_fn, lr = task_recipe(opts.data)
+            recipe = task_recipe(opts.data)
             losses = distill(
                 net,
                 teacher,
                 train.inputs,
                 train.targets,
                 steps=opts.kd_steps,
-                lr=lr,
+                batch=recipe.batch,
+                lr=recipe.lr,
+                kd_weight=recipe.kd_weight,
                 seed=opts.seed,
-                loss_fn=loss_fn,
+                loss_fn=recipe.loss_fn,
                 crop=opts.crop,
             )
             report["pruned"] = {
@@ -369,7 +371,7 @@ def prune_for_task(
     ``train``'s targets (the network's own output as teacher, so only the target term has a
     gradient). Returns the importance used."""
     chosen = prune_importance(importance, train)
-    loss_fn, _lr = task_recipe(data)
+    loss_fn = task_recipe(data).loss_fn
     pruning.prune_channels(
         net,
         example,
@@ -384,8 +386,8 @@ def prune_for_task(
 
 def _qat_plan(net: nn.Module, train: datamod.DataSet, opts: Options) -> QatPlan:
     """Quantization-aware fine-tuning of ``net`` on ``train`` with the task's loss."""
-    loss_fn, lr = task_recipe(opts.data)
-    return QatPlan(net, train.inputs, train.targets, opts.qat_steps, loss_fn, lr, opts.seed)
+    recipe = task_recipe(opts.data)
+    return QatPlan(net, train.inputs, train.targets, recipe, opts.qat_steps, opts.seed)
 
 
 def _outputs(

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from torch import nn
 
-from sonoedge.quantization.distill import KdLoss, distill, mse_loss
+from sonoedge.quantization.distill import DEFAULT_RECIPE, Recipe, distill
 
 EXTENSION_LOAD_TIMEOUT_ENV = "NNCF_EXTENSION_LOAD_TIMEOUT"
 EXTENSION_LOAD_TIMEOUT_S = 900
@@ -46,9 +46,8 @@ class QatPlan:
     net: nn.Module
     inputs: Sequence[npt.NDArray[np.float32]]
     targets: Sequence[npt.NDArray[np.float32]] | None
+    recipe: Recipe = DEFAULT_RECIPE
     steps: int = DEFAULT_STEPS
-    loss_fn: KdLoss = mse_loss
-    lr: float = 1e-3
     seed: int = 0
 
 
@@ -90,9 +89,11 @@ def fine_tune_int8(
             plan.inputs,
             plan.targets,
             plan.steps,
-            lr=plan.lr,
+            batch=plan.recipe.batch,
+            lr=plan.recipe.lr,
+            kd_weight=plan.recipe.kd_weight,
             seed=plan.seed,
-            loss_fn=plan.loss_fn,
+            loss_fn=plan.recipe.loss_fn,
         )
         model = ov.convert_model(quantized.eval(), example_input=examples[0])
     model.reshape(input_shape)

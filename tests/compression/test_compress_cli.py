@@ -134,3 +134,28 @@ def test_an_int8_model_with_every_layer_back_in_float_is_not_labelled_int8(
     assert set(report["variants"]) == {"fp32"}
     assert "every layer went back to float" in report["int8_onnxruntime_skipped"]
     assert not (tmp_path / "o" / "s-int8.onnx").exists()
+
+
+def test_pruning_fine_tunes_with_the_tasks_recipe(
+    tiny_unet: torch.nn.Module, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--data degraded`` (the enhancement student) learns the unpruned network alone, 16
+    windows per step; other data keep half of the MSE on the targets, 8 per step."""
+    from sonoedge.quantization import compress as compress_mod
+
+    seen: list[dict] = []
+    real = compress_mod.distill
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(compress_mod, "distill", spy)
+    model = tmp_path / "s.pt"
+    torch.save(tiny_unet, model)
+    for data, out in (("degraded", "d"), ("speckle", "s")):
+        opts = Options(
+            prune=0.5, int8=False, data=data, size=32, n_train=4, n_calib=2, n_val=2, kd_steps=2
+        )
+        compress(model, tmp_path / out, opts)
+    assert [(k["kd_weight"], k["batch"]) for k in seen] == [(1.0, 16), (0.5, 8)]

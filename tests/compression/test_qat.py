@@ -11,7 +11,7 @@ import torch
 from tiny_student import TinyUNet
 
 from sonoedge.quantization import data
-from sonoedge.quantization.distill import distill
+from sonoedge.quantization.distill import Recipe, distill, mse_loss
 from sonoedge.quantization.export import export_onnx
 
 
@@ -41,7 +41,7 @@ def test_a_missed_max_drop_is_answered_by_fine_tuning_with_every_layer_int8(
     assert plain.metric_fp32 is not None and plain.metric_int8 is not None
     max_drop = (plain.metric_fp32 - plain.metric_int8) / 2  # post-training int8 misses it
     assert max_drop > 0
-    plan = QatPlan(net, train.inputs, train.targets, steps=150, lr=3e-3)
+    plan = QatPlan(net, train.inputs, train.targets, Recipe(mse_loss, 3e-3), steps=150)
     made = nncf_int8.quantize_openvino(
         path, tmp_path / "qat.xml", feeds[:12], feeds[12:], score, max_drop, plan
     )

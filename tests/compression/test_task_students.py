@@ -196,9 +196,11 @@ def test_release_calibrates_each_student_on_its_own_task() -> None:
 def test_fine_tuning_recipes_follow_the_task() -> None:
     from sonoedge.quantization import distill as d
 
-    assert d.task_recipe("ulm")[0] is d.localizer_loss
-    assert d.task_recipe("despeckle") == (d.despeckle_loss, 3e-3)
-    assert d.task_recipe("sonic:16") == (d.mse_loss, 1e-3)
+    assert d.task_recipe("ulm").loss_fn is d.localizer_loss
+    assert d.task_recipe("despeckle")[:2] == (d.despeckle_loss, 3e-3)
+    assert d.task_recipe("sonic:16") == (d.mse_loss, 1e-3, 0.5, 8)
+    # the enhancement student learns the unpruned network alone, 16 windows per step
+    assert d.task_recipe("degraded") == (d.mse_loss, 1e-3, 1.0, 16)
     teacher = torch.zeros(1, 3, 8, 8)
     teacher[0, :, 3, 4] = torch.tensor([0.9, 0.2, -0.3])
     teacher[0, 1:, 0, 0] = 5.0  # offsets where no bubble is: nothing to learn
