@@ -98,15 +98,19 @@ def eval_(
     cache: Path = typer.Option(Path("runs/cache"), "--cache", help="Simulated data cache."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
-    """Evaluate students on held-out synthetic sets against SVD baselines and the teacher.
+    """Evaluate students on held-out synthetic sets against classical baselines and the teacher.
 
-    Writes RESULTS_DIR/NAME.json (Dice, PSNR/SSIM, Dice vs ensemble length, latency) and
-    RESULTS_DIR/NAME.png (input / SVD / student / teacher / target, and the Dice curve).
+    Writes RESULTS_DIR/NAME.json and RESULTS_DIR/NAME.png: for sonic, Dice and PSNR/SSIM against
+    SVD clutter filtering and Dice vs ensemble length; for despeckle and enhance, PSNR/SSIM per
+    condition against the classical filters (enhance: margins per severity, point targets,
+    the real PLUS frames); for ulm, RMSE, Jaccard, precision and recall against conventional
+    localisation.
 
     \b
     Examples:
       sonoedge eval sonic --model sonic-16
       sonoedge eval sonic --model runs/sonic --quick --results-dir /tmp/res
+      sonoedge eval enhance --model enhance-student --name enhance_check
     """
     from sonoedge.bench import results
     from sonoedge.train import check_task, get_task
