@@ -89,7 +89,7 @@ def compress(
       sonoedge compress student.onnx --int8 -o runs/int8
       sonoedge compress sonic-16 --data sonic:16 --prune 0.5 --kd-steps 3000 -o runs/sonic16-p50
       sonoedge compress enhance-student --data degraded --size 256 --crop 64 --prune 0.5 \\
-          --kd-steps 10000 -o runs/enhance-p50
+          --kd-steps 40000 -o runs/enhance-p50
       sonoedge compress despeckle-mk --data despeckle --int8 --max-drop 0.5 --qat-steps 2000 \\
           -o runs/despeckle-int8
       sonoedge compress runs/ulm2/localizer.pt --card sdk/zoo/ulm-localizer.json --data ulm \\
