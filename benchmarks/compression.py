@@ -244,7 +244,7 @@ def run_student(
             bundle = package(path, target, tmp / f"{key}.zip", priv, openvino_ir=False)
             sizes[key] = bundle.stat().st_size
 
-    def m(k: str) -> float:
+    def median_ms(k: str) -> float:
         return float(lat[k]["median_ms"])
 
     def loss(a: str, b: str) -> float:
@@ -267,21 +267,23 @@ def run_student(
         "latency": lat,
         "load_average_1min_latency_start_end": [load_before, load_after],
         "bundle_bytes": sizes,
-        "openvino_int8_speedup": round(m("openvino_fp32_dense") / m("openvino_int8_dense"), 2),
+        "openvino_int8_speedup": round(
+            median_ms("openvino_fp32_dense") / median_ms("openvino_int8_dense"), 2
+        ),
         f"openvino_int8_{loss_key}": loss("openvino_fp32_dense", "openvino_int8_dense"),
         "pruning50_speedup_openvino_fp32": round(
-            m("openvino_fp32_dense") / m("openvino_fp32_pruned"), 2
+            median_ms("openvino_fp32_dense") / median_ms("openvino_fp32_pruned"), 2
         ),
         "pruning50_speedup_openvino_int8": round(
-            m("openvino_int8_dense") / m("openvino_int8_pruned"), 2
+            median_ms("openvino_int8_dense") / median_ms("openvino_int8_pruned"), 2
         ),
         f"pruning50_{loss_key}": loss("openvino_fp32_dense", "openvino_fp32_pruned"),
         f"pruning50_int8_{loss_key}": loss("openvino_fp32_dense", "openvino_int8_pruned"),
         "pruned_int8_speedup_vs_dense_fp32_openvino": round(
-            m("openvino_fp32_dense") / m("openvino_int8_pruned"), 2
+            median_ms("openvino_fp32_dense") / median_ms("openvino_int8_pruned"), 2
         ),
         "onnxruntime_int8_speedup": round(
-            m("onnxruntime_fp32_dense") / m("onnxruntime_int8_dense"), 2
+            median_ms("onnxruntime_fp32_dense") / median_ms("onnxruntime_int8_dense"), 2
         ),
         f"onnxruntime_int8_{loss_key}": loss("onnxruntime_fp32_dense", "onnxruntime_int8_dense"),
         "max_bundle_mb": round(max(sizes.values()) / 1e6, 3),
