@@ -178,13 +178,7 @@ def run_student(
         export_onnx(pruned, example, tmp / "pruned-nokd.onnx")
         before_kd = ort_int8.onnx_metric(feeds_val, score)(tmp / "pruned-nokd.onnx")
         r = task_recipe(task)
-        recipe = {
-            "lr": r.lr,
-            "loss_fn": r.loss_fn,
-            "kd_weight": r.kd_weight,
-            "batch": r.batch,
-            "crop": crop,
-        }
+        recipe = {**r._asdict(), "crop": crop}
         distill(pruned, dense, train_set.inputs, train_set.targets, kd_steps, **recipe)
         same_budget = None
         if dense_same_budget:  # the unpruned student fine-tuned just as long, for comparison

@@ -235,12 +235,9 @@ def compress(
                 train.inputs,
                 train.targets,
                 steps=opts.kd_steps,
-                batch=recipe.batch,
-                lr=recipe.lr,
-                kd_weight=recipe.kd_weight,
                 seed=opts.seed,
-                loss_fn=recipe.loss_fn,
                 crop=opts.crop,
+                **recipe._asdict(),
             )
             report["pruned"] = {
                 **pruning.count(net, example),

@@ -59,7 +59,8 @@ def localizer_loss(out: Tensor, soft: Tensor, target: Tensor | None, kd_weight: 
 
 class Recipe(NamedTuple):
     """How a task's compressed network is fine-tuned: the loss, the Adam rate, the weight of the
-    unpruned network's output in the loss (``kd_weight``) and the samples per step."""
+    unpruned network's output in the loss (``kd_weight``) and the samples per step. The fields
+    are :func:`distill`'s keyword arguments: ``distill(..., **recipe._asdict())``."""
 
     loss_fn: KdLoss
     lr: float

@@ -89,11 +89,8 @@ def fine_tune_int8(
             plan.inputs,
             plan.targets,
             plan.steps,
-            batch=plan.recipe.batch,
-            lr=plan.recipe.lr,
-            kd_weight=plan.recipe.kd_weight,
             seed=plan.seed,
-            loss_fn=plan.recipe.loss_fn,
+            **plan.recipe._asdict(),
         )
         model = ov.convert_model(quantized.eval(), example_input=examples[0])
     model.reshape(input_shape)
