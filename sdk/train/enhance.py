@@ -99,6 +99,10 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         ("data.db_high", 0.0, 60.0),
         ("data.noise_prob", 0.0, 1.0),
         ("data.noise_db", -80.0, 20.0),
+        ("data.mix_size", 0, 2048),
+        ("data.mix_n_train", 1, 100_000),
+        ("student.mix_share", 0.0, 1.0),
+        ("student.mix_batch_size", 1, 4096),
         ("nllr.patch_px", 2, 16),
         ("nllr.n_iter", 1, 10),
         ("degrade.severity", 0.0, 1.0),
@@ -155,6 +159,18 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
                 f"config key '{who}.crop' = {crop} is invalid: expected a multiple of "
                 f"{a.size_multiple} in {a.size_multiple}..data.size ({d['size']})"
             )
+    mix = d["mix_size"]
+    m = arch(cfg, "student").size_multiple
+    if mix and (mix % m or mix < 32):
+        raise ConfigError(
+            f"config key 'data.mix_size' = {mix} is invalid: expected 0 (no second pool) or a "
+            f"multiple of {m} of at least 32"
+        )
+    if cfg["student"]["mix_share"] > 0 and not mix:
+        raise ConfigError(
+            "config key 'student.mix_share' > 0 needs a second pool of frames",
+            hint="set data.mix_size (e.g. 256, the B-mode pipeline's frame size)",
+        )
     return cfg
 
 
@@ -191,13 +207,15 @@ def data_spec(cfg: dict[str, Any], split: str, n: int) -> dict[str, Any]:
         "generator": GENERATOR,
         "split": split,
         "n_images": n,
-        "seed_base": SPLIT_SEED_BASE[split] + 10_007 * int(cfg["seed"]),
+        "seed_base": SPLIT_SEED_BASE[split.replace("mix", "train")] + 10_007 * int(cfg["seed"]),
         "size": d["size"],
         **{k: d[k] for k in keys},
         "nllr": dict(cfg["nllr"]),
     }
     if split in ("eval", "points", "cyst"):
         spec["size"] = cfg["eval"]["size"]
+    if split == "mix":  # the training frames' seeds and draws at data.mix_size
+        spec["split"], spec["size"] = "train", d["mix_size"]
     if split in ("points", "cyst"):
         spec["phantoms"] = [split]
         spec["noise_prob"] = 0.0
@@ -464,10 +482,15 @@ def train_student(
     ckpt: Path,
     progress: Any,
     stop_after: int | None,
+    mix: FrameSet | None = None,
 ) -> EnhanceNet:
     """Distil the student from ``teacher`` (or another trained student) on freshly degraded
-    batches."""
+    batches; a share ``student.mix_share`` of the steps takes whole frames of ``mix`` (the
+    ``data.mix_size`` pool) instead."""
     s_cfg, loss_cfg = cfg["student"], cfg["loss"]
+    share = s_cfg["mix_share"]
+    if share > 0 and mix is None:
+        raise ConfigError("student.mix_share > 0 needs the data.mix_size pool: pass mix=")
     torch.manual_seed(cfg["seed"] + 1)
     net = build(arch(cfg, "student"))
     if s_cfg.get("init"):
@@ -478,7 +501,12 @@ def train_student(
     distil = loss_cfg["kd_weight"] > 0 or loss_cfg["kd_feature_weight"] > 0
 
     def loss_fn(rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
-        x, y = training_batch(rng, data, s_cfg["batch_size"], s_cfg["crop"], cfg["degrade"])
+        if mix is not None and share > 0 and rng.uniform() < share:  # no draw when off
+            x, y = training_batch(
+                rng, mix, s_cfg["mix_batch_size"], mix.frames.shape[-1], cfg["degrade"]
+            )
+        else:
+            x, y = training_batch(rng, data, s_cfg["batch_size"], s_cfg["crop"], cfg["degrade"])
         f = net.features(x)
         loss, parts = task_loss(f["out"], y, loss_cfg)
         if distil:  # the teacher's forward pass is most of a step: skipped when unused
@@ -763,7 +791,14 @@ def write_card(
         f"- Data: {spec['n_images']} simulated {spec['size']}x{spec['size']} frames ({GENERATOR})"
         f" over probes {', '.join(spec['probes'])}; phantoms {sorted(set(spec['phantoms']))}; "
         f"zoom {spec['zoom']}; display range low {spec['db_low']} dB, high {spec['db_high']} dB; "
-        f"seed {cfg['seed']}.",
+        f"seed {cfg['seed']}."
+        + (
+            f" A share {cfg['student']['mix_share']:g} of the student's steps instead takes "
+            f"{cfg['student']['mix_batch_size']} whole {cfg['data']['mix_size']}-px frame(s) from "
+            f"{cfg['data']['mix_n_train']} more, drawn the same way over the same field of view."
+            if cfg["student"]["mix_share"]
+            else ""
+        ),
         f"- Command: `{command}` at commit {card['provenance']['commit']}.",
         f"- Validation metrics: {json.dumps(metrics)}",
         "- Held-out evaluation: docs/results/enhance.json (`sonoedge eval enhance --model "
@@ -794,16 +829,19 @@ def train(
     d = cfg["data"]
     train_spec = data_spec(cfg, "train", d["n_train"])
     val_spec = data_spec(cfg, "val", d["n_val"])
+    mix_spec = data_spec(cfg, "mix", d["mix_n_train"]) if cfg["student"]["mix_share"] else None
     (out_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
     (out_dir / "data_spec.json").write_text(
-        json.dumps({"train": train_spec, "val": val_spec}, indent=2) + "\n", encoding="utf-8"
+        json.dumps({"train": train_spec, "val": val_spec, "mix": mix_spec}, indent=2) + "\n",
+        encoding="utf-8",
     )
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     data = build_set(train_spec, cache, progress)
     val = build_set(val_spec, cache, progress)
+    mix = build_set(mix_spec, cache, progress) if mix_spec else None
     times["data"] = round(time.perf_counter() - t0, 1)
-    record = {"config": cfg, "data_spec": train_spec, "command": command}
+    record = {"config": cfg, "data_spec": train_spec, "mix_data_spec": mix_spec, "command": command}
 
     teacher_pt = out_dir / "teacher.pt"
     # a student that distils from nothing or from another student never runs the teacher: its
@@ -838,7 +876,9 @@ def train(
                 hint='give a student.pt or exported .onnx + card, or "" for the teacher',
             )
         kd_net = init_student(Path(source)) if source else teacher
-        student = train_student(cfg, data, kd_net, out_dir / "student.ckpt", progress, stop_after)
+        student = train_student(
+            cfg, data, kd_net, out_dir / "student.ckpt", progress, stop_after, mix
+        )
         times["student"] = round(time.perf_counter() - t0, 1)
         save_weights(student_pt, student, {**record, "train_s": times["student"]})
     metrics: dict[str, Any] = {

@@ -463,3 +463,45 @@ def test_fine_tune_from_an_exported_onnx_needs_no_teacher(
     (tmp_path / "other.json").write_text(json.dumps({**card, "task": "despeckle"}), "utf-8")
     with pytest.raises(ConfigError, match="expected enhance"):
         enhance.init_student(other)
+
+
+def test_mixed_frame_sizes_draw_whole_frames_from_the_second_pool(
+    enhance_run: Path, enhance_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``data.mix_size`` builds a second pool of frames over the same field of view (the
+    pipeline's 256 px beside 128-px training frames); ``student.mix_share`` of the steps take
+    whole frames of it. Without the pool a share is refused."""
+    shapes: list[tuple[int, ...]] = []
+    real = enhance.training_batch
+
+    def spy(rng, data, bsz, crop, dcfg):  # type: ignore[no-untyped-def]
+        x, y = real(rng, data, bsz, crop, dcfg)
+        shapes.append(tuple(x.shape))
+        return x, y
+
+    monkeypatch.setattr(enhance, "training_batch", spy)
+    cfg = tmp_path / "mix.toml"
+    cfg.write_text(
+        f"[data]\nmix_size = 64\nmix_n_train = 2\n[student]\nsteps = 8\nmix_share = 0.5\n"
+        f'init = "{enhance_run / "enhance-student.onnx"}"\n'
+        "[loss]\nkd_weight = 0.0\nkd_feature_weight = 0.0\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "mix"
+    args = ["train", "enhance", "--quick", "--config", str(cfg), "--out", str(out)]
+    res = CliRunner().invoke(app, [*args, "--cache", str(enhance_cache), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert (1, 1, 64, 64) in shapes and (2, 1, 32, 32) in shapes, shapes  # both pools were drawn
+    assert set(shapes) == {(1, 1, 64, 64), (2, 1, 32, 32)}
+    spec = json.loads((out / "data_spec.json").read_text(encoding="utf-8"))
+    assert spec["mix"]["size"] == 64 and spec["mix"]["split"] == "train"
+    assert spec["mix"]["seed_base"] == spec["train"]["seed_base"]  # the same draws, finer pixels
+    assert "whole 64-px frame" in (out / "enhance-student.md").read_text(encoding="utf-8")
+    for body, match in (
+        ("[student]\nmix_share = 0.5\n", "mix_share"),
+        ("[data]\nmix_size = 62\n[student]\nmix_share = 0.5\n", "mix_size"),
+    ):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(body, encoding="utf-8")
+        with pytest.raises(ConfigError, match=match):
+            enhance.check_config(cfgmod.load("enhance", bad, quick=True))
