@@ -207,7 +207,8 @@ def data_spec(cfg: dict[str, Any], split: str, n: int) -> dict[str, Any]:
         "generator": GENERATOR,
         "split": split,
         "n_images": n,
-        "seed_base": SPLIT_SEED_BASE[split.replace("mix", "train")] + 10_007 * int(cfg["seed"]),
+        "seed_base": SPLIT_SEED_BASE["train" if split == "mix" else split]
+        + 10_007 * int(cfg["seed"]),
         "size": d["size"],
         **{k: d[k] for k in keys},
         "nllr": dict(cfg["nllr"]),
@@ -705,6 +706,8 @@ def write_card(
         "run_dir": str(onnx_path.parent),
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
     }
+    if cfg["student"]["mix_share"]:
+        card["provenance"]["mix_data_spec"] = data_spec(cfg, "mix", cfg["data"]["mix_n_train"])
     onnx_path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     ratio = card["teacher"]["macs_per_pixel"] / max(card["macs_per_pixel"], 1.0)
     dcfg, lc = cfg["degrade"], cfg["loss"]

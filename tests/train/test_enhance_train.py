@@ -497,6 +497,8 @@ def test_mixed_frame_sizes_draw_whole_frames_from_the_second_pool(
     assert spec["mix"]["size"] == 64 and spec["mix"]["split"] == "train"
     assert spec["mix"]["seed_base"] == spec["train"]["seed_base"]  # the same draws, finer pixels
     assert "whole 64-px frame" in (out / "enhance-student.md").read_text(encoding="utf-8")
+    card = json.loads((out / "enhance-student.json").read_text(encoding="utf-8"))
+    assert card["provenance"]["mix_data_spec"] == spec["mix"]
     for body, match in (
         ("[student]\nmix_share = 0.5\n", "mix_share"),
         ("[data]\nmix_size = 62\n[student]\nmix_share = 0.5\n", "mix_size"),
