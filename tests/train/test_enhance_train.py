@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from sonoedge.cli import app
 from sonoedge.errors import ConfigError, DataError
@@ -39,6 +39,15 @@ def enhance_run(tmp_path_factory: pytest.TempPathFactory, enhance_cache: Path) -
 @pytest.fixture(scope="module")
 def quick_model(enhance_run: Path) -> ze.EnhanceModel:
     return ze.load(enhance_run / "enhance-student.onnx")
+
+
+def _train_quick(config_toml: str, out: Path, cache: Path, name: str = "run.toml") -> Result:
+    """``sonoedge train enhance --quick`` with ``config_toml`` (written beside ``out``) into
+    ``out``, through the real CLI."""
+    cfg = out.parent / name
+    cfg.write_text(config_toml, encoding="utf-8")
+    args = ["train", "enhance", "--quick", "--config", str(cfg), "--out", str(out)]
+    return CliRunner().invoke(app, [*args, "--cache", str(cache), "--no-progress"])
 
 
 def _img(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -414,20 +423,14 @@ def test_distill_from_a_trained_student(
         out = tmp_path / tag
         out.mkdir()
         shutil.copy(enhance_run / "teacher.pt", out / "teacher.pt")  # the same teacher for both
-        cfg = tmp_path / f"{tag}.toml"
-        cfg.write_text(f"[student]\nsteps = 3\n{extra}", encoding="utf-8")
-        args = ["train", "enhance", "--quick", "--config", str(cfg), "--out", str(out)]
-        res = CliRunner().invoke(app, [*args, "--cache", str(enhance_cache), "--no-progress"])
+        res = _train_quick(f"[student]\nsteps = 3\n{extra}", out, enhance_cache, f"{tag}.toml")
         assert res.exit_code == 0, res.output
         outs[tag] = enhance.load_weights(out / "student.pt")[0].state_dict()
     assert any(not torch.equal(outs["teacher"][k], outs["student"][k]) for k in outs["teacher"])
     md = (tmp_path / "student" / "enhance-student.md").read_text(encoding="utf-8")
     assert f"distilled from the student {source}" in md
-    bad = tmp_path / "bad.toml"
-    bad.write_text('[student]\ndistill_from = "nope.pt"\n', encoding="utf-8")
-    args = ["train", "enhance", "--quick", "--config", str(bad), "--out", str(tmp_path / "x")]
     shutil.copytree(tmp_path / "teacher", tmp_path / "x", ignore=shutil.ignore_patterns("student*"))
-    res = CliRunner().invoke(app, [*args, "--cache", str(enhance_cache), "--no-progress"])
+    res = _train_quick('[student]\ndistill_from = "nope.pt"\n', tmp_path / "x", enhance_cache)
     assert res.exit_code != 0 and "distill_from" in str(res.exception)
 
 
@@ -441,15 +444,13 @@ def test_fine_tune_from_an_exported_onnx_needs_no_teacher(
     init = enhance.init_student(onnx)
     trained = enhance.load_weights(enhance_run / "student.pt")[0].state_dict()
     assert all(torch.equal(v, init.state_dict()[k]) for k, v in trained.items())
-    cfg = tmp_path / "ft.toml"
-    cfg.write_text(
+    out = tmp_path / "ft"
+    res = _train_quick(
         f'[student]\nsteps = 2\ninit = "{onnx}"\n'
         "[loss]\nkd_weight = 0.0\nkd_feature_weight = 0.0\n",
-        encoding="utf-8",
+        out,
+        enhance_cache,
     )
-    out = tmp_path / "ft"
-    args = ["train", "enhance", "--quick", "--config", str(cfg), "--out", str(out)]
-    res = CliRunner().invoke(app, [*args, "--cache", str(enhance_cache), "--no-progress"])
     assert res.exit_code == 0, res.output
     assert not (out / "teacher.pt").exists() and not (out / "teacher.ckpt").exists()
     card = json.loads((out / "enhance-student.json").read_text(encoding="utf-8"))
@@ -480,16 +481,14 @@ def test_mixed_frame_sizes_draw_whole_frames_from_the_second_pool(
         return x, y
 
     monkeypatch.setattr(enhance, "training_batch", spy)
-    cfg = tmp_path / "mix.toml"
-    cfg.write_text(
-        f"[data]\nmix_size = 64\nmix_n_train = 2\n[student]\nsteps = 8\nmix_share = 0.5\n"
+    out = tmp_path / "mix"
+    res = _train_quick(
+        "[data]\nmix_size = 64\nmix_n_train = 2\n[student]\nsteps = 8\nmix_share = 0.5\n"
         f'init = "{enhance_run / "enhance-student.onnx"}"\n'
         "[loss]\nkd_weight = 0.0\nkd_feature_weight = 0.0\n",
-        encoding="utf-8",
+        out,
+        enhance_cache,
     )
-    out = tmp_path / "mix"
-    args = ["train", "enhance", "--quick", "--config", str(cfg), "--out", str(out)]
-    res = CliRunner().invoke(app, [*args, "--cache", str(enhance_cache), "--no-progress"])
     assert res.exit_code == 0, res.output
     assert (1, 1, 64, 64) in shapes and (2, 1, 32, 32) in shapes, shapes  # both pools were drawn
     assert set(shapes) == {(1, 1, 64, 64), (2, 1, 32, 32)}
