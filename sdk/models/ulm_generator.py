@@ -1,7 +1,9 @@
 """Physics-parameter-guided microbubble frame generator (PgD): a small conditional diffusion model.
 
 The network denoises a frame ``x_t`` (the display scale of :mod:`sonoedge.train.ulm_data`, mapped
-to ``[-1, 1]``) given the bubble position map (one more input channel) and, through FiLM
+to ``[-1, 1]``) given the bubble conditioning maps (more input channels: the amplitude splat and,
+with ``pos_channels = 3``, each bubble's two-way echo phase as a splatted unit phasor, see
+:func:`sonoedge.zoo.ulm.conditioning_maps`) and, through FiLM
 (per-channel scale and shift in every block), the normalised physical parameter vector and the
 diffusion time. It predicts the clean frame ``x_0`` (``x_0``-parameterisation suits the few-step
 deterministic DDIM sampler, :func:`sample`). Noise schedule: cosine (Nichol & Dhariwal 2021) over
@@ -36,10 +38,13 @@ class GeneratorArch:
 
     width: int = 32
     n_params: int = N_PARAMS
+    pos_channels: int = 1
 
     def __post_init__(self) -> None:
         if self.width < 8 or self.width % 8:
             raise ConfigError(f"width={self.width} is invalid: expected a multiple of 8, >= 8")
+        if self.pos_channels not in (1, 3):
+            raise ConfigError(f"pos_channels={self.pos_channels} is invalid: expected 1 or 3")
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": "ulm-generator-v1", **asdict(self)}
@@ -48,7 +53,7 @@ class GeneratorArch:
     def from_dict(cls, data: dict[str, Any]) -> GeneratorArch:
         if not isinstance(data, dict) or data.get("name") != "ulm-generator-v1":
             raise ConfigError(f"architecture {data!r} is not a ULM generator")
-        return cls(int(data["width"]), int(data["n_params"]))
+        return cls(int(data["width"]), int(data["n_params"]), int(data.get("pos_channels", 1)))
 
 
 def alpha_bar(t: torch.Tensor) -> torch.Tensor:
@@ -88,8 +93,9 @@ class FilmBlock(nn.Module):
 
 
 class GeneratorNet(nn.Module):
-    """``forward(x_t, pos_map, cond, t) -> x_0`` estimate, all ``(B, 1, H, W)`` (H, W multiples
-    of 4); ``cond`` ``(B, n_params)`` normalised parameters, ``t`` ``(B,)`` in ``[0, 1]``."""
+    """``forward(x_t, pos_map, cond, t) -> x_0`` estimate, ``(B, 1, H, W)`` (H, W multiples of 4;
+    ``pos_map`` ``(B, pos_channels, H, W)``); ``cond`` ``(B, n_params)`` normalised parameters,
+    ``t`` ``(B,)`` in ``[0, 1]``."""
 
     def __init__(self, arch: GeneratorArch) -> None:
         super().__init__()
@@ -98,7 +104,7 @@ class GeneratorNet(nn.Module):
         self.embed = nn.Sequential(
             nn.Linear(arch.n_params + TIME_FEATURES, emb), nn.SiLU(), nn.Linear(emb, emb)
         )
-        self.stem = nn.Conv2d(2, w, 3, padding=1)
+        self.stem = nn.Conv2d(1 + arch.pos_channels, w, 3, padding=1)
         self.d1 = FilmBlock(w, w, emb)
         self.down1 = nn.Conv2d(w, 2 * w, 3, stride=2, padding=1)
         self.d2 = FilmBlock(2 * w, 2 * w, emb)
@@ -161,18 +167,20 @@ def sample(
     noise: npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.float32]:
     """Deterministic DDIM sampling (``eta = 0``) of frames ``(S, H, W)`` on the display scale
-    ``[0, 1]`` for position maps ``(S, H, W)`` and normalised parameter vectors ``(S, 7)``.
+    ``[0, 1]`` for conditioning maps ``(S, H, W)`` (one channel) or ``(S, C, H, W)`` and
+    normalised parameter vectors ``(S, 7)``.
     The starting noise comes from ``seed`` (same seed, same frames) unless given
     (``(S, 1, H, W)``)."""
     if steps < 1:
         raise ConfigError(f"steps={steps} is invalid: expected >= 1")
     net.eval()
     gen = torch.Generator().manual_seed(int(seed))
-    s, h, w = pos_map.shape
+    maps = pos_map[:, None] if pos_map.ndim == 3 else pos_map
+    s, _, h, w = maps.shape
     out = np.empty((s, h, w), np.float32)
     times = torch.linspace(1.0, 0.0, steps + 1)
     for i in range(0, s, batch):
-        pm = torch.from_numpy(np.ascontiguousarray(pos_map[i : i + batch], np.float32))[:, None]
+        pm = torch.from_numpy(np.ascontiguousarray(maps[i : i + batch], np.float32))
         c = torch.from_numpy(np.ascontiguousarray(cond[i : i + batch], np.float32))
         n = pm.shape[0]
         x = torch.randn((n, 1, h, w), generator=gen)

@@ -58,15 +58,21 @@ def run_phase(
     progress: Any | None = None,
     stop_after: int | None = None,
     meta: dict[str, Any] | None = None,
+    ema_decay: float = 0.0,
 ) -> list[dict[str, float]]:
     """Train ``modules`` for ``steps`` steps, resuming from ``checkpoint`` when it exists.
 
     Returns the per-step loss history. ``stop_after`` (global step count) raises
-    :class:`StopTraining` after saving, to simulate an interruption.
+    :class:`StopTraining` after saving, to simulate an interruption. ``ema_decay`` > 0 keeps an
+    exponential moving average of the weights (decay ``min(ema_decay, (1 + step) / (10 + step))``)
+    and leaves the modules holding it at the end.
     """
     params = [p for m in modules.values() for p in m.parameters()]
     opt = torch.optim.Adam(params, lr=lr)
     start, history = 0, []
+    ema: dict[str, dict[str, torch.Tensor]] = {}
+    if ema_decay > 0:
+        ema = {k: _float_state(m) for k, m in modules.items()}
     if checkpoint.exists():
         state = load_checkpoint(checkpoint)
         if state.get("phase") != name or set(state.get("models", {})) != set(modules):
@@ -75,6 +81,10 @@ def run_phase(
             module.load_state_dict(state["models"][key])
         opt.load_state_dict(state["optimizer"])
         start, history = int(state["step"]), list(state["history"])
+        if ema_decay > 0:
+            if "ema" not in state:
+                raise ConfigError(f"checkpoint {checkpoint} has no weight average (ema_decay)")
+            ema = state["ema"]
     phase_id = zlib.crc32(name.encode())
     task = None
     if progress is not None:
@@ -92,6 +102,7 @@ def run_phase(
                 "optimizer": opt.state_dict(),
                 "history": history,
                 "meta": meta or {},
+                **({"ema": ema} if ema else {}),
             },
         )
 
@@ -107,6 +118,8 @@ def run_phase(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if ema:
+            _update_average(ema, modules, min(ema_decay, (1 + step) / (10 + step)))
         history.append({"step": step, "loss": float(loss.item()), **parts})
         done = step + 1
         if progress is not None and task is not None:
@@ -116,9 +129,29 @@ def run_phase(
         if stop_after is not None and done >= stop_after and done < steps:
             save(done)
             raise StopTraining(f"stopped after step {done} of {name}")
-    for m in modules.values():
+    for key, m in modules.items():
+        if ema:
+            m.load_state_dict(ema[key])
         m.eval()
     return history
+
+
+def _float_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+@torch.no_grad()
+def _update_average(
+    ema: dict[str, dict[str, torch.Tensor]], modules: dict[str, nn.Module], decay: float
+) -> None:
+    """``ema ← decay · ema + (1 − decay) · weights`` for float tensors; others are copied."""
+    for key, m in modules.items():
+        for name, value in m.state_dict().items():
+            avg = ema[key][name]
+            if avg.is_floating_point():
+                avg.mul_(decay).add_(value, alpha=1.0 - decay)
+            else:
+                avg.copy_(value)
 
 
 def make_progress(enabled: bool = True) -> Any:

@@ -36,6 +36,7 @@ import numpy.typing as npt
 from sonoedge.errors import ConfigError
 from sonoedge.zoo.ulm import (
     check_parameters,
+    conditioning_maps,
     localizer_input,
     normalise_parameters,
     position_map,
@@ -338,6 +339,20 @@ def save_set(path: Any, data: FrameSet) -> None:
         positions=flat_pos,
         amplitudes=flat_amp,
     )
+
+
+def conditioning_stack(data: FrameSet, channels: int) -> FloatArray:
+    """The generator's conditioning maps ``(S, channels, h, w)`` of every sample
+    (:func:`sonoedge.zoo.ulm.conditioning_maps`)."""
+    if channels == 1:
+        return data.pos_map[:, None]
+    shape = (int(data.display.shape[1]), int(data.display.shape[2]))
+    return np.stack(
+        [
+            conditioning_maps(p, a, shape, channels)
+            for p, a in zip(data.positions, data.amplitudes, strict=True)
+        ]
+    ).astype(np.float32)
 
 
 def load_set(path: Any) -> FrameSet:

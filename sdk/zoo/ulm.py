@@ -122,6 +122,28 @@ def position_map(
     return out[1:-1, 1:-1].astype(np.float32)
 
 
+def conditioning_maps(
+    positions_px: npt.ArrayLike,
+    amplitudes: npt.ArrayLike,
+    shape: tuple[int, int],
+    channels: int = 1,
+) -> npt.NDArray[np.float32]:
+    """The generator's conditioning ``(channels, H, W)`` on the ``wavelength / 4`` grid: the
+    amplitude splat (:func:`position_map`) and, for ``channels = 3``, the amplitude times the
+    cosine and sine of each bubble's two-way echo phase ``-2 k z = -π · row`` (one row is λ/4), so
+    the network sees how the echoes of neighbouring bubbles interfere."""
+    if channels not in (1, 3):
+        raise ConfigError(f"channels={channels} is invalid: expected 1 or 3")
+    pos = np.asarray(positions_px, np.float64).reshape(-1, 2)
+    amp = np.broadcast_to(np.asarray(amplitudes, np.float64), (len(pos),))
+    maps = [position_map(pos, amp, shape)]
+    if channels == 3:
+        phase = -np.pi * pos[:, 0]
+        maps += [position_map(pos, amp * np.cos(phase), shape)]
+        maps += [position_map(pos, amp * np.sin(phase), shape)]
+    return np.stack(maps)
+
+
 def alpha_bar(t: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """The cosine noise schedule of :func:`sonoedge.models.ulm_generator.alpha_bar`."""
     s = 0.008
@@ -148,6 +170,7 @@ class UlmGenerator:
             self.size_multiple = int(card["input"]["size_multiple"])
             self.steps = int(card["sampling"]["steps"])
             self.refuse_beyond = float(card["input"].get("refuse_beyond", 0.5))
+            self.pos_channels = int(card["input"].get("pos_channels", 1))
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"model card of {self.path} lacks field {err}") from None
         self.name = str(card.get("name", self.path.stem))
@@ -181,10 +204,17 @@ class UlmGenerator:
         steps: int | None = None,
         noise: npt.NDArray[np.float32] | None = None,
     ) -> npt.NDArray[np.float32]:
-        """DDIM (``eta = 0``) frames ``(B, H, W)`` in ``[0, 1]`` for position maps ``(B, H, W)``
+        """DDIM (``eta = 0``) frames ``(B, H, W)`` in ``[0, 1]`` for conditioning maps
+        ``(B, pos_channels, H, W)`` (:func:`conditioning_maps`; ``(B, H, W)`` for one channel)
         and normalised parameter vectors ``(B, P)``; the starting noise is drawn from ``seed``
         unless given (``(B, 1, H, W)``)."""
-        n, h, w = pos_maps.shape
+        pm = pos_maps[:, None] if pos_maps.ndim == 3 else pos_maps
+        n, c, h, w = pm.shape
+        if c != self.pos_channels:
+            raise DataError(
+                f"{self.name} takes {self.pos_channels} conditioning channel(s), got {c}: "
+                "build them with conditioning_maps(..., channels=pos_channels)"
+            )
         k_steps = self.steps if steps is None else int(steps)
         if k_steps < 1:
             raise ConfigError(f"steps={k_steps} is invalid: expected >= 1")
@@ -192,7 +222,7 @@ class UlmGenerator:
             raise DataError(f"frames must be multiples of {self.size_multiple} pixels per side")
         rng = np.random.default_rng(seed)
         x = rng.standard_normal((n, 1, h, w)).astype(np.float32) if noise is None else noise
-        pm = pos_maps[:, None].astype(np.float32)
+        pm = pm.astype(np.float32)
         times = np.linspace(1.0, 0.0, k_steps + 1)
         for k in range(k_steps):
             ab = float(alpha_bar(np.array(times[k])))
@@ -222,8 +252,11 @@ class UlmGenerator:
             warnings.warn(note, UserWarning, stacklevel=2)
         amps = amplitudes if amplitudes is not None else [1.0] * len(positions_px)
         pm = np.stack(
-            [position_map(p, a, shape) for p, a in zip(positions_px, amps, strict=True)]
-        ).reshape(-1, *shape)
+            [
+                conditioning_maps(p, a, shape, self.pos_channels)
+                for p, a in zip(positions_px, amps, strict=True)
+            ]
+        ).reshape(-1, self.pos_channels, *shape)
         cond = np.repeat(normalise_parameters(params, self.ranges)[None], len(pm), axis=0)
         return self.sample(pm, cond, seed=seed, steps=steps)
 

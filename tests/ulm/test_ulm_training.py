@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sonoedge.errors import ConfigError
+from sonoedge.errors import ConfigError, DataError
 from sonoedge.train import config as cfgmod
 from sonoedge.train import ulm_data as ud
 
@@ -52,8 +52,9 @@ def test_generator_runtime_matches_torch_and_is_seeded(ulm_run: Path) -> None:
 
     net, _ = task.load_generator(ulm_run / "generator.pt")
     model = zu.load_generator(ulm_run / "ulm-generator.onnx")
+    assert model.pos_channels == net.arch.pos_channels == 3  # the config's phase channels
     rng = np.random.default_rng(1)
-    pm = rng.uniform(0, 1, (2, 16, 16)).astype(np.float32)
+    pm = rng.uniform(-1, 1, (2, 3, 16, 16)).astype(np.float32)
     cond = rng.uniform(-1, 1, (2, 7)).astype(np.float32)
     noise = rng.standard_normal((2, 1, 16, 16)).astype(np.float32)
     ref = gen.sample(net, pm, cond, steps=3, noise=noise)
@@ -62,6 +63,31 @@ def test_generator_runtime_matches_torch_and_is_seeded(ulm_run: Path) -> None:
     a, b = model.sample(pm, cond, seed=5), model.sample(pm, cond, seed=5)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, model.sample(pm, cond, seed=6))
+    with pytest.raises(DataError, match="conditioning channel"):
+        model.sample(pm[:, 0], cond)
+
+
+def test_conditioning_maps_carry_each_bubbles_echo_phase() -> None:
+    from sonoedge.zoo.ulm import conditioning_maps, position_map
+
+    pos, amp = np.array([[4.0, 5.0], [7.5, 2.25]]), np.array([1.0, 2.0])
+    maps = conditioning_maps(pos, amp, (12, 10), channels=3)
+    assert maps.shape == (3, 12, 10)
+    np.testing.assert_array_equal(maps[0], position_map(pos, amp, (12, 10)))
+    # row 4: phase -4 pi, phasor +1 at one pixel; row 7.5: phase -7.5 pi = +pi/2 (mod 2 pi),
+    # phasor 2j split over rows 7 and 8 (and columns 2 and 3)
+    assert maps[1, 4, 5] == pytest.approx(1.0) and maps[2, 4, 5] == pytest.approx(0.0, abs=1e-6)
+    assert maps[1, 7:9, 2:4].sum() == pytest.approx(0.0, abs=1e-6)
+    assert maps[2, 7:9, 2:4].sum() == pytest.approx(2.0)
+    # two bubbles half a wavelength apart in depth (2 rows) echo in phase, a quarter apart in
+    # antiphase: that is what decides whether their PSFs add up or cancel
+    same = conditioning_maps(np.array([[3.0, 3.0], [5.0, 3.0]]), 1.0, (8, 8), 3)
+    assert same[1, 3, 3] == pytest.approx(same[1, 5, 3]) and abs(same[1, 3, 3]) == pytest.approx(1)
+    anti = conditioning_maps(np.array([[3.0, 3.0], [4.0, 3.0]]), 1.0, (8, 8), 3)
+    assert anti[1, 3, 3] == pytest.approx(-anti[1, 4, 3])
+    assert conditioning_maps(pos, amp, (12, 10)).shape == (1, 12, 10)
+    with pytest.raises(ConfigError, match="channels"):
+        conditioning_maps(pos, amp, (12, 10), channels=2)
 
 
 def test_eval_quick_writes_results(ulm_run: Path, tmp_path: Path) -> None:
@@ -78,6 +104,10 @@ def test_eval_quick_writes_results(ulm_run: Path, tmp_path: Path) -> None:
     averaged = metrics["generator"]["secondary_ssim_of_averages"]
     assert -1 <= averaged["ssim"] <= 1 and 0 < averaged["ceiling_physics_vs_physics"] <= 1
     assert "secondary" in averaged["definition"]
+    corner = metrics["generator"]["ssim_clean_corner"]
+    assert (corner["snr_db"], corner["clutter_db"]) == (40.0, -40.0)
+    assert -1 <= corner["ssim"] <= 1 and corner["ceiling_physics_vs_physics"] > 0.9
+    assert "generator_ssim_ge_0.97_clean_corner" in metrics["targets"]
     assert set(metrics["targets"]) >= {"rmse_le_0.1_lambda_at_30db", "generator_ssim_ge_0.97"}
     assert "SNR" in task.summarize(metrics)
 
