@@ -39,12 +39,15 @@ class GeneratorArch:
     width: int = 32
     n_params: int = N_PARAMS
     pos_channels: int = 1
+    margin_px: int = 0
 
     def __post_init__(self) -> None:
         if self.width < 8 or self.width % 8:
             raise ConfigError(f"width={self.width} is invalid: expected a multiple of 8, >= 8")
         if self.pos_channels not in (1, 3):
             raise ConfigError(f"pos_channels={self.pos_channels} is invalid: expected 1 or 3")
+        if self.margin_px not in (0, 2, 4):
+            raise ConfigError(f"margin_px={self.margin_px} is invalid: expected 0, 2 or 4")
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": "ulm-generator-v1", **asdict(self)}
@@ -53,7 +56,12 @@ class GeneratorArch:
     def from_dict(cls, data: dict[str, Any]) -> GeneratorArch:
         if not isinstance(data, dict) or data.get("name") != "ulm-generator-v1":
             raise ConfigError(f"architecture {data!r} is not a ULM generator")
-        return cls(int(data["width"]), int(data["n_params"]), int(data.get("pos_channels", 1)))
+        return cls(
+            int(data["width"]),
+            int(data["n_params"]),
+            int(data.get("pos_channels", 1)),
+            int(data.get("margin_px", 0)),
+        )
 
 
 def alpha_bar(t: torch.Tensor) -> torch.Tensor:
@@ -93,9 +101,11 @@ class FilmBlock(nn.Module):
 
 
 class GeneratorNet(nn.Module):
-    """``forward(x_t, pos_map, cond, t) -> x_0`` estimate, ``(B, 1, H, W)`` (H, W multiples of 4;
-    ``pos_map`` ``(B, pos_channels, H, W)``); ``cond`` ``(B, n_params)`` normalised parameters,
-    ``t`` ``(B,)`` in ``[0, 1]``."""
+    """``forward(x_t, pos_map, cond, t) -> x_0`` estimate, ``(B, 1, H, W)`` (H, W multiples of 4);
+    ``pos_map`` ``(B, pos_channels, H + 2 m, W + 2 m)`` with ``m = margin_px`` (bubbles just
+    outside the frame, whose PSFs reach into it); ``cond`` ``(B, n_params)`` normalised
+    parameters, ``t`` ``(B,)`` in ``[0, 1]``. With a margin the frame is zero-padded to the maps'
+    grid and the estimate cropped back."""
 
     def __init__(self, arch: GeneratorArch) -> None:
         super().__init__()
@@ -120,12 +130,16 @@ class GeneratorNet(nn.Module):
         self, x_t: torch.Tensor, pos_map: torch.Tensor, cond: torch.Tensor, t: torch.Tensor
     ) -> torch.Tensor:
         e = self.embed(torch.cat([cond, time_features(t)], 1))
+        pad = self.arch.margin_px
+        if pad:
+            x_t = F.pad(x_t, (pad, pad, pad, pad))
         h0 = self.d1(self.stem(torch.cat([x_t, pos_map], 1)), e)
         h1 = self.d2(self.down1(h0), e)
         m = self.mid(self.down2(h1), e)
         u = self.u2(torch.cat([self.up2(m), h1], 1), e)
         u = self.u1(torch.cat([self.up1(u), h0], 1), e)
-        return self.out(u)
+        out = self.out(u)
+        return out[:, :, pad:-pad, pad:-pad] if pad else out
 
 
 def build(arch: GeneratorArch | dict[str, Any]) -> GeneratorNet:
@@ -167,8 +181,9 @@ def sample(
     noise: npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.float32]:
     """Deterministic DDIM sampling (``eta = 0``) of frames ``(S, H, W)`` on the display scale
-    ``[0, 1]`` for conditioning maps ``(S, H, W)`` (one channel) or ``(S, C, H, W)`` and
-    normalised parameter vectors ``(S, 7)``.
+    ``[0, 1]`` for conditioning maps ``(S, H, W)`` (one channel, no margin) or
+    ``(S, C, H + 2 m, W + 2 m)`` (``m = net.arch.margin_px``) and normalised parameter vectors
+    ``(S, 7)``.
     The starting noise comes from ``seed`` (same seed, same frames) unless given
     (``(S, 1, H, W)``)."""
     if steps < 1:
@@ -176,7 +191,9 @@ def sample(
     net.eval()
     gen = torch.Generator().manual_seed(int(seed))
     maps = pos_map[:, None] if pos_map.ndim == 3 else pos_map
+    margin = net.arch.margin_px
     s, _, h, w = maps.shape
+    h, w = h - 2 * margin, w - 2 * margin
     out = np.empty((s, h, w), np.float32)
     times = torch.linspace(1.0, 0.0, steps + 1)
     for i in range(0, s, batch):

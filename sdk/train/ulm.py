@@ -73,6 +73,7 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         ("generator.lr", 1e-6, 1.0),
         ("generator.sample_steps", 1, 1000),
         ("generator.pos_channels", 1, 3),
+        ("generator.margin_px", 0, 4),
         ("generator.ema_decay", 0.0, 0.99999),
         ("localizer.width", 8, 256),
         ("localizer.depth", 1, 16),
@@ -100,6 +101,8 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         cfgmod.require_range(cfg, key, lo, hi)
     if cfg["generator"]["pos_channels"] not in (1, 3):
         raise ConfigError("config key 'generator.pos_channels' must be 1 or 3")
+    if cfg["generator"]["margin_px"] not in (0, 2, 4):
+        raise ConfigError("config key 'generator.margin_px' must be 0, 2 or 4")
     if cfg["data"]["size"] % 4:
         raise ConfigError("config key 'data.size' must be a multiple of 4 (the generator's)")
     for key in ("generator.width", "localizer.width"):
@@ -180,9 +183,12 @@ def train_generator(
 ) -> gen.GeneratorNet:
     g = cfg["generator"]
     torch.manual_seed(cfg["seed"])
-    net = gen.build(gen.GeneratorArch(int(g["width"]), pos_channels=int(g["pos_channels"])))
+    arch = gen.GeneratorArch(
+        int(g["width"]), pos_channels=int(g["pos_channels"]), margin_px=int(g["margin_px"])
+    )
+    net = gen.build(arch)
     bsz = int(g["batch_size"])
-    maps = ud.conditioning_stack(data, net.arch.pos_channels)
+    maps = ud.conditioning_stack(data, arch.pos_channels, arch.margin_px)
 
     def loss_fn(rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         idx = rng.integers(len(data), size=bsz)
@@ -225,12 +231,12 @@ def synthesize(
     """``n`` generator frames for fresh bubbles and training-split parameter vectors (bubbles
     placed as :func:`sonoedge.train.ulm_data.draw_any_bubbles`)."""
     pos_maps, conds, vecs, poss, amps = [], [], [], [], []
-    channels = net.arch.pos_channels
+    channels, margin = net.arch.pos_channels, net.arch.margin_px
     for i in range(n):
         rng = np.random.default_rng([seed, i])
         params = ud.draw_params(rng, "train")
         pos, amp = ud.draw_any_bubbles(rng, (size, size), density, vessel_fraction, vessel_density)
-        pos_maps.append(ud.conditioning_maps(pos, amp, (size, size), channels))
+        pos_maps.append(ud.conditioning_maps(pos, amp, (size, size), channels, margin))
         conds.append(ud.normalise(params))
         vecs.append(params.as_array())
         poss.append(pos)
@@ -245,7 +251,10 @@ def synthesize(
     disp = np.concatenate(frames) if frames else np.zeros((0, size, size), np.float32)
     from sonoedge.zoo.ulm import localizer_input
 
-    return ud.FrameSet(disp, localizer_input(disp), cond, pm[:, 0], np.stack(vecs), poss, amps)
+    amp_maps = np.stack(
+        [ud.position_map(p, a, (size, size)) for p, a in zip(poss, amps, strict=True)]
+    )
+    return ud.FrameSet(disp, localizer_input(disp), cond, amp_maps, np.stack(vecs), poss, amps)
 
 
 # --------------------------------------------------------------------------- localiser
@@ -451,18 +460,19 @@ def export_generator_onnx(net: gen.GeneratorNet, path: Path, size: int = 32) -> 
     (B, pos_channels, H, W), ``cond`` (B, P), ``t`` (B,) → ``x0``) and check onnxruntime against
     torch."""
     rng = np.random.default_rng(1)
-    c = net.arch.pos_channels
+    c, m = net.arch.pos_channels, 2 * net.arch.margin_px
 
     def inputs(b: int, h: int, w: int) -> dict[str, npt.NDArray[np.float32]]:
         return {
             "x_t": rng.standard_normal((b, 1, h, w)).astype(np.float32),
-            "pos_map": rng.uniform(-1, 1, (b, c, h, w)).astype(np.float32),
+            "pos_map": rng.uniform(-1, 1, (b, c, h + m, w + m)).astype(np.float32),
             "cond": rng.uniform(-1, 1, (b, net.arch.n_params)).astype(np.float32),
             "t": rng.uniform(0, 1, b).astype(np.float32),
         }
 
     img = dict(IMAGE_AXES)
-    axes = {"x_t": img, "pos_map": img, "cond": {0: "batch"}, "t": {0: "batch"}}
+    maps = {0: "batch", 2: "map_height", 3: "map_width"}  # the frame's plus the margins
+    axes = {"x_t": img, "pos_map": maps, "cond": {0: "batch"}, "t": {0: "batch"}}
     example, other = inputs(1, size, size), inputs(3, 2 * size, size)
     return export_checked(net, path, example, [other], "x0", axes, OPSET, atol=1e-3)
 
@@ -493,6 +503,7 @@ def write_generator_card(
             "pos_channels 3 the amplitudes times cos and sin of each bubble's two-way echo phase "
             "-pi x row), normalised parameter vector, diffusion time in [0, 1]",
             "pos_channels": net.arch.pos_channels,
+            "margin_px": net.arch.margin_px,
             "param_ranges": {k: list(v) for k, v in ud.TRAIN_RANGES.items()},
             "refuse_beyond": ud.REFUSE_BEYOND,
             "held_out_f0_mhz": list(ud.HELD_OUT_F0_MHZ),
@@ -525,9 +536,14 @@ def write_generator_card(
         f"cosine schedule, DDIM with {card['sampling']['steps']} steps; FiLM conditioning on "
         "the normalised parameters, the bubble conditioning maps as input channels"
         + (
-            " (amplitude splat and each bubble's two-way echo phase as a splatted phasor)."
+            " (amplitude splat and each bubble's two-way echo phase as a splatted phasor)"
             if net.arch.pos_channels == 3
-            else " (amplitude splat)."
+            else " (amplitude splat)"
+        )
+        + (
+            f", {net.arch.margin_px} px beyond each edge (bubbles just outside the frame)."
+            if net.arch.margin_px
+            else "."
         )
         + (f" Weights: exponential moving average, decay {g_ema:g}." if g_ema > 0 else ""),
         f"- Trained ranges: {card['input']['param_ranges']}; centre frequencies "
@@ -969,21 +985,22 @@ def _log_display(display: FloatArray, range_db: float = 20.0) -> FloatArray:
     return np.clip((db + range_db) / range_db, 0.0, 1.0).astype(np.float32)
 
 
-def _sampler(path: Path) -> tuple[Any, int]:
+def _sampler(path: Path) -> tuple[Any, tuple[int, int]]:
     """``sample(pos_maps, conds, steps, seed) -> frames`` of a generator (the exported ONNX under
-    onnxruntime, one thread, or ``generator.pt`` under torch) and its conditioning channels."""
+    onnxruntime, one thread, or ``generator.pt`` under torch) and its conditioning channels and
+    margin."""
     if path.suffix == ".onnx":
         from sonoedge.zoo.ulm import load_generator as load_onnx
 
         model = load_onnx(path, threads=1)
         return (
             lambda pm, cond, steps, seed: model.sample(pm, cond, seed=seed, steps=steps),
-            model.pos_channels,
+            (model.pos_channels, model.margin_px),
         )
     net = load_generator(path)[0]
     return (
         lambda pm, cond, steps, seed: gen.sample(net, pm, cond, steps, seed=seed),
-        net.arch.pos_channels,
+        (net.arch.pos_channels, net.arch.margin_px),
     )
 
 
@@ -1076,7 +1093,7 @@ def _clean_corner_ssim(
 
 
 def _generator_scores(
-    sample: Any, channels: int, cfg: dict[str, Any], seed: int, quick: bool
+    sample: Any, channels: tuple[int, int], cfg: dict[str, Any], seed: int, quick: bool
 ) -> dict[str, Any]:
     """SSIM of generated frames to physics reference frames on held-out parameter sets (centre
     frequencies the generator never saw), the SSIM between two physics realisations of the same
@@ -1098,7 +1115,7 @@ def _generator_scores(
         refs.append(r.display(r.render(pos, amp, seed=int(rng.integers(2**31)))))
         refs2.append(r.display(r.render(pos, amp, seed=int(rng.integers(2**31)))))
         clean.append(r.display(r.render(pos, amp, seed=0, noise=False)))
-        pms.append(ud.conditioning_maps(pos, amp, (size, size), channels))
+        pms.append(ud.conditioning_maps(pos, amp, (size, size), *channels))
         conds.append(ud.normalise(params))
         snrs.append(params.snr_db)
     pm, cond = np.stack(pms), np.stack(conds)

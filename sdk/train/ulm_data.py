@@ -341,15 +341,15 @@ def save_set(path: Any, data: FrameSet) -> None:
     )
 
 
-def conditioning_stack(data: FrameSet, channels: int) -> FloatArray:
-    """The generator's conditioning maps ``(S, channels, h, w)`` of every sample
+def conditioning_stack(data: FrameSet, channels: int, margin_px: int = 0) -> FloatArray:
+    """The generator's conditioning maps ``(S, channels, h + 2 m, w + 2 m)`` of every sample
     (:func:`sonoedge.zoo.ulm.conditioning_maps`)."""
-    if channels == 1:
+    if channels == 1 and margin_px == 0:
         return data.pos_map[:, None]
     shape = (int(data.display.shape[1]), int(data.display.shape[2]))
     return np.stack(
         [
-            conditioning_maps(p, a, shape, channels)
+            conditioning_maps(p, a, shape, channels, margin_px)
             for p, a in zip(data.positions, data.amplitudes, strict=True)
         ]
     ).astype(np.float32)

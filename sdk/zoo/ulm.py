@@ -127,15 +127,19 @@ def conditioning_maps(
     amplitudes: npt.ArrayLike,
     shape: tuple[int, int],
     channels: int = 1,
+    margin_px: int = 0,
 ) -> npt.NDArray[np.float32]:
-    """The generator's conditioning ``(channels, H, W)`` on the ``wavelength / 4`` grid: the
-    amplitude splat (:func:`position_map`) and, for ``channels = 3``, the amplitude times the
-    cosine and sine of each bubble's two-way echo phase ``-2 k z = -π · row`` (one row is λ/4), so
-    the network sees how the echoes of neighbouring bubbles interfere."""
+    """The generator's conditioning ``(channels, H + 2 m, W + 2 m)`` on the ``wavelength / 4``
+    grid, ``m = margin_px`` pixels beyond each edge of the ``(H, W)`` frame (so bubbles just
+    outside it, whose PSFs reach in, are seen): the amplitude splat (:func:`position_map`) and,
+    for ``channels = 3``, the amplitude times the cosine and sine of each bubble's two-way echo
+    phase ``-2 k z = -π · row`` (one row is λ/4), so the network sees how the echoes of
+    neighbouring bubbles interfere. ``positions_px`` are frame pixels."""
     if channels not in (1, 3):
         raise ConfigError(f"channels={channels} is invalid: expected 1 or 3")
-    pos = np.asarray(positions_px, np.float64).reshape(-1, 2)
+    pos = np.asarray(positions_px, np.float64).reshape(-1, 2) + margin_px
     amp = np.broadcast_to(np.asarray(amplitudes, np.float64), (len(pos),))
+    shape = (shape[0] + 2 * margin_px, shape[1] + 2 * margin_px)
     maps = [position_map(pos, amp, shape)]
     if channels == 3:
         phase = -np.pi * pos[:, 0]
@@ -171,6 +175,7 @@ class UlmGenerator:
             self.steps = int(card["sampling"]["steps"])
             self.refuse_beyond = float(card["input"].get("refuse_beyond", 0.5))
             self.pos_channels = int(card["input"].get("pos_channels", 1))
+            self.margin_px = int(card["input"].get("margin_px", 0))
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"model card of {self.path} lacks field {err}") from None
         self.name = str(card.get("name", self.path.stem))
@@ -205,9 +210,10 @@ class UlmGenerator:
         noise: npt.NDArray[np.float32] | None = None,
     ) -> npt.NDArray[np.float32]:
         """DDIM (``eta = 0``) frames ``(B, H, W)`` in ``[0, 1]`` for conditioning maps
-        ``(B, pos_channels, H, W)`` (:func:`conditioning_maps`; ``(B, H, W)`` for one channel)
-        and normalised parameter vectors ``(B, P)``; the starting noise is drawn from ``seed``
-        unless given (``(B, 1, H, W)``)."""
+        ``(B, pos_channels, H + 2 m, W + 2 m)`` (:func:`conditioning_maps` with this model's
+        ``pos_channels`` and ``margin_px``; ``(B, H, W)`` for one channel and no margin) and
+        normalised parameter vectors ``(B, P)``; the starting noise is drawn from ``seed`` unless
+        given (``(B, 1, H, W)``)."""
         pm = pos_maps[:, None] if pos_maps.ndim == 3 else pos_maps
         n, c, h, w = pm.shape
         if c != self.pos_channels:
@@ -215,6 +221,7 @@ class UlmGenerator:
                 f"{self.name} takes {self.pos_channels} conditioning channel(s), got {c}: "
                 "build them with conditioning_maps(..., channels=pos_channels)"
             )
+        h, w = h - 2 * self.margin_px, w - 2 * self.margin_px
         k_steps = self.steps if steps is None else int(steps)
         if k_steps < 1:
             raise ConfigError(f"steps={k_steps} is invalid: expected >= 1")
@@ -253,10 +260,10 @@ class UlmGenerator:
         amps = amplitudes if amplitudes is not None else [1.0] * len(positions_px)
         pm = np.stack(
             [
-                conditioning_maps(p, a, shape, self.pos_channels)
+                conditioning_maps(p, a, shape, self.pos_channels, self.margin_px)
                 for p, a in zip(positions_px, amps, strict=True)
             ]
-        ).reshape(-1, self.pos_channels, *shape)
+        ).reshape(-1, self.pos_channels, *(n + 2 * self.margin_px for n in shape))
         cond = np.repeat(normalise_parameters(params, self.ranges)[None], len(pm), axis=0)
         return self.sample(pm, cond, seed=seed, steps=steps)
 

@@ -53,8 +53,9 @@ def test_generator_runtime_matches_torch_and_is_seeded(ulm_run: Path) -> None:
     net, _ = task.load_generator(ulm_run / "generator.pt")
     model = zu.load_generator(ulm_run / "ulm-generator.onnx")
     assert model.pos_channels == net.arch.pos_channels == 3  # the config's phase channels
+    assert model.margin_px == net.arch.margin_px == 2  # maps 2 px beyond each edge
     rng = np.random.default_rng(1)
-    pm = rng.uniform(-1, 1, (2, 3, 16, 16)).astype(np.float32)
+    pm = rng.uniform(-1, 1, (2, 3, 20, 20)).astype(np.float32)
     cond = rng.uniform(-1, 1, (2, 7)).astype(np.float32)
     noise = rng.standard_normal((2, 1, 16, 16)).astype(np.float32)
     ref = gen.sample(net, pm, cond, steps=3, noise=noise)
@@ -86,6 +87,12 @@ def test_conditioning_maps_carry_each_bubbles_echo_phase() -> None:
     anti = conditioning_maps(np.array([[3.0, 3.0], [4.0, 3.0]]), 1.0, (8, 8), 3)
     assert anti[1, 3, 3] == pytest.approx(-anti[1, 4, 3])
     assert conditioning_maps(pos, amp, (12, 10)).shape == (1, 12, 10)
+    # with a margin the same maps sit inside a larger grid, and a bubble 2 px beyond the top
+    # edge, invisible without it, is kept
+    wide = conditioning_maps(np.vstack([pos, [[-2.0, 3.0]]]), [1.0, 2.0, 1.0], (12, 10), 3, 2)
+    assert wide.shape == (3, 16, 14)
+    np.testing.assert_allclose(wide[:, 2:-2, 2:-2], maps, atol=1e-6)
+    assert wide[0, 0, 5] == pytest.approx(1.0) and maps[0].sum() == pytest.approx(3.0)
     with pytest.raises(ConfigError, match="channels"):
         conditioning_maps(pos, amp, (12, 10), channels=2)
 
