@@ -135,6 +135,30 @@ def test_generator_follows_the_physical_parameters(generator: zu.UlmGenerator) -
     assert lat_hi / lat_lo == pytest.approx(4 / 9, rel=0.2)
 
 
+def test_generator_sees_bubbles_beyond_the_edge_and_their_interference(
+    generator: zu.UlmGenerator,
+) -> None:
+    from sonoedge.metrics import ssim
+
+    assert (generator.pos_channels, generator.margin_px) == (3, 2)
+    p = ud.FrameParams(snr_db=40.0, clutter_db=-40.0).as_dict()
+    r = ud.Renderer(ud.FrameParams(snr_db=40.0, clutter_db=-40.0), (32, 32))
+    # a bubble 1.5 px above the frame: only the tail of its PSF is inside, along the top row
+    outside = np.array([[-1.5, 15.0]])
+    edge = generator.synthesize([outside, np.zeros((0, 2))], p, seed=1)
+    top = r.display(r.render(outside, np.ones(1), seed=3))[0, 12:19].mean()
+    assert edge[0, 0, 12:19].mean() == pytest.approx(top, rel=0.25)
+    assert edge[1, 0, 12:19].mean() < top / 4
+    # two bubbles a quarter wavelength (1 row) apart echo in antiphase and partly cancel; half a
+    # wavelength (2 rows) apart they add up: the generator follows the physics in both cases
+    for gap in (1.0, 2.0):
+        pos = np.array([[15.0, 16.0], [15.0 + gap, 16.0]])
+        fake = generator.synthesize([pos], p, amplitudes=[np.ones(2)], seed=2)[0]
+        phys = r.display(r.render(pos, np.ones(2), seed=3))
+        assert fake.max() == pytest.approx(phys.max(), rel=0.2)
+        assert ssim(phys, fake, 1.0) > 0.9
+
+
 def test_generator_is_seeded(generator: zu.UlmGenerator) -> None:
     p = ud.FrameParams().as_dict()
     pos = [np.array([[10.0, 12.0], [20.5, 22.5]])]
