@@ -457,8 +457,8 @@ def export_onnx(net: loc.LocalizerNet, path: Path, sample: FloatArray | None = N
 
 def export_generator_onnx(net: gen.GeneratorNet, path: Path, size: int = 32) -> float:
     """Export the generator's denoiser (inputs ``x_t`` (B, 1, H, W), ``pos_map``
-    (B, pos_channels, H, W), ``cond`` (B, P), ``t`` (B,) → ``x0``) and check onnxruntime against
-    torch."""
+    (B, pos_channels, H + 2 margin, W + 2 margin), ``cond`` (B, P), ``t`` (B,) → ``x0``) and check
+    onnxruntime against torch."""
     rng = np.random.default_rng(1)
     c, m = net.arch.pos_channels, 2 * net.arch.margin_px
 
@@ -1062,7 +1062,8 @@ def _clean_corner_ssim(
     """SSIM to physics frames for the same held-out scenes at the cleanest corner of the trained
     box (highest SNR, lowest clutter), where two physics renders differ little, so the measure
     can reach 0.97 and scores what a generator must get right: the PSFs of unseen parameter sets
-    and how neighbouring bubbles' echoes interfere. Ceiling: two physics renders, as before."""
+    and how neighbouring bubbles' echoes interfere. Reference: two physics renders, as before (a
+    generator whose noise texture is smoother than the physics' can score above it)."""
     from dataclasses import replace
 
     from sonoedge.metrics import ssim
