@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sonoedge.errors import ConfigError
+from sonoedge.zoo.ulm import from_network_scale, sample_times
 
 N_PARAMS = 7
 TIME_FEATURES = 16
@@ -34,12 +35,15 @@ TIME_FEATURES = 16
 
 @dataclass(frozen=True)
 class GeneratorArch:
-    """Hyper-parameters that fix the generator's weight shapes."""
+    """Hyper-parameters that fix the generator's weight shapes, its conditioning maps and the
+    scale it works on (``display_exponent``: the network sees ``2 d**e - 1`` of the display
+    ``d``; 1 linear, 0.5 square root, which lifts the faint noise and clutter texture)."""
 
     width: int = 32
     n_params: int = N_PARAMS
     pos_channels: int = 1
     margin_px: int = 0
+    display_exponent: float = 1.0
 
     def __post_init__(self) -> None:
         if self.width < 8 or self.width % 8:
@@ -48,6 +52,10 @@ class GeneratorArch:
             raise ConfigError(f"pos_channels={self.pos_channels} is invalid: expected 1 or 3")
         if self.margin_px not in (0, 2, 4):
             raise ConfigError(f"margin_px={self.margin_px} is invalid: expected 0, 2 or 4")
+        if not 0.2 <= self.display_exponent <= 1.0:
+            raise ConfigError(
+                f"display_exponent={self.display_exponent} is invalid: expected 0.2..1.0"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": "ulm-generator-v1", **asdict(self)}
@@ -61,6 +69,7 @@ class GeneratorArch:
             int(data["n_params"]),
             int(data.get("pos_channels", 1)),
             int(data.get("margin_px", 0)),
+            float(data.get("display_exponent", 1.0)),
         )
 
 
@@ -179,13 +188,14 @@ def sample(
     seed: int = 0,
     batch: int = 64,
     noise: npt.NDArray[np.float32] | None = None,
+    time_power: float = 1.0,
 ) -> npt.NDArray[np.float32]:
     """Deterministic DDIM sampling (``eta = 0``) of frames ``(S, H, W)`` on the display scale
     ``[0, 1]`` for conditioning maps ``(S, H, W)`` (one channel, no margin) or
     ``(S, C, H + 2 m, W + 2 m)`` (``m = net.arch.margin_px``) and normalised parameter vectors
     ``(S, 7)``.
     The starting noise comes from ``seed`` (same seed, same frames) unless given
-    (``(S, 1, H, W)``)."""
+    (``(S, 1, H, W)``); times as :func:`sonoedge.zoo.ulm.sample_times` with ``time_power``."""
     if steps < 1:
         raise ConfigError(f"steps={steps} is invalid: expected >= 1")
     net.eval()
@@ -195,7 +205,7 @@ def sample(
     s, _, h, w = maps.shape
     h, w = h - 2 * margin, w - 2 * margin
     out = np.empty((s, h, w), np.float32)
-    times = torch.linspace(1.0, 0.0, steps + 1)
+    times = torch.from_numpy(sample_times(steps, time_power)).float()
     for i in range(0, s, batch):
         pm = torch.from_numpy(np.ascontiguousarray(maps[i : i + batch], np.float32))
         c = torch.from_numpy(np.ascontiguousarray(cond[i : i + batch], np.float32))
@@ -213,5 +223,5 @@ def sample(
             eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
             ab_next = alpha_bar(t_next.expand(n))[:, None, None, None]
             x = ab_next.sqrt() * x0 + (1 - ab_next).sqrt() * eps
-        out[i : i + n] = ((x[:, 0] + 1.0) / 2.0).clamp(0.0, 1.0).numpy()
+        out[i : i + n] = from_network_scale(x[:, 0].numpy(), net.arch.display_exponent)
     return out

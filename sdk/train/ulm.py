@@ -45,6 +45,7 @@ from sonoedge.models.export import (
 from sonoedge.train import config as cfgmod
 from sonoedge.train import ulm_data as ud
 from sonoedge.train.loop import load_checkpoint, run_phase, save_checkpoint
+from sonoedge.zoo.ulm import to_network_scale
 
 DATA_VERSION = "sonoedge.train.ulm_data/v1"
 SPLIT_SEED = {"train": 0, "val": 1_000_000, "synth": 2_000_000, "eval": 3_000_000}
@@ -72,9 +73,11 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         ("generator.batch_size", 1, 4096),
         ("generator.lr", 1e-6, 1.0),
         ("generator.sample_steps", 1, 1000),
+        ("generator.sample_time_power", 1.0, 4.0),
         ("generator.pos_channels", 1, 3),
         ("generator.margin_px", 0, 4),
         ("generator.ema_decay", 0.0, 0.99999),
+        ("generator.display_exponent", 0.2, 1.0),
         ("localizer.width", 8, 256),
         ("localizer.depth", 1, 16),
         ("localizer.steps", 1, 10_000_000),
@@ -184,7 +187,10 @@ def train_generator(
     g = cfg["generator"]
     torch.manual_seed(cfg["seed"])
     arch = gen.GeneratorArch(
-        int(g["width"]), pos_channels=int(g["pos_channels"]), margin_px=int(g["margin_px"])
+        int(g["width"]),
+        pos_channels=int(g["pos_channels"]),
+        margin_px=int(g["margin_px"]),
+        display_exponent=float(g["display_exponent"]),
     )
     net = gen.build(arch)
     bsz = int(g["batch_size"])
@@ -193,7 +199,7 @@ def train_generator(
     def loss_fn(rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         idx = rng.integers(len(data), size=bsz)
         flip = rng.integers(2, size=bsz).astype(bool)
-        x0 = data.display[idx] * 2.0 - 1.0
+        x0 = to_network_scale(data.display[idx], arch.display_exponent)
         pm = maps[idx]
         x0[flip] = x0[flip, :, ::-1]
         pm[flip] = pm[flip, :, :, ::-1]  # a lateral mirror keeps each bubble's depth and phase
@@ -227,9 +233,11 @@ def synthesize(
     progress: Any = None,
     vessel_fraction: float = 0.0,
     vessel_density: tuple[float, float] | None = None,
+    time_power: float = 1.0,
 ) -> ud.FrameSet:
     """``n`` generator frames for fresh bubbles and training-split parameter vectors (bubbles
-    placed as :func:`sonoedge.train.ulm_data.draw_any_bubbles`)."""
+    placed as :func:`sonoedge.train.ulm_data.draw_any_bubbles`; sampler times as
+    :func:`sonoedge.zoo.ulm.sample_times`)."""
     pos_maps, conds, vecs, poss, amps = [], [], [], [], []
     channels, margin = net.arch.pos_channels, net.arch.margin_px
     for i in range(n):
@@ -245,7 +253,11 @@ def synthesize(
     task = progress.add_task("synthesize", total=n) if progress is not None else None
     frames = []
     for i in range(0, n, 64):
-        frames.append(gen.sample(net, pm[i : i + 64], cond[i : i + 64], sample_steps, seed + i))
+        frames.append(
+            gen.sample(
+                net, pm[i : i + 64], cond[i : i + 64], sample_steps, seed + i, time_power=time_power
+            )
+        )
         if task is not None:
             progress.update(task, advance=min(64, n - i))
     disp = np.concatenate(frames) if frames else np.zeros((0, size, size), np.float32)
@@ -512,13 +524,15 @@ def write_generator_card(
         },
         "output": {
             "name": "x0",
-            "meaning": "clean-frame estimate in [-1, 1] (display scale |iq| / (2 x one "
-            "bubble's peak), mapped by 2 d - 1)",
+            "meaning": "clean-frame estimate in [-1, 1] (display scale d = |iq| / (2 x one "
+            "bubble's peak), mapped by 2 d**display_exponent - 1)",
         },
         "sampling": {
             "schedule": "cosine",
             "sampler": "DDIM eta=0",
             "steps": int(cfg["generator"]["sample_steps"]),
+            "time_power": float(cfg["generator"]["sample_time_power"]),
+            "display_exponent": net.arch.display_exponent,
         },
         "provenance": provenance(command, cfg, spec),
         "metrics": metrics,
@@ -533,7 +547,18 @@ def write_generator_card(
         "a physical parameter vector (centre frequency, bandwidth, F-number, pulse cycles, "
         "pitch, SNR, clutter level).",
         f"- Model: conditional denoising diffusion U-Net, {card['parameters']} parameters, "
-        f"cosine schedule, DDIM with {card['sampling']['steps']} steps; FiLM conditioning on "
+        f"cosine schedule, DDIM with {card['sampling']['steps']} steps"
+        + (
+            f" at times (1 - k / steps)^{card['sampling']['time_power']:g}"
+            if card["sampling"]["time_power"] != 1.0
+            else ""
+        )
+        + (
+            f", on the display^{net.arch.display_exponent:g} scale"
+            if net.arch.display_exponent != 1.0
+            else ""
+        )
+        + "; FiLM conditioning on "
         "the normalised parameters, the bubble conditioning maps as input channels"
         + (
             " (amplitude splat and each bubble's two-way echo phase as a splatted phasor)"
@@ -718,6 +743,7 @@ def train(
                 progress,
                 float(d["vessel_fraction"]),
                 tuple(d["vessel_density"]),
+                float(cfg["generator"]["sample_time_power"]),
             )
             ud.save_set(synth_path, synth)
             times["synthesize"] = round(time.perf_counter() - t0, 1)
@@ -997,12 +1023,16 @@ def _sampler(path: Path) -> tuple[Any, tuple[int, int]]:
             lambda pm, cond, steps, seed: model.sample(pm, cond, seed=seed, steps=steps),
             (model.pos_channels, model.margin_px),
         )
-    net = load_generator(path)[0]
+    net, state = load_generator(path)
+    power = float(state.get("config", {}).get("generator", {}).get("sample_time_power", 1.0))
     return (
-        lambda pm, cond, steps, seed: gen.sample(net, pm, cond, steps, seed=seed),
+        lambda pm, cond, steps, seed: gen.sample(net, pm, cond, steps, seed=seed, time_power=power),
         (net.arch.pos_channels, net.arch.margin_px),
     )
 
+
+TEXTURE_FREE_LEVEL = 0.02
+"""Display level under which a noise-free render's pixel counts as bubble-free (texture ratio)."""
 
 AVERAGE_K = 16
 """Frames averaged per side in the generator's secondary SSIM (:func:`_averaged_ssim`)."""
@@ -1133,6 +1163,15 @@ def _generator_scores(
     averaged = _averaged_ssim(sample, scenes, pm, cond, steps, seed, 2 if quick else AVERAGE_K)
     clean_corner = _clean_corner_ssim(sample, scenes, pm, cond, steps, seed)
     snr = np.asarray(snrs)
+    # noise and clutter texture: spread of the bubble-free pixels (noise-free render below 0.02),
+    # generator over physics; 1 is the physics' texture, below 1 smoother (which raises SSIM)
+    ref_arr, fake_arr = np.stack(refs), np.asarray(fake)
+    free = np.stack(clean) < TEXTURE_FREE_LEVEL
+
+    def texture_ratio(sel: npt.NDArray[np.bool_]) -> float:
+        m = free & sel[:, None, None]
+        return round(float(fake_arr[m].std() / max(float(ref_arr[m].std()), 1e-12)), 3)
+
     bins = {}
     for lo, hi in ((10, 20), (20, 30), (30, 40.01)):
         sel = (snr >= lo) & (snr < hi)
@@ -1140,6 +1179,7 @@ def _generator_scores(
             bins[f"snr_{lo}-{int(hi)}_db"] = {
                 "ssim": round(float(ss[sel].mean()), 4),
                 "ceiling": round(float(ceiling[sel].mean()), 4),
+                "texture_ratio": texture_ratio(sel),
                 "n": int(sel.sum()),
             }
     # Time per frame, three interleaved rounds (medians; the machine is shared): the generator on
@@ -1184,6 +1224,10 @@ def _generator_scores(
         "Ceiling: SSIM between two physics renders of the same bubbles and parameters with other "
         "noise and clutter draws - no generator of the distribution can beat it on average",
         "ssim_by_snr": bins,
+        "noise_texture_ratio": texture_ratio(np.ones(n, bool)),
+        "noise_texture_definition": "standard deviation of the generator's bubble-free pixels "
+        f"(noise-free render below {TEXTURE_FREE_LEVEL}) over the physics frames' (same scenes): "
+        "1 matches the physics' noise and clutter texture, below 1 is smoother",
         "secondary_ssim_of_averages": averaged,
         "ssim_clean_corner": clean_corner,
         "ms_per_frame_generator": round(gen_ms, 2),

@@ -54,6 +54,8 @@ def test_generator_runtime_matches_torch_and_is_seeded(ulm_run: Path) -> None:
     model = zu.load_generator(ulm_run / "ulm-generator.onnx")
     assert model.pos_channels == net.arch.pos_channels == 3  # the config's phase channels
     assert model.margin_px == net.arch.margin_px == 2  # maps 2 px beyond each edge
+    exponent = cfgmod.load("ulm", quick=True)["generator"]["display_exponent"]
+    assert model.display_exponent == net.arch.display_exponent == exponent
     rng = np.random.default_rng(1)
     pm = rng.uniform(-1, 1, (2, 3, 20, 20)).astype(np.float32)
     cond = rng.uniform(-1, 1, (2, 7)).astype(np.float32)
@@ -61,11 +63,52 @@ def test_generator_runtime_matches_torch_and_is_seeded(ulm_run: Path) -> None:
     ref = gen.sample(net, pm, cond, steps=3, noise=noise)
     got = model.sample(pm, cond, steps=3, noise=noise)
     np.testing.assert_allclose(got, ref, atol=1e-3)
+    # times crowded towards t = 0 (time_power), the same in both samplers
+    model.time_power = 2.0
+    ref2 = gen.sample(net, pm, cond, steps=3, noise=noise, time_power=2.0)
+    np.testing.assert_allclose(model.sample(pm, cond, steps=3, noise=noise), ref2, atol=1e-3)
+    assert np.abs(ref2 - ref).max() > 1e-3
+    model.time_power = 1.0
     a, b = model.sample(pm, cond, seed=5), model.sample(pm, cond, seed=5)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, model.sample(pm, cond, seed=6))
     with pytest.raises(DataError, match="conditioning channel"):
         model.sample(pm[:, 0], cond)
+
+
+def test_display_exponent_maps_the_networks_scale_back_to_the_display() -> None:
+    import torch
+
+    from sonoedge.models import ulm_generator as gen
+    from sonoedge.zoo.ulm import from_network_scale, to_network_scale
+
+    d = np.array([0.0, 0.01, 0.25, 0.5, 1.0], np.float32)
+    np.testing.assert_allclose(to_network_scale(d, 0.5), [-1.0, -0.8, 0.0, 2 * 0.5**0.5 - 1, 1.0])
+    np.testing.assert_allclose(from_network_scale(to_network_scale(d, 0.5), 0.5), d, atol=1e-6)
+    np.testing.assert_array_equal(from_network_scale([-3.0, 3.0], 0.5), [0.0, 1.0])
+    # the same weights on the square-root scale give the squares of the linear-scale frames
+    torch.manual_seed(0)
+    linear = gen.build(gen.GeneratorArch(8, pos_channels=3, margin_px=2))
+    root = gen.build(gen.GeneratorArch(8, pos_channels=3, margin_px=2, display_exponent=0.5))
+    root.load_state_dict(linear.state_dict())
+    rng = np.random.default_rng(0)
+    pm = rng.uniform(-1, 1, (2, 3, 16, 16)).astype(np.float32)
+    cond = rng.uniform(-1, 1, (2, 7)).astype(np.float32)
+    a = gen.sample(linear, pm, cond, steps=2, seed=3)
+    b = gen.sample(root, pm, cond, steps=2, seed=3)
+    assert a.std() > 0
+    np.testing.assert_allclose(b, a**2, atol=1e-6)
+    with pytest.raises(ConfigError, match="display_exponent"):
+        gen.GeneratorArch(8, display_exponent=0.1)
+
+
+def test_sample_times_crowd_towards_zero_with_the_power() -> None:
+    from sonoedge.zoo.ulm import sample_times
+
+    np.testing.assert_allclose(sample_times(4), [1.0, 0.75, 0.5, 0.25, 0.0])
+    t = sample_times(10, 2.0)
+    assert t[0] == 1.0 and t[-1] == 0.0 and np.all(np.diff(t) < 0)
+    assert t[-2] == pytest.approx(0.01)  # the last step starts at t = 0.01, not 0.1
 
 
 def test_conditioning_maps_carry_each_bubbles_echo_phase() -> None:
@@ -115,6 +158,8 @@ def test_eval_quick_writes_results(ulm_run: Path, tmp_path: Path) -> None:
     assert (corner["snr_db"], corner["clutter_db"]) == (40.0, -40.0)
     assert -1 <= corner["ssim"] <= 1 and corner["ceiling_physics_vs_physics"] > 0.9
     assert "generator_ssim_ge_0.97_clean_corner" in metrics["targets"]
+    assert metrics["generator"]["noise_texture_ratio"] > 0
+    assert all(b["texture_ratio"] > 0 for b in metrics["generator"]["ssim_by_snr"].values())
     assert set(metrics["targets"]) >= {"rmse_le_0.1_lambda_at_30db", "generator_ssim_ge_0.97"}
     assert "SNR" in task.summarize(metrics)
 
@@ -126,6 +171,8 @@ def test_eval_quick_writes_results(ulm_run: Path, tmp_path: Path) -> None:
         ({"localizer": {"width": 12}}, "multiple of 8"),
         ({"data": {"density": [0.5, 0.1]}}, "data.density"),
         ({"localizer": {"n_generated": 0}}, "n_generated"),
+        ({"generator": {"display_exponent": 0.1}}, "display_exponent"),
+        ({"generator": {"sample_time_power": 0.5}}, "sample_time_power"),
     ],
 )
 def test_bad_configs_are_refused(override: dict[str, object], match: str) -> None:
