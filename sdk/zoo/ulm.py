@@ -151,13 +151,13 @@ def conditioning_maps(
 def to_network_scale(display: npt.ArrayLike, exponent: float = 1.0) -> npt.NDArray[np.float32]:
     """Display frames in ``[0, 1]`` on the generator's ``[-1, 1]`` scale: ``2 d**exponent - 1``."""
     d = np.clip(np.asarray(display, np.float32), 0.0, 1.0)
-    return (2.0 * (d if exponent == 1.0 else d**exponent) - 1.0).astype(np.float32)
+    return (2.0 * d**exponent - 1.0).astype(np.float32)
 
 
 def from_network_scale(x: npt.ArrayLike, exponent: float = 1.0) -> npt.NDArray[np.float32]:
     """Inverse of :func:`to_network_scale` (values outside ``[-1, 1]`` are clipped)."""
     d = np.clip((np.asarray(x, np.float32) + 1.0) / 2.0, 0.0, 1.0)
-    return (d if exponent == 1.0 else d ** (1.0 / exponent)).astype(np.float32)
+    return (d ** (1.0 / exponent)).astype(np.float32)
 
 
 def alpha_bar(t: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -172,7 +172,7 @@ def sample_times(steps: int, power: float = 1.0) -> npt.NDArray[np.float64]:
     """The sampler's diffusion times, ``1 → 0`` in ``steps`` intervals: ``(1 - k / steps) **
     power``. Powers above 1 spend more steps at low noise, where the faint noise and clutter
     texture forms (with uniform times the last step jumps from ``t = 0.1`` to the clean frame)."""
-    return np.asarray(np.linspace(1.0, 0.0, int(steps) + 1) ** float(power), np.float64)
+    return np.linspace(1.0, 0.0, int(steps) + 1) ** float(power)
 
 
 class UlmGenerator:
