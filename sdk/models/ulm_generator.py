@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sonoedge.errors import ConfigError
-from sonoedge.zoo.ulm import from_network_scale, sample_times
+from sonoedge.zoo.ulm import from_network_scale, mirror_conditioning, mirror_set, sample_times
 
 N_PARAMS = 7
 TIME_FEATURES = 16
@@ -189,15 +189,19 @@ def sample(
     batch: int = 64,
     noise: npt.NDArray[np.float32] | None = None,
     time_power: float = 1.0,
+    mirror_average: int = 1,
 ) -> npt.NDArray[np.float32]:
     """Deterministic DDIM sampling (``eta = 0``) of frames ``(S, H, W)`` on the display scale
     ``[0, 1]`` for conditioning maps ``(S, H, W)`` (one channel, no margin) or
     ``(S, C, H + 2 m, W + 2 m)`` (``m = net.arch.margin_px``) and normalised parameter vectors
     ``(S, 7)``.
     The starting noise comes from ``seed`` (same seed, same frames) unless given
-    (``(S, 1, H, W)``); times as :func:`sonoedge.zoo.ulm.sample_times` with ``time_power``."""
+    (``(S, 1, H, W)``); times as :func:`sonoedge.zoo.ulm.sample_times` with ``time_power``; each
+    step's estimate averaged over ``mirror_average`` mirror images as
+    :meth:`sonoedge.zoo.ulm.UlmGenerator.sample`."""
     if steps < 1:
         raise ConfigError(f"steps={steps} is invalid: expected >= 1")
+    mirrors = mirror_set(mirror_average)
     net.eval()
     gen = torch.Generator().manual_seed(int(seed))
     maps = pos_map[:, None] if pos_map.ndim == 3 else pos_map
@@ -207,16 +211,21 @@ def sample(
     out = np.empty((s, h, w), np.float32)
     times = torch.from_numpy(sample_times(steps, time_power)).float()
     for i in range(0, s, batch):
-        pm = torch.from_numpy(np.ascontiguousarray(maps[i : i + batch], np.float32))
+        chunk = np.ascontiguousarray(maps[i : i + batch], np.float32)
+        pm = torch.from_numpy(np.concatenate([mirror_conditioning(chunk, *m) for m in mirrors]))
         c = torch.from_numpy(np.ascontiguousarray(cond[i : i + batch], np.float32))
-        n = pm.shape[0]
+        n = chunk.shape[0]
+        c = c.repeat(len(mirrors), 1)
         x = torch.randn((n, 1, h, w), generator=gen)
         if noise is not None:
             x = torch.from_numpy(np.ascontiguousarray(noise[i : i + batch], np.float32))
         for k in range(steps):
             t, t_next = times[k], times[k + 1]
             ab = alpha_bar(t.expand(n))[:, None, None, None]
-            x0 = net(x, pm, c, t.expand(n)).clamp(-1.0, 1.0)
+            x_all = torch.cat([_flip(x, *m) for m in mirrors])
+            est = net(x_all, pm, c, t.expand(len(x_all))).chunk(len(mirrors))
+            x0 = torch.stack([_flip(e, *m) for e, m in zip(est, mirrors, strict=True)])
+            x0 = x0.mean(0).clamp(-1.0, 1.0)
             if k == steps - 1:
                 x = x0
                 break
@@ -225,3 +234,8 @@ def sample(
             x = ab_next.sqrt() * x0 + (1 - ab_next).sqrt() * eps
         out[i : i + n] = from_network_scale(x[:, 0].numpy(), net.arch.display_exponent)
     return out
+
+
+def _flip(x: torch.Tensor, lateral: bool, axial: bool) -> torch.Tensor:
+    dims = [d for d, on in ((-1, lateral), (-2, axial)) if on]
+    return torch.flip(x, dims) if dims else x

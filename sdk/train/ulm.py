@@ -45,7 +45,7 @@ from sonoedge.models.export import (
 from sonoedge.train import config as cfgmod
 from sonoedge.train import ulm_data as ud
 from sonoedge.train.loop import load_checkpoint, run_phase, save_checkpoint
-from sonoedge.zoo.ulm import to_network_scale
+from sonoedge.zoo.ulm import MIRROR_AVERAGES, to_network_scale
 
 DATA_VERSION = "sonoedge.train.ulm_data/v1"
 SPLIT_SEED = {"train": 0, "val": 1_000_000, "synth": 2_000_000, "eval": 3_000_000}
@@ -104,6 +104,11 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         cfgmod.require_range(cfg, key, lo, hi)
     if cfg["generator"]["pos_channels"] not in (1, 3):
         raise ConfigError("config key 'generator.pos_channels' must be 1 or 3")
+    if cfg["generator"]["mirror_average"] not in MIRROR_AVERAGES:
+        raise ConfigError(
+            f"config key 'generator.mirror_average' must be one of {MIRROR_AVERAGES} "
+            "(no mirror, the lateral one, or the lateral and axial ones)"
+        )
     if cfg["generator"]["margin_px"] not in (0, 2, 4):
         raise ConfigError("config key 'generator.margin_px' must be 0, 2 or 4")
     if cfg["data"]["size"] % 4:
@@ -234,6 +239,7 @@ def synthesize(
     vessel_fraction: float = 0.0,
     vessel_density: tuple[float, float] | None = None,
     time_power: float = 1.0,
+    mirror_average: int = 1,
 ) -> ud.FrameSet:
     """``n`` generator frames for fresh bubbles and training-split parameter vectors (bubbles
     placed as :func:`sonoedge.train.ulm_data.draw_any_bubbles`; sampler times as
@@ -255,7 +261,13 @@ def synthesize(
     for i in range(0, n, 64):
         frames.append(
             gen.sample(
-                net, pm[i : i + 64], cond[i : i + 64], sample_steps, seed + i, time_power=time_power
+                net,
+                pm[i : i + 64],
+                cond[i : i + 64],
+                sample_steps,
+                seed + i,
+                time_power=time_power,
+                mirror_average=mirror_average,
             )
         )
         if task is not None:
@@ -532,6 +544,7 @@ def write_generator_card(
             "sampler": "DDIM eta=0",
             "steps": int(cfg["generator"]["sample_steps"]),
             "time_power": float(cfg["generator"]["sample_time_power"]),
+            "mirror_average": int(cfg["generator"]["mirror_average"]),
             "display_exponent": net.arch.display_exponent,
         },
         "provenance": provenance(command, cfg, spec),
@@ -551,6 +564,12 @@ def write_generator_card(
         + (
             f" at times (1 - k / steps)^{card['sampling']['time_power']:g}"
             if card["sampling"]["time_power"] != 1.0
+            else ""
+        )
+        + (
+            f", each step's estimate averaged over {card['sampling']['mirror_average']} mirror "
+            "images of the frame"
+            if card["sampling"]["mirror_average"] > 1
             else ""
         )
         + (
@@ -744,6 +763,7 @@ def train(
                 float(d["vessel_fraction"]),
                 tuple(d["vessel_density"]),
                 float(cfg["generator"]["sample_time_power"]),
+                int(cfg["generator"]["mirror_average"]),
             )
             ud.save_set(synth_path, synth)
             times["synthesize"] = round(time.perf_counter() - t0, 1)
@@ -1024,9 +1044,12 @@ def _sampler(path: Path) -> tuple[Any, tuple[int, int]]:
             (model.pos_channels, model.margin_px),
         )
     net, state = load_generator(path)
-    power = float(state.get("config", {}).get("generator", {}).get("sample_time_power", 1.0))
+    g = state.get("config", {}).get("generator", {})
+    power, mirrors = float(g.get("sample_time_power", 1.0)), int(g.get("mirror_average", 1))
     return (
-        lambda pm, cond, steps, seed: gen.sample(net, pm, cond, steps, seed=seed, time_power=power),
+        lambda pm, cond, steps, seed: gen.sample(
+            net, pm, cond, steps, seed=seed, time_power=power, mirror_average=mirrors
+        ),
         (net.arch.pos_channels, net.arch.margin_px),
     )
 
@@ -1113,13 +1136,15 @@ def _clean_corner_ssim(
     ceiling = np.array([ssim(refs[i], refs2[i], 1.0) for i in range(n)])
     return {
         "ssim": round(float(ss.mean()), 4),
+        "ssim_standard_error": round(float(ss.std(ddof=1) / np.sqrt(n)), 4) if n > 1 else None,
         "ssim_median": round(float(np.median(ss)), 4),
         "ceiling_physics_vs_physics": round(float(ceiling.mean()), 4),
         "snr_db": snr_db,
         "clutter_db": clutter_db,
         "definition": "ssim_mean's frames, bubbles and held-out parameter sets with SNR and "
         "clutter set to the cleanest corner of the trained box; ceiling: two physics renders "
-        "with other noise/clutter draws",
+        "with other noise/clutter draws; standard error: of the mean over the frames (how much "
+        "another draw of held-out scenes could move it)",
     }
 
 
@@ -1431,7 +1456,8 @@ def summarize(metrics: dict[str, Any]) -> str:
         lines.append(
             f"generator SSIM {g['ssim_mean']:.3f} (physics vs physics "
             f"{g['ssim_ceiling_physics_vs_physics']:.3f}; at the clean corner "
-            f"{g['ssim_clean_corner']['ssim']:.3f} vs "
+            f"{g['ssim_clean_corner']['ssim']:.3f} ± "
+            f"{g['ssim_clean_corner'].get('ssim_standard_error') or 0:.3f} vs "
             f"{g['ssim_clean_corner']['ceiling_physics_vs_physics']:.3f}), "
             f"{g['ms_per_frame_generator']} ms/frame "
             f"vs simulator {g['ms_per_frame_simulator_new_params']} ms"

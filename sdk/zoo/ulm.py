@@ -175,6 +175,44 @@ def sample_times(steps: int, power: float = 1.0) -> npt.NDArray[np.float64]:
     return np.linspace(1.0, 0.0, int(steps) + 1) ** float(power)
 
 
+MIRROR_AVERAGES = (1, 2, 4)
+"""Mirror images a generator's clean-frame estimates may be averaged over: none, the lateral
+mirror, or the lateral and axial mirrors and both (see :func:`mirror_set`)."""
+
+
+def mirror_set(copies: int) -> tuple[tuple[bool, bool], ...]:
+    """The ``(lateral, axial)`` mirrors whose estimates are averaged for ``copies`` in
+    :data:`MIRROR_AVERAGES` (the identity first)."""
+    if copies not in MIRROR_AVERAGES:
+        raise ConfigError(f"mirror_average={copies} is invalid: expected one of {MIRROR_AVERAGES}")
+    return ((False, False), (True, False), (False, True), (True, True))[:copies]
+
+
+def mirror_conditioning(
+    pos_maps: npt.NDArray[np.float32], lateral: bool, axial: bool
+) -> npt.NDArray[np.float32]:
+    """Conditioning maps ``(B, C, Hp, Wp)`` of the mirror image of the scene: equal to
+    :func:`conditioning_maps` of the mirrored bubble positions. A lateral mirror only flips the
+    maps; an axial one also turns each echo phase ``-π · row`` into ``-π · (Hp - 1 - row)``, so the
+    cosine channel takes the sign ``(-1) ** (Hp - 1)`` and the sine channel the opposite one."""
+    pm = pos_maps[..., ::-1] if lateral else pos_maps
+    if axial:
+        pm = pm[..., ::-1, :].copy()
+        if pm.shape[1] == 3:
+            sign = 1.0 if pm.shape[-2] % 2 else -1.0
+            pm[:, 1] *= sign
+            pm[:, 2] *= -sign
+    return np.ascontiguousarray(pm, np.float32)
+
+
+def _mirror(x: npt.NDArray[np.float32], lateral: bool, axial: bool) -> npt.NDArray[np.float32]:
+    if lateral:
+        x = x[..., ::-1]
+    if axial:
+        x = x[..., ::-1, :]
+    return np.ascontiguousarray(x)
+
+
 class UlmGenerator:
     """The exported conditional diffusion generator (denoiser in ONNX, DDIM loop in numpy).
 
@@ -197,13 +235,16 @@ class UlmGenerator:
             self.margin_px = int(card["input"].get("margin_px", 0))
             self.display_exponent = float(card["sampling"].get("display_exponent", 1.0))
             self.time_power = float(card["sampling"].get("time_power", 1.0))
+            self.mirror_average = int(card["sampling"].get("mirror_average", 1))
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"model card of {self.path} lacks field {err}") from None
         self.name = str(card.get("name", self.path.stem))
         self.session = session if session is not None else cpu_session(self.path, threads)
 
     def __repr__(self) -> str:
-        return f"UlmGenerator({self.name!r}, steps={self.steps})"
+        return (
+            f"UlmGenerator({self.name!r}, steps={self.steps}, mirror_average={self.mirror_average})"
+        )
 
     def denoise(
         self,
@@ -229,12 +270,16 @@ class UlmGenerator:
         seed: int = 0,
         steps: int | None = None,
         noise: npt.NDArray[np.float32] | None = None,
+        mirror_average: int | None = None,
     ) -> npt.NDArray[np.float32]:
         """DDIM (``eta = 0``) frames ``(B, H, W)`` in ``[0, 1]`` for conditioning maps
         ``(B, pos_channels, H + 2 m, W + 2 m)`` (:func:`conditioning_maps` with this model's
         ``pos_channels`` and ``margin_px``; ``(B, H, W)`` for one channel and no margin) and
         normalised parameter vectors ``(B, P)``; the starting noise is drawn from ``seed`` unless
-        given (``(B, 1, H, W)``)."""
+        given (``(B, 1, H, W)``). Each step's clean-frame estimate is the mean of the network's
+        estimates for the frame and its mirror images (``mirror_average`` copies, default the
+        card's ``sampling.mirror_average``; :func:`mirror_set`), mirrored back: the physics is
+        symmetric under both mirrors, so the copies are estimates of the same frame."""
         pm = pos_maps[:, None] if pos_maps.ndim == 3 else pos_maps
         n, c, h, w = pm.shape
         if c != self.pos_channels:
@@ -248,13 +293,20 @@ class UlmGenerator:
             raise ConfigError(f"steps={k_steps} is invalid: expected >= 1")
         if h % self.size_multiple or w % self.size_multiple:
             raise DataError(f"frames must be multiples of {self.size_multiple} pixels per side")
+        mirrors = mirror_set(self.mirror_average if mirror_average is None else mirror_average)
         rng = np.random.default_rng(seed)
         x = rng.standard_normal((n, 1, h, w)).astype(np.float32) if noise is None else noise
         pm = pm.astype(np.float32)
+        pm_all = np.concatenate([mirror_conditioning(pm, *m) for m in mirrors])
+        cond_all = np.concatenate([np.asarray(conds, np.float32)] * len(mirrors))
         times = sample_times(k_steps, self.time_power)
         for k in range(k_steps):
             ab = float(alpha_bar(np.array(times[k])))
-            x0 = np.clip(self.denoise(x, pm, conds, np.full(n, times[k], np.float32)), -1, 1)
+            x_all = np.concatenate([_mirror(x, *m) for m in mirrors])
+            t_all = np.full(len(x_all), times[k], np.float32)
+            est = self.denoise(x_all, pm_all, cond_all, t_all)
+            x0 = np.mean([_mirror(est[j * n : (j + 1) * n], *m) for j, m in enumerate(mirrors)], 0)
+            x0 = np.clip(x0, -1, 1)
             if k == k_steps - 1:
                 x = x0
                 break
@@ -271,9 +323,11 @@ class UlmGenerator:
         amplitudes: list[npt.ArrayLike] | None = None,
         seed: int = 0,
         steps: int | None = None,
+        mirror_average: int | None = None,
     ) -> npt.NDArray[np.float32]:
         """Frames ``(len(positions_px), H, W)`` with bubbles at ``positions_px[i]`` (``(n, 2)``
-        row/col on the λ/4 grid; amplitudes default to 1) for one physical parameter set."""
+        row/col on the λ/4 grid; amplitudes default to 1) for one physical parameter set
+        (``steps`` and ``mirror_average`` as :meth:`sample`)."""
         import warnings
 
         for note in check_parameters(params, self.ranges, "generator", self.refuse_beyond):
@@ -286,7 +340,7 @@ class UlmGenerator:
             ]
         ).reshape(-1, self.pos_channels, *(n + 2 * self.margin_px for n in shape))
         cond = np.repeat(normalise_parameters(params, self.ranges)[None], len(pm), axis=0)
-        return self.sample(pm, cond, seed=seed, steps=steps)
+        return self.sample(pm, cond, seed=seed, steps=steps, mirror_average=mirror_average)
 
 
 def load_generator(name_or_path: str | Path = "ulm-generator", threads: int = 2) -> UlmGenerator:

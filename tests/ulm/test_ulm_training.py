@@ -60,12 +60,16 @@ def test_generator_runtime_matches_torch_and_is_seeded(ulm_run: Path) -> None:
     pm = rng.uniform(-1, 1, (2, 3, 20, 20)).astype(np.float32)
     cond = rng.uniform(-1, 1, (2, 7)).astype(np.float32)
     noise = rng.standard_normal((2, 1, 16, 16)).astype(np.float32)
-    ref = gen.sample(net, pm, cond, steps=3, noise=noise)
+    assert model.mirror_average == 4  # the config's sampler averages over four mirror images
+    ref = gen.sample(net, pm, cond, steps=3, noise=noise, mirror_average=4)
     got = model.sample(pm, cond, steps=3, noise=noise)
     np.testing.assert_allclose(got, ref, atol=1e-3)
+    plain = gen.sample(net, pm, cond, steps=3, noise=noise)
+    np.testing.assert_allclose(model.sample(pm, cond, 0, 3, noise, 1), plain, atol=1e-3)
+    assert np.abs(plain - ref).max() > 1e-3
     # times crowded towards t = 0 (time_power), the same in both samplers
     model.time_power = 2.0
-    ref2 = gen.sample(net, pm, cond, steps=3, noise=noise, time_power=2.0)
+    ref2 = gen.sample(net, pm, cond, steps=3, noise=noise, time_power=2.0, mirror_average=4)
     np.testing.assert_allclose(model.sample(pm, cond, steps=3, noise=noise), ref2, atol=1e-3)
     assert np.abs(ref2 - ref).max() > 1e-3
     model.time_power = 1.0
@@ -74,6 +78,55 @@ def test_generator_runtime_matches_torch_and_is_seeded(ulm_run: Path) -> None:
     assert not np.array_equal(a, model.sample(pm, cond, seed=6))
     with pytest.raises(DataError, match="conditioning channel"):
         model.sample(pm[:, 0], cond)
+
+
+def test_mirror_averaged_sampler_mirrors_its_frames_with_the_scene(ulm_run: Path) -> None:
+    from sonoedge.zoo import ulm as zu
+
+    model = zu.load_generator(ulm_run / "ulm-generator.onnx")
+    rng = np.random.default_rng(2)
+    pos = rng.uniform(-1, 16, (3, 6, 2))
+    pm = np.stack([zu.conditioning_maps(p, 1.0, (16, 16), 3, 2) for p in pos])
+    cond = rng.uniform(-1, 1, (3, 7)).astype(np.float32)
+    noise = rng.standard_normal((3, 1, 16, 16)).astype(np.float32)
+    for lateral, axial in ((True, False), (False, True), (True, True)):
+        mirrored = pos.copy()
+        if lateral:
+            mirrored[..., 1] = 15 - mirrored[..., 1]
+        if axial:
+            mirrored[..., 0] = 15 - mirrored[..., 0]
+        pm_m = np.stack([zu.conditioning_maps(p, 1.0, (16, 16), 3, 2) for p in mirrored])
+        noise_m = np.ascontiguousarray(noise[..., :: -1 if axial else 1, :: -1 if lateral else 1])
+        a = model.sample(pm, cond, steps=2, noise=noise)
+        b = model.sample(pm_m, cond, steps=2, noise=noise_m)
+        np.testing.assert_allclose(
+            b[:, :: -1 if axial else 1, :: -1 if lateral else 1], a, atol=2e-5
+        )
+        # one copy: the (untrained) network alone is not mirror-symmetric
+        a1 = model.sample(pm, cond, steps=2, noise=noise, mirror_average=1)
+        b1 = model.sample(pm_m, cond, steps=2, noise=noise_m, mirror_average=1)
+        assert np.abs(b1[:, :: -1 if axial else 1, :: -1 if lateral else 1] - a1).max() > 1e-3
+    with pytest.raises(ConfigError, match="mirror_average"):
+        model.sample(pm, cond, mirror_average=3)
+
+
+@pytest.mark.parametrize(("rows", "margin"), [(12, 0), (12, 2), (13, 0), (13, 4)])
+def test_mirror_conditioning_gives_the_maps_of_the_mirrored_scene(rows: int, margin: int) -> None:
+    from sonoedge.zoo.ulm import conditioning_maps, mirror_conditioning
+
+    pos = np.random.default_rng(rows + margin).uniform(-margin, rows, (7, 2))
+    amp = np.linspace(0.5, 2.0, 7)
+    maps = conditioning_maps(pos, amp, (rows, 10), 3, margin)[None]
+    for lateral, axial in ((True, False), (False, True), (True, True)):
+        mirrored = pos.copy()
+        if lateral:
+            mirrored[:, 1] = 9 - mirrored[:, 1]
+        if axial:
+            mirrored[:, 0] = rows - 1 - mirrored[:, 0]
+        want = conditioning_maps(mirrored, amp, (rows, 10), 3, margin)[None]
+        np.testing.assert_allclose(mirror_conditioning(maps, lateral, axial), want, atol=1e-6)
+        one = mirror_conditioning(maps[:, :1], lateral, axial)
+        np.testing.assert_allclose(one, want[:, :1], atol=1e-6)
 
 
 def test_display_exponent_maps_the_networks_scale_back_to_the_display() -> None:
@@ -157,6 +210,7 @@ def test_eval_quick_writes_results(ulm_run: Path, tmp_path: Path) -> None:
     corner = metrics["generator"]["ssim_clean_corner"]
     assert (corner["snr_db"], corner["clutter_db"]) == (40.0, -40.0)
     assert -1 <= corner["ssim"] <= 1 and corner["ceiling_physics_vs_physics"] > 0.9
+    assert 0 <= corner["ssim_standard_error"] < 0.5
     assert "generator_ssim_ge_0.97_clean_corner" in metrics["targets"]
     assert metrics["generator"]["noise_texture_ratio"] > 0
     assert all(b["texture_ratio"] > 0 for b in metrics["generator"]["ssim_by_snr"].values())
@@ -173,6 +227,7 @@ def test_eval_quick_writes_results(ulm_run: Path, tmp_path: Path) -> None:
         ({"localizer": {"n_generated": 0}}, "n_generated"),
         ({"generator": {"display_exponent": 0.1}}, "display_exponent"),
         ({"generator": {"sample_time_power": 0.5}}, "sample_time_power"),
+        ({"generator": {"mirror_average": 3}}, "mirror_average"),
     ],
 )
 def test_bad_configs_are_refused(override: dict[str, object], match: str) -> None:
