@@ -1031,26 +1031,31 @@ def _log_display(display: FloatArray, range_db: float = 20.0) -> FloatArray:
     return np.clip((db + range_db) / range_db, 0.0, 1.0).astype(np.float32)
 
 
-def _sampler(path: Path) -> tuple[Any, tuple[int, int]]:
-    """``sample(pos_maps, conds, steps, seed) -> frames`` of a generator (the exported ONNX under
-    onnxruntime, one thread, or ``generator.pt`` under torch) and its conditioning channels and
-    margin."""
+def _sampler(path: Path) -> tuple[Any, tuple[int, int], int]:
+    """``sample(pos_maps, conds, steps, seed, mirrors=None) -> frames`` of a generator (the
+    exported ONNX under onnxruntime, one thread, or ``generator.pt`` under torch; ``mirrors``
+    overrides its mirror average), its conditioning channels and margin, and its own mirror
+    average."""
     if path.suffix == ".onnx":
         from sonoedge.zoo.ulm import load_generator as load_onnx
 
         model = load_onnx(path, threads=1)
         return (
-            lambda pm, cond, steps, seed: model.sample(pm, cond, seed=seed, steps=steps),
+            lambda pm, cond, steps, seed, mirrors=None: model.sample(
+                pm, cond, seed=seed, steps=steps, mirror_average=mirrors
+            ),
             (model.pos_channels, model.margin_px),
+            model.mirror_average,
         )
     net, state = load_generator(path)
     g = state.get("config", {}).get("generator", {})
-    power, mirrors = float(g.get("sample_time_power", 1.0)), int(g.get("mirror_average", 1))
+    power, own = float(g.get("sample_time_power", 1.0)), int(g.get("mirror_average", 1))
     return (
-        lambda pm, cond, steps, seed: gen.sample(
-            net, pm, cond, steps, seed=seed, time_power=power, mirror_average=mirrors
+        lambda pm, cond, steps, seed, mirrors=None: gen.sample(
+            net, pm, cond, steps, seed=seed, time_power=power, mirror_average=mirrors or own
         ),
         (net.arch.pos_channels, net.arch.margin_px),
+        own,
     )
 
 
@@ -1149,12 +1154,18 @@ def _clean_corner_ssim(
 
 
 def _generator_scores(
-    sample: Any, channels: tuple[int, int], cfg: dict[str, Any], seed: int, quick: bool
+    sample: Any,
+    channels: tuple[int, int],
+    mirrors: int,
+    cfg: dict[str, Any],
+    seed: int,
+    quick: bool,
 ) -> dict[str, Any]:
     """SSIM of generated frames to physics reference frames on held-out parameter sets (centre
     frequencies the generator never saw), the SSIM between two physics realisations of the same
     bubbles (noise and clutter differ: the ceiling for any generator), the same at the cleanest
-    corner of the box, and time per frame."""
+    corner of the box, and time per frame (with the generator's mirror average and, side by
+    side, with one copy)."""
     from sonoedge.metrics import ssim
 
     size = int(cfg["data"]["size"])
@@ -1208,15 +1219,19 @@ def _generator_scores(
                 "n": int(sel.sum()),
             }
     # Time per frame, three interleaved rounds (medians; the machine is shared): the generator on
-    # a batch of 16, the physics simulator with a fresh parameter vector per frame (set-up
-    # included, as the generator's conditioning changes per frame) and with one parameter set.
+    # a batch of 16 (and with one copy instead of its mirror average), the physics simulator with
+    # a fresh parameter vector per frame (set-up included, as the generator's conditioning changes
+    # per frame) and with one parameter set.
     reps = 4 if quick else 24
-    gen_rounds, sim_rounds, same_rounds = [gen_ms], [], []
+    gen_rounds, one_rounds, sim_rounds, same_rounds = [gen_ms], [], [], []
     for k in range(3):
         if k:
             t0 = time.perf_counter()
             sample(pm[:16], cond[:16], steps, seed + k)
             gen_rounds.append(1e3 * (time.perf_counter() - t0) / len(pm[:16]))
+        t0 = time.perf_counter()
+        sample(pm[:16], cond[:16], steps, seed + k, 1)
+        one_rounds.append(1e3 * (time.perf_counter() - t0) / len(pm[:16]))
         t0 = time.perf_counter()
         for i in range(reps):
             rng = np.random.default_rng([seed, 88, i])
@@ -1229,6 +1244,7 @@ def _generator_scores(
             r.display(r.render(pos, amp, seed=i))
         same_rounds.append(1e3 * (time.perf_counter() - t0) / reps)
     gen_ms = float(np.median(gen_rounds))
+    one_ms = float(np.median(one_rounds))
     sim_ms = float(np.median(sim_rounds))
     sim_same_ms = float(np.median(same_rounds))
     return {
@@ -1255,7 +1271,9 @@ def _generator_scores(
         "1 matches the physics' noise and clutter texture, below 1 is smoother",
         "secondary_ssim_of_averages": averaged,
         "ssim_clean_corner": clean_corner,
+        "mirror_average": mirrors,
         "ms_per_frame_generator": round(gen_ms, 2),
+        "ms_per_frame_generator_one_copy": round(one_ms, 2),
         "ms_per_frame_simulator_new_params": round(sim_ms, 2),
         "ms_per_frame_simulator_same_params": round(sim_same_ms, 2),
         "generator_over_simulator_time": round(gen_ms / sim_ms, 2),
@@ -1460,6 +1478,8 @@ def summarize(metrics: dict[str, Any]) -> str:
             f"{g['ssim_clean_corner'].get('ssim_standard_error') or 0:.3f} vs "
             f"{g['ssim_clean_corner']['ceiling_physics_vs_physics']:.3f}), "
             f"{g['ms_per_frame_generator']} ms/frame "
+            f"({g.get('mirror_average', 1)} mirror copies; one copy "
+            f"{g.get('ms_per_frame_generator_one_copy', '-')} ms) "
             f"vs simulator {g['ms_per_frame_simulator_new_params']} ms"
         )
     lines.append(f"targets: {metrics['targets']}")

@@ -213,6 +213,8 @@ def test_eval_quick_writes_results(ulm_run: Path, tmp_path: Path) -> None:
     assert 0 <= corner["ssim_standard_error"] < 0.5
     assert "generator_ssim_ge_0.97_clean_corner" in metrics["targets"]
     assert metrics["generator"]["noise_texture_ratio"] > 0
+    assert metrics["generator"]["mirror_average"] == 4  # the quick run's card
+    assert metrics["generator"]["ms_per_frame_generator_one_copy"] > 0
     assert all(b["texture_ratio"] > 0 for b in metrics["generator"]["ssim_by_snr"].values())
     assert set(metrics["targets"]) >= {"rmse_le_0.1_lambda_at_30db", "generator_ssim_ge_0.97"}
     assert "SNR" in task.summarize(metrics)
