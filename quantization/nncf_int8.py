@@ -169,6 +169,12 @@ def quantize_openvino(
 
     evaluate = _metric(validation, score)
     base = evaluate(model)
+    if max_drop is not None and not np.isfinite(base):
+        raise ConfigError(
+            f"the float model scores {base} on the validation set, so a drop from it is "
+            "undefined: give a score that stays finite (e.g. PSNR capped, or against targets "
+            "rather than the float model's own outputs)"
+        )
     tried: dict[str, float] = {}
     best: tuple[str, Any] | None = None
     for setting in SETTINGS:
