@@ -214,8 +214,8 @@ def sample(
         chunk = np.ascontiguousarray(maps[i : i + batch], np.float32)
         pm = torch.from_numpy(np.concatenate([mirror_conditioning(chunk, *m) for m in mirrors]))
         c = torch.from_numpy(np.ascontiguousarray(cond[i : i + batch], np.float32))
-        n = chunk.shape[0]
         c = c.repeat(len(mirrors), 1)
+        n = chunk.shape[0]
         x = torch.randn((n, 1, h, w), generator=gen)
         if noise is not None:
             x = torch.from_numpy(np.ascontiguousarray(noise[i : i + batch], np.float32))

@@ -1229,9 +1229,10 @@ def _generator_scores(
             t0 = time.perf_counter()
             sample(pm[:16], cond[:16], steps, seed + k)
             gen_rounds.append(1e3 * (time.perf_counter() - t0) / len(pm[:16]))
-        t0 = time.perf_counter()
-        sample(pm[:16], cond[:16], steps, seed + k, 1)
-        one_rounds.append(1e3 * (time.perf_counter() - t0) / len(pm[:16]))
+        if mirrors > 1:
+            t0 = time.perf_counter()
+            sample(pm[:16], cond[:16], steps, seed + k, 1)
+            one_rounds.append(1e3 * (time.perf_counter() - t0) / len(pm[:16]))
         t0 = time.perf_counter()
         for i in range(reps):
             rng = np.random.default_rng([seed, 88, i])
@@ -1244,7 +1245,7 @@ def _generator_scores(
             r.display(r.render(pos, amp, seed=i))
         same_rounds.append(1e3 * (time.perf_counter() - t0) / reps)
     gen_ms = float(np.median(gen_rounds))
-    one_ms = float(np.median(one_rounds))
+    one_ms = float(np.median(one_rounds)) if one_rounds else gen_ms
     sim_ms = float(np.median(sim_rounds))
     sim_same_ms = float(np.median(same_rounds))
     return {

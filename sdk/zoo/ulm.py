@@ -188,6 +188,14 @@ def mirror_set(copies: int) -> tuple[tuple[bool, bool], ...]:
     return ((False, False), (True, False), (False, True), (True, True))[:copies]
 
 
+def _mirror(x: npt.NDArray[np.float32], lateral: bool, axial: bool) -> npt.NDArray[np.float32]:
+    if lateral:
+        x = x[..., ::-1]
+    if axial:
+        x = x[..., ::-1, :]
+    return np.ascontiguousarray(x)
+
+
 def mirror_conditioning(
     pos_maps: npt.NDArray[np.float32], lateral: bool, axial: bool
 ) -> npt.NDArray[np.float32]:
@@ -195,22 +203,12 @@ def mirror_conditioning(
     :func:`conditioning_maps` of the mirrored bubble positions. A lateral mirror only flips the
     maps; an axial one also turns each echo phase ``-π · row`` into ``-π · (Hp - 1 - row)``, so the
     cosine channel takes the sign ``(-1) ** (Hp - 1)`` and the sine channel the opposite one."""
-    pm = pos_maps[..., ::-1] if lateral else pos_maps
-    if axial:
-        pm = pm[..., ::-1, :].copy()
-        if pm.shape[1] == 3:
-            sign = 1.0 if pm.shape[-2] % 2 else -1.0
-            pm[:, 1] *= sign
-            pm[:, 2] *= -sign
-    return np.ascontiguousarray(pm, np.float32)
-
-
-def _mirror(x: npt.NDArray[np.float32], lateral: bool, axial: bool) -> npt.NDArray[np.float32]:
-    if lateral:
-        x = x[..., ::-1]
-    if axial:
-        x = x[..., ::-1, :]
-    return np.ascontiguousarray(x)
+    pm = np.array(_mirror(pos_maps, lateral, axial), np.float32)
+    if axial and pm.shape[1] == 3:
+        sign = 1.0 if pm.shape[-2] % 2 else -1.0
+        pm[:, 1] *= sign
+        pm[:, 2] *= -sign
+    return pm
 
 
 class UlmGenerator:
