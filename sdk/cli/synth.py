@@ -26,6 +26,20 @@ def synth(
         "train", "--split", help="train, or eval (disjoint seeds, partly disjoint parameters)."
     ),
     workers: int = typer.Option(0, "--workers", "-j", help="Processes (0 = all cores)."),
+    engine: str = typer.Option(
+        "physics",
+        "--engine",
+        help="bubbles only: physics (convolution model) or generator (the ULM diffusion "
+        "generator draws the frames of the same vessel trees; eval = unseen centre frequencies).",
+    ),
+    generator: str = typer.Option(
+        "ulm-generator", "--generator", help="Generator model name or .onnx (--engine generator)."
+    ),
+    mirror_average: int = typer.Option(
+        0,
+        "--mirror-average",
+        help="Generator copies per denoising step: 1 (fastest), 2 or 4; 0 = the model card's.",
+    ),
 ) -> None:
     """Simulate a dataset with the physics-guided simulators.
 
@@ -38,6 +52,7 @@ def synth(
       sonoedge synth bmode --n 1000 --out despeckle.h5 --seed 1
       sonoedge synth doppler --n 200 --frames 128 --out sonic.h5 --probe linear-7.5
       sonoedge synth bubbles --n 50 --frames 64 --out ulm_eval.h5 --split eval --seed 7
+      sonoedge synth bubbles --n 20 --size 64 --frames 8 --engine generator --out gen.h5
       sonoedge synth sweep --n 20 --frames 60 --out sweeps.h5 --probe convex-3.5
     """
     import os
@@ -55,6 +70,9 @@ def synth(
         frames=frames,
         prf_hz=prf_hz,
         split=split,  # type: ignore[arg-type]
+        engine=engine,  # type: ignore[arg-type]
+        generator=generator,
+        mirror_average=mirror_average,
     )
     n_workers = workers if workers > 0 else (os.cpu_count() or 1)
     command = " ".join(shlex.quote(a) for a in ["sonoedge", *sys.argv[1:]])

@@ -11,6 +11,12 @@ Tasks and what each sample holds (``N`` samples, ``H × W`` pixels, ``F`` frames
   vector), and ground truth as flat tables ``positions_m`` (M, 2), ``track_ids`` (M,) with
   ``position_offsets`` (N·F + 1,): rows ``offsets[i·F + f] : offsets[i·F + f + 1]`` belong to
   frame ``f`` of sample ``i``.
+  With ``engine="generator"`` the frames come from the ULM generator
+  (:meth:`sonoedge.zoo.ulm.UlmGenerator.render_scene`: the same vessel trees, flow and ground
+  truth, frames in the simulator's units, clipped at twice a median bubble's peak); its ``train``
+  split draws parameters over the generator's trained box, its ``eval`` split only centre
+  frequencies the generator never saw (its card's ``held_out_f0_mhz``). Size: a multiple of the
+  card's ``size_multiple``.
 - ``sweep``: freehand sweeps from :func:`sonoedge.synth.sweeps.simulate_sweep` (fan, linear or
   rotation at random): ``frames`` (N, F, rows, cols) uint8 (about ``size`` pixels square),
   ``poses`` (N, F, 4, 4) image→world in metres, ``timestamps_s`` (N, F), ``imu_times_s`` (N, K),
@@ -44,13 +50,18 @@ Task = Literal["bmode", "enhance", "doppler", "bubbles", "sweep"]
 TASKS: tuple[Task, ...] = ("bmode", "enhance", "doppler", "bubbles", "sweep")
 Split = Literal["train", "eval"]
 SPLITS: tuple[Split, ...] = ("train", "eval")
+Engine = Literal["physics", "generator"]
+ENGINES: tuple[Engine, ...] = ("physics", "generator")
+MIRROR_CHOICES = (0, 1, 2, 4)
 
 Sample = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """What to simulate: task, count, seed, probe preset, image size, frames, PRF, split."""
+    """What to simulate: task, count, seed, probe preset, image size, frames, PRF, split; for
+    ``bubbles`` also the engine (``physics`` or the ULM ``generator``: its model name or path,
+    and its mirror copies per step, 0 for its card's)."""
 
     task: Task
     n: int
@@ -60,6 +71,9 @@ class DatasetSpec:
     frames: int = 32
     prf_hz: float = 1000.0
     split: Split = "train"
+    engine: Engine = "physics"
+    generator: str = "ulm-generator"
+    mirror_average: int = 0
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -74,6 +88,18 @@ class DatasetSpec:
         check_positive("prf_hz", self.prf_hz)
         if self.split not in SPLITS:
             raise ConfigError(f"split={self.split!r} is invalid: expected one of {SPLITS}")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine={self.engine!r} is invalid: expected one of {ENGINES}")
+        if self.engine != "physics" and self.task != "bubbles":
+            raise ConfigError(
+                f"engine={self.engine!r} makes only 'bubbles' datasets, not {self.task!r}",
+                hint="leave the engine at 'physics' for this task",
+            )
+        if self.mirror_average not in MIRROR_CHOICES:
+            raise ConfigError(
+                f"mirror_average={self.mirror_average!r} is invalid: expected one of "
+                f"{MIRROR_CHOICES} (0: the generator card's)"
+            )
 
     def sample_seed(self, index: int) -> int:
         """Seed of sample ``index`` (independent of ``n`` and of worker scheduling)."""
@@ -137,6 +163,8 @@ def make_sample(spec: DatasetSpec, index: int) -> Sample:
         }
     if spec.task == "sweep":
         return _sweep_sample(spec, probe, seed, rng, held_out)
+    if spec.engine == "generator":
+        return _generated_bubbles(spec, rng, held_out)
     from sonoedge.synth.microbubbles import BubbleParams, simulate_bubbles
 
     params = BubbleParams.random(rng, held_out=held_out)
@@ -146,6 +174,54 @@ def make_sample(spec: DatasetSpec, index: int) -> Sample:
         "params": params.as_vector(),
         "positions_m": bub.positions_m,
         "track_ids": bub.track_ids,
+    }
+
+
+_GENERATORS: dict[str, Any] = {}
+
+
+def load_spec_generator(spec: DatasetSpec) -> Any:
+    """The spec's ULM generator (one onnxruntime thread; loaded once per process), or a
+    :class:`ConfigError` if its frames cannot have the spec's size."""
+    if spec.generator not in _GENERATORS:
+        from sonoedge.zoo.ulm import load_generator
+
+        _GENERATORS[spec.generator] = load_generator(spec.generator, threads=1)
+    gen = _GENERATORS[spec.generator]
+    if spec.size % gen.size_multiple:
+        raise ConfigError(
+            f"size={spec.size} is invalid for {gen.name}: expected a multiple of "
+            f"{gen.size_multiple} pixels"
+        )
+    return gen
+
+
+def _generated_bubbles(spec: DatasetSpec, rng: np.random.Generator, held_out: bool) -> Sample:
+    from dataclasses import replace
+
+    from sonoedge.synth.microbubbles import BubbleParams, bubble_scene
+
+    gen = load_spec_generator(spec)
+    params = BubbleParams.random(rng)
+    if held_out:  # a centre frequency the generator never saw, the rest of the vector kept
+        lo, hi = gen.card["input"]["held_out_f0_mhz"]
+        f0 = float(rng.uniform(lo, hi)) * 1e6
+        pitch_wavelengths = params.pitch_m * params.center_frequency_hz / 1540.0
+        lam = 1540.0 / f0
+        params = replace(
+            params,
+            center_frequency_hz=f0,
+            pitch_m=pitch_wavelengths * lam,
+            spacing_m=(lam / 4,) * 2,
+        )
+    scene = bubble_scene(params, spec.frames, spec.size, spec.size, rng)
+    frames = gen.render_scene(scene, params, int(rng.integers(2**31)), spec.mirror_average or None)
+    positions, ids = scene.truth()
+    return {
+        "frames": frames,
+        "params": params.as_vector(),
+        "positions_m": positions,
+        "track_ids": ids,
     }
 
 
@@ -215,11 +291,21 @@ def write_dataset(
     n_workers = (os.cpu_count() or 1) if workers is None else workers
     if n_workers < 1:
         raise ConfigError(f"workers={workers!r} is invalid: expected >= 1")
+    generator = load_spec_generator(spec) if spec.engine == "generator" else None
     tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs["spec"] = spec.to_json()
             f.attrs["command"] = command or ""
+            if generator is not None:
+                f.attrs["generator"] = json.dumps(
+                    {
+                        "name": generator.name,
+                        "sha256": generator.card.get("sha256"),
+                        "sampling": generator.card.get("sampling"),
+                    },
+                    sort_keys=True,
+                )
             ragged: dict[str, list[np.ndarray]] = {"positions_m": [], "track_ids": []}
             for index, sample in _samples(spec, n_workers):
                 for key, value in sample.items():

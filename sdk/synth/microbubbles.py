@@ -143,20 +143,37 @@ class BubbleFrames:
     params: BubbleParams
 
 
-def simulate_bubbles(
-    params: BubbleParams, n_frames: int, height: int, width: int, seed: int
-) -> BubbleFrames:
-    """Simulate ``n_frames`` of ``height × width`` bubble frames (see the module docstring).
+@dataclass(frozen=True)
+class BubbleScene:
+    """Where the bubbles of :func:`simulate_bubbles` are, before any imaging: positions of every
+    bubble at every frame (also those outside the image) in the imaging plane, metres."""
 
-    Example::
+    z_m: npt.NDArray[np.float64]  # (frames, bubbles) depth
+    x_m: npt.NDArray[np.float64]  # (frames, bubbles) lateral, 0 at the image centre
+    track_ids: npt.NDArray[np.int64]  # (frames, bubbles)
+    amplitudes: npt.NDArray[np.float64]  # (bubbles,)
+    grid: Grid
 
-        b = simulate_bubbles(BubbleParams(concentration_per_mm2=1.0), 20, 128, 128, seed=0)
-        b.positions_m[0]  # (k, 2) metres, axial/lateral, of the bubbles in frame 0
-    """
+    def truth(self) -> tuple[list[npt.NDArray[np.float64]], list[npt.NDArray[np.int64]]]:
+        """Per frame: ``(n, 2)`` positions relative to pixel [0, 0] in metres of the bubbles
+        inside the image (between its outer pixel centres) and their track identities."""
+        z_min, z_max, x_min, x_max = self.grid.extent_m()
+        positions, ids = [], []
+        for z, x, i in zip(self.z_m, self.x_m, self.track_ids, strict=True):
+            inside = (z >= z_min) & (z <= z_max) & (x >= x_min) & (x <= x_max)
+            positions.append(np.stack([z[inside] - z_min, x[inside] - x_min], axis=1))
+            ids.append(i[inside])
+        return positions, ids
+
+
+def bubble_scene(
+    params: BubbleParams, n_frames: int, height: int, width: int, rng: np.random.Generator
+) -> BubbleScene:
+    """A random vessel tree and the bubbles flowing in it over ``n_frames`` frames of a
+    ``height × width`` image (``params`` gives the grid, concentration and frame rate)."""
     check_size("n_frames", n_frames, 1, 100_000)
     check_size("height", height)
     check_size("width", width)
-    rng = np.random.default_rng(seed)
     dz, dx = params.spacing_m
     area_mm2 = height * dz * width * dx * 1e6
     n_expected = params.concentration_per_mm2 * area_mm2
@@ -165,7 +182,6 @@ def simulate_bubbles(
             f"concentration_per_mm2={params.concentration_per_mm2!r} asks for {n_expected:.0f} "
             f"bubbles in {height * width} pixels: expected <= {height * width / area_mm2:.3g}"
         )
-    probe = params.probe()
     z_top = params.depth_m - dz * (height - 1) / 2
     if z_top < 0:
         raise ConfigError(
@@ -173,7 +189,6 @@ def simulate_bubbles(
             f">= {dz * (height - 1) / 2:.4g} m (the image must start below the probe)"
         )
     grid = Grid((height, width), params.spacing_m, (z_top, -dx * (width - 1) / 2))
-    imager = Imager(probe, grid, f_number=params.f_number, n_cycles=params.n_cycles)
     extent = grid.extent_m()
     tree = random_tree(
         rng,
@@ -187,7 +202,31 @@ def simulate_bubbles(
     amplitude = np.exp(rng.normal(0.0, 0.3, len(particles)))
     times = np.arange(n_frames) / params.frame_rate_hz
     z, x, wraps = particle_positions(tree, particles, times)
-    iq = imager.render(z, x, amplitude)
+    ids = (np.arange(len(particles))[None] + np.asarray(wraps) * len(particles)).astype(np.int64)
+    return BubbleScene(
+        z_m=np.asarray(z, np.float64).reshape(n_frames, -1),
+        x_m=np.asarray(x, np.float64).reshape(n_frames, -1),
+        track_ids=ids.reshape(n_frames, -1),
+        amplitudes=amplitude,
+        grid=grid,
+    )
+
+
+def simulate_bubbles(
+    params: BubbleParams, n_frames: int, height: int, width: int, seed: int
+) -> BubbleFrames:
+    """Simulate ``n_frames`` of ``height × width`` bubble frames (see the module docstring).
+
+    Example::
+
+        b = simulate_bubbles(BubbleParams(concentration_per_mm2=1.0), 20, 128, 128, seed=0)
+        b.positions_m[0]  # (k, 2) metres, axial/lateral, of the bubbles in frame 0
+    """
+    rng = np.random.default_rng(seed)
+    scene = bubble_scene(params, n_frames, height, width, rng)
+    grid = scene.grid
+    imager = Imager(params.probe(), grid, f_number=params.f_number, n_cycles=params.n_cycles)
+    iq = imager.render(scene.z_m, scene.x_m, scene.amplitudes)
 
     peak_power = float(np.abs(imager.kernel).max() ** 2)
     clutter_sigma = math.sqrt(peak_power * 10 ** (params.clutter_db / 10) / 2)
@@ -197,13 +236,7 @@ def simulate_bubbles(
     noise_sigma = math.sqrt(peak_power * 10 ** (-params.snr_db / 10) / 2)
     noise = rng.standard_normal((2, n_frames, height, width), dtype=np.float32) * noise_sigma
     iq = (iq + clutter + noise[0] + 1j * noise[1]).astype(np.complex64)
-
-    z_min, z_max, x_min, x_max = extent
-    positions, ids = [], []
-    for k in range(n_frames):
-        inside = (z[k] >= z_min) & (z[k] <= z_max) & (x[k] >= x_min) & (x[k] <= x_max)
-        positions.append(np.stack([z[k][inside] - z_min, x[k][inside] - x_min], axis=1))
-        ids.append((np.flatnonzero(inside) + wraps[k][inside] * len(particles)).astype(np.int64))
+    positions, ids = scene.truth()
     return BubbleFrames(
         frames=np.abs(iq).astype(np.float32),
         iq=iq,

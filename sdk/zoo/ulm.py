@@ -20,13 +20,16 @@ envelope re each frame's median (noise/clutter floor). A frame with no bubbles g
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from sonoedge.errors import ConfigError, DataError
 from sonoedge.zoo.backend import cpu_session
+
+if TYPE_CHECKING:
+    from sonoedge.synth.microbubbles import BubbleParams, BubbleScene
 
 DEFAULT_NAME = "ulm-localizer"
 LOG_SCALE_DB = 40.0
@@ -234,6 +237,7 @@ class UlmGenerator:
             self.display_exponent = float(card["sampling"].get("display_exponent", 1.0))
             self.time_power = float(card["sampling"].get("time_power", 1.0))
             self.mirror_average = int(card["sampling"].get("mirror_average", 1))
+            self.pixels_per_wavelength = float(card["input"].get("pixels_per_wavelength", 4))
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"model card of {self.path} lacks field {err}") from None
         self.name = str(card.get("name", self.path.stem))
@@ -339,6 +343,60 @@ class UlmGenerator:
         ).reshape(-1, self.pos_channels, *(n + 2 * self.margin_px for n in shape))
         cond = np.repeat(normalise_parameters(params, self.ranges)[None], len(pm), axis=0)
         return self.sample(pm, cond, seed=seed, steps=steps, mirror_average=mirror_average)
+
+    def render_scene(
+        self,
+        scene: BubbleScene,
+        params: BubbleParams,
+        seed: int = 0,
+        mirror_average: int | None = None,
+    ) -> npt.NDArray[np.float32]:
+        """Envelope frames ``(frames, H, W)`` of a :func:`~sonoedge.synth.microbubbles.bubble_scene`
+        imaged with ``params``: the generator's stand-in for the frames of
+        :func:`~sonoedge.synth.microbubbles.simulate_bubbles`, in the same units (``|iq|``) except
+        that the generator's range ends at twice a median bubble's peak, where it clips. The
+        scene's grid must be the generator's (``wavelength / 4``)."""
+        from sonoedge.synth.imaging import Imager
+
+        grid = scene.grid
+        native = 1540.0 / params.center_frequency_hz / self.pixels_per_wavelength
+        if any(abs(d / native - 1.0) > RESAMPLE_TOLERANCE for d in grid.spacing_m):
+            raise ConfigError(
+                f"the scene's pixels are {grid.spacing_m[0]:.3g} x {grid.spacing_m[1]:.3g} m: the "
+                f"generator draws on wavelength/{self.pixels_per_wavelength:g} ({native:.3g} m)",
+                hint="make the scene with spacing_m = wavelength / 4 (BubbleParams.random does)",
+            )
+        h, w = grid.shape
+        (z0, x0), (dz, dx), m = grid.origin_m, grid.spacing_m, self.margin_px
+        positions: list[npt.ArrayLike] = []
+        amplitudes: list[npt.ArrayLike] = []
+        for z, x in zip(scene.z_m, scene.x_m, strict=True):
+            px = np.stack([(z - z0) / dz, (x - x0) / dx], axis=1)
+            seen = (px[:, 0] >= -m) & (px[:, 0] <= h - 1 + m)
+            seen &= (px[:, 1] >= -m) & (px[:, 1] <= w - 1 + m)
+            positions.append(px[seen])
+            amplitudes.append(scene.amplitudes[seen])
+        display = self.synthesize(
+            positions, generator_parameters(params), (h, w), amplitudes, seed, None, mirror_average
+        )
+        imager = Imager(params.probe(), grid, f_number=params.f_number, n_cycles=params.n_cycles)
+        peak = float(np.abs(imager.kernel).max())
+        return (display * (2.0 * peak)).astype(np.float32)
+
+
+def generator_parameters(params: BubbleParams) -> dict[str, float]:
+    """The generator's parameter vector (card ``param_ranges`` names) of a simulator
+    :class:`~sonoedge.synth.microbubbles.BubbleParams`."""
+    wavelength_m = 1540.0 / params.center_frequency_hz
+    return {
+        "center_frequency_mhz": params.center_frequency_hz / 1e6,
+        "bandwidth_fraction": params.bandwidth_fraction,
+        "f_number": params.f_number,
+        "n_cycles": params.n_cycles,
+        "pitch_wavelengths": params.pitch_m / wavelength_m,
+        "snr_db": params.snr_db,
+        "clutter_db": params.clutter_db,
+    }
 
 
 def load_generator(name_or_path: str | Path = "ulm-generator", threads: int = 2) -> UlmGenerator:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -63,6 +65,54 @@ def test_bad_specs() -> None:
         DatasetSpec("bmode", n=1, seed=0, probe="nope")
     with pytest.raises(RecordingError, match="does not exist"):
         write_dataset(DatasetSpec("bmode", n=1, seed=0), "/nonexistent/dir/x.h5")
+
+
+def test_generator_engine_writes_the_physics_layout_for_unseen_frequencies(
+    tmp_path: Path,
+) -> None:
+    spec = DatasetSpec(
+        "bubbles",
+        n=2,
+        seed=5,
+        size=32,
+        frames=2,
+        split="eval",
+        engine="generator",
+        mirror_average=1,
+    )
+    path = write_dataset(spec, tmp_path / "g.h5", workers=1)
+    physics = write_dataset(replace(spec, engine="physics"), tmp_path / "p.h5", workers=1)
+    with h5py.File(path) as f, h5py.File(physics) as g:
+        assert {k: f[k].shape[1:] for k in f} == {k: g[k].shape[1:] for k in g}
+        f0_mhz = f["params"][:, 0]
+        assert np.all((f0_mhz >= 6.0) & (f0_mhz <= 7.0))  # the card's held-out band
+        assert json.loads(f.attrs["generator"])["name"] == "ulm-generator"
+        again = make_sample(spec, 1)
+        np.testing.assert_array_equal(f["frames"][1], again["frames"])
+        rows = slice(*f["position_offsets"][2:4])
+        np.testing.assert_array_equal(f["positions_m"][rows], again["positions_m"][0])
+    assert read_spec(path) == spec
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"task": "bmode"}, "only 'bubbles'"),
+        ({"engine": "gan"}, "engine='gan'"),
+        ({"mirror_average": 3}, "mirror_average=3"),
+    ],
+)
+def test_bad_generator_specs(fields: dict[str, object], match: str) -> None:
+    base: dict[str, object] = {"task": "bubbles", "n": 1, "seed": 0, "engine": "generator"}
+    with pytest.raises(ConfigError, match=match):
+        DatasetSpec(**{**base, **fields})  # type: ignore[arg-type]
+
+
+def test_generator_engine_refuses_sizes_it_cannot_draw(tmp_path: Path) -> None:
+    spec = DatasetSpec("bubbles", n=1, seed=0, size=30, frames=1, engine="generator")
+    with pytest.raises(ConfigError, match="multiple of 4"):
+        write_dataset(spec, tmp_path / "g.h5", workers=1)
+    assert list(tmp_path.iterdir()) == []
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
