@@ -78,7 +78,8 @@ def eval_(
         ...,
         "--model",
         "-m",
-        help="Student: shipped name (sonic-16), .onnx or run dir. Repeat for other lengths.",
+        help="Student: shipped name (sonic-16), .onnx or run dir. Repeat for other lengths "
+        "(sonic) or to score other localisers beside the first (ulm).",
     ),
     config: Path | None = typer.Option(
         None, "--config", "-c", help="TOML config (default: the one recorded in the model card)."
@@ -111,6 +112,7 @@ def eval_(
       sonoedge eval sonic --model sonic-16
       sonoedge eval sonic --model runs/sonic --quick --results-dir /tmp/res
       sonoedge eval enhance --model enhance-student --name enhance_check
+      sonoedge eval ulm --model ulm-localizer-pg --model ulm-localizer
     """
     from sonoedge.bench import results
     from sonoedge.train import check_task, get_task

@@ -24,7 +24,9 @@ def ulm(
         DEFAULT_METHOD,
         "--method",
         "-m",
-        help="Localiser: ulm-localizer (network), weighted_centroid, radial_symmetry, "
+        help="Localiser: ulm-localizer (network), ulm-localizer-pg (network given the "
+        "transducer and pulse: -p bandwidth_fraction, f_number, n_cycles, pitch_wavelengths; "
+        "a recording gives the first and last), weighted_centroid, radial_symmetry, "
         "gaussian_fit, or any 'ulm' method of `sonoedge process --method list`.",
     ),
     svd_low: int | None = typer.Option(
@@ -58,6 +60,7 @@ def ulm(
       sonoedge ulm rec.h5 -o maps.h5
       sonoedge ulm scan.npz -o maps.npz --method weighted_centroid -p threshold_db=-15
       sonoedge ulm scan.npz -o maps.h5 --prf-hz 1000 --center-frequency-hz 15.6e6 --svd-low 4
+      sonoedge ulm rec.h5 -o maps.h5 -m ulm-localizer-pg -p f_number=1.5 -p n_cycles=2
     """
     import numpy as np
     from rich.progress import Progress
@@ -90,6 +93,7 @@ def ulm(
             hint="pass --center-frequency-hz (or store center_frequency_hz in the NPZ)",
         )
     wavelength = SPEED_OF_SOUND_M_S / float(f0)
+    _guide_parameters(fn, params, source.probe, wavelength, method)
     total: dict[str, Any] = {}
     meta: dict[str, Any] = {}
     n_frames = n_locs = n_tracks = 0
@@ -135,6 +139,31 @@ def ulm(
         f"{tuple(maps['density'].shape)} on a {meta['spacing_m'][0] * 1e6:.1f} um grid: {out}, "
         f"{picture}"
     )
+
+
+def _guide_parameters(
+    fn: Any, params: dict[str, Any], probe: Any, wavelength_m: float, method: str
+) -> None:
+    """A physics-guided network's parameters: the recording's probe gives the bandwidth and the
+    pitch unless ``-p`` does; the rest must come from ``-p`` (a clear error names them)."""
+    from sonoedge.errors import ConfigError
+
+    names = getattr(fn, "param_names", ())
+    if probe is not None:
+        known = {
+            "bandwidth_fraction": probe.bandwidth_fraction,
+            "pitch_wavelengths": probe.pitch_m / wavelength_m,
+        }
+        for name, value in known.items():
+            if name in names:
+                params.setdefault(name, value)
+    missing = [n for n in names if n not in params]
+    if missing:
+        raise ConfigError(
+            f"{method} is physics-guided and needs the frames' {', '.join(missing)}",
+            hint=" ".join(f"-p {n}=VALUE" for n in missing)
+            + " (or use --method ulm-localizer, which needs none)",
+        )
 
 
 def _accumulate(total: dict[str, Any], meta: dict[str, Any], res: Any) -> None:

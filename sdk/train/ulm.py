@@ -50,8 +50,13 @@ from sonoedge.zoo.ulm import MIRROR_AVERAGES, to_network_scale
 DATA_VERSION = "sonoedge.train.ulm_data/v1"
 SPLIT_SEED = {"train": 0, "val": 1_000_000, "synth": 2_000_000, "eval": 3_000_000}
 NAME = "ulm-localizer"
+NAME_GUIDED = "ulm-localizer-pg"
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 CONVENTIONAL = ("weighted_centroid", "radial_symmetry", "gaussian_fit")
+GUIDE_PARAMETERS = ("bandwidth_fraction", "f_number", "n_cycles", "pitch_wavelengths")
+"""What a physics-guided localiser is told: the transducer and pulse parameters that shape the
+PSF in wavelengths (the centre frequency does not, on the λ/4 grid; SNR and clutter are not
+known to the scanner)."""
 FloatArray = npt.NDArray[np.float32]
 
 
@@ -229,7 +234,7 @@ def train_generator(
 
 
 def synthesize(
-    net: gen.GeneratorNet,
+    net: gen.GeneratorNet | Any,
     n: int,
     size: int,
     seed: int,
@@ -243,9 +248,15 @@ def synthesize(
 ) -> ud.FrameSet:
     """``n`` generator frames for fresh bubbles and training-split parameter vectors (bubbles
     placed as :func:`sonoedge.train.ulm_data.draw_any_bubbles`; sampler times as
-    :func:`sonoedge.zoo.ulm.sample_times`)."""
+    :func:`sonoedge.zoo.ulm.sample_times`). ``net``: torch weights, or an exported
+    :class:`sonoedge.zoo.ulm.UlmGenerator` (which samples with its card's steps and times)."""
+    from sonoedge.zoo.ulm import UlmGenerator, localizer_input
+
     pos_maps, conds, vecs, poss, amps = [], [], [], [], []
-    channels, margin = net.arch.pos_channels, net.arch.margin_px
+    if isinstance(net, UlmGenerator):
+        channels, margin = net.pos_channels, net.margin_px
+    else:
+        channels, margin = int(net.arch.pos_channels), int(net.arch.margin_px)
     for i in range(n):
         rng = np.random.default_rng([seed, i])
         params = ud.draw_params(rng, "train")
@@ -259,22 +270,25 @@ def synthesize(
     task = progress.add_task("synthesize", total=n) if progress is not None else None
     frames = []
     for i in range(0, n, 64):
-        frames.append(
-            gen.sample(
-                net,
-                pm[i : i + 64],
-                cond[i : i + 64],
-                sample_steps,
-                seed + i,
-                time_power=time_power,
-                mirror_average=mirror_average,
+        if isinstance(net, UlmGenerator):
+            frames.append(
+                net.sample(pm[i : i + 64], cond[i : i + 64], seed + i, None, None, mirror_average)
             )
-        )
+        else:
+            frames.append(
+                gen.sample(
+                    net,
+                    pm[i : i + 64],
+                    cond[i : i + 64],
+                    sample_steps,
+                    seed + i,
+                    time_power=time_power,
+                    mirror_average=mirror_average,
+                )
+            )
         if task is not None:
             progress.update(task, advance=min(64, n - i))
     disp = np.concatenate(frames) if frames else np.zeros((0, size, size), np.float32)
-    from sonoedge.zoo.ulm import localizer_input
-
     amp_maps = np.stack(
         [ud.position_map(p, a, (size, size)) for p, a in zip(poss, amps, strict=True)]
     )
@@ -335,6 +349,18 @@ def _flip_positions(pos: npt.NDArray[np.float64], width: int) -> npt.NDArray[np.
     return out
 
 
+def guide_parameters(cfg: dict[str, Any]) -> tuple[str, ...]:
+    """The parameters a localiser of this config is given (none unless physics-guided)."""
+    return GUIDE_PARAMETERS if cfg["localizer"]["physics_guided"] else ()
+
+
+def guide_vectors(data: ud.FrameSet, names: Sequence[str]) -> FloatArray | None:
+    """The normalised ``names`` columns of a set's parameter vectors, or None for none."""
+    if not names:
+        return None
+    return np.ascontiguousarray(data.cond[:, [ud.PARAM_NAMES.index(n) for n in names]])
+
+
 def train_localizer(
     cfg: dict[str, Any],
     phys: ud.FrameSet,
@@ -345,27 +371,32 @@ def train_localizer(
 ) -> loc.LocalizerNet:
     c = cfg["localizer"]
     torch.manual_seed(cfg["seed"] + 1)
-    net = loc.build(loc.LocalizerArch(int(c["width"]), int(c["depth"])))
+    names = guide_parameters(cfg)
+    net = loc.build(loc.LocalizerArch(int(c["width"]), int(c["depth"]), len(names)))
+    guides = {id(s): guide_vectors(s, names) for s in (phys, synth) if s is not None}
     bsz = int(c["batch_size"])
     frac = float(c["generated_fraction"]) if synth is not None and len(synth) else 0.0
     size = phys.loc_input.shape[-1]
 
     def loss_fn(rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         n_syn = int(rng.binomial(bsz, frac)) if frac > 0 else 0
-        xs, poss = [], []
+        xs, poss, gs = [], [], []
         for source, k in ((phys, bsz - n_syn), (synth, n_syn)):
             if source is None or k == 0:
                 continue
+            guide = guides[id(source)]
             for i in rng.integers(len(source), size=k):
                 x, p = source.loc_input[i], source.positions[i]
-                if rng.integers(2):
+                if rng.integers(2):  # a lateral mirror keeps the parameters
                     x, p = x[:, ::-1], _flip_positions(p, size)
                 xs.append(x)
                 poss.append(p)
+                if guide is not None:
+                    gs.append(guide[i])
         heat, off, mask = heatmap_targets(
             poss, (size, size), float(c["heatmap_sigma_px"]), int(c["offset_radius_px"])
         )
-        y = net(_t(np.stack(xs)[:, None]))
+        y = net(_t(np.stack(xs)[:, None]), _t(np.stack(gs)) if gs else None)
         focal = loc.focal_heatmap_loss(y[:, :1], _t(heat[:, None]))
         m = _t(mask[:, None])
         l1 = (torch.abs(y[:, 1:] - _t(off)) * m).sum() / m.sum().clamp(min=1.0)
@@ -390,17 +421,21 @@ def train_localizer(
 
 
 @torch.no_grad()
-def predict_maps(net: loc.LocalizerNet, inputs: FloatArray, flip: bool = False) -> FloatArray:
-    """Torch maps ``(N, 3, H, W)`` (probability, dz, dx) of network inputs ``(N, H, W)``;
-    ``flip`` averages them with the maps of the mirrored frames, as the runtime does for cards
-    with ``decode.flip_average`` (:func:`sonoedge.zoo.ulm.flip_average`)."""
+def predict_maps(
+    net: loc.LocalizerNet, inputs: FloatArray, flip: bool = False, guide: FloatArray | None = None
+) -> FloatArray:
+    """Torch maps ``(N, 3, H, W)`` (probability, dz, dx) of network inputs ``(N, H, W)`` (and
+    normalised guide parameters ``(N, P)`` for a physics-guided net); ``flip`` averages them
+    with the maps of the mirrored frames, as the runtime does for cards with
+    ``decode.flip_average`` (:func:`sonoedge.zoo.ulm.flip_average`)."""
     from sonoedge.zoo.ulm import flip_average
 
     net.eval()
     deploy = loc.LocalizerDeploy(net)
-    maps: FloatArray = deploy(_t(inputs[:, None])).numpy()
+    g = _t(guide) if guide is not None else None
+    maps: FloatArray = deploy(_t(inputs[:, None]), g).numpy()
     if flip:
-        mirrored = deploy(_t(np.ascontiguousarray(inputs[:, None, :, ::-1]))).numpy()
+        mirrored = deploy(_t(np.ascontiguousarray(inputs[:, None, :, ::-1])), g).numpy()
         maps = flip_average(maps, mirrored)
     return maps
 
@@ -429,11 +464,15 @@ def _val_scores(
 
 
 def tune_threshold(
-    net: loc.LocalizerNet, val: ud.FrameSet, offset_clip: float = 1.0, flip: bool = False
+    net: loc.LocalizerNet,
+    val: ud.FrameSet,
+    offset_clip: float = 1.0,
+    flip: bool = False,
+    names: Sequence[str] = (),
 ) -> tuple[float, dict[str, Any]]:
     """The detection threshold with the best validation Jaccard at 0.25 λ (decoded as the
-    runtime will: ``offset_clip``, ``flip`` averaging)."""
-    maps = predict_maps(net, val.loc_input, flip)
+    runtime will: ``offset_clip``, ``flip`` averaging, the guide parameters ``names``)."""
+    maps = predict_maps(net, val.loc_input, flip, guide_vectors(val, names))
     scores = {thr: _val_scores(maps, val, thr, offset_clip) for thr in THRESHOLDS}
     best = max(THRESHOLDS, key=lambda t: (scores[t]["jaccard_0.25"], -abs(t - 0.5)))
     return best, {f"{t:g}": s for t, s in scores.items()}
@@ -470,13 +509,27 @@ def load_localizer(path: str | Path) -> tuple[loc.LocalizerNet, dict[str, Any]]:
     return net, state
 
 
-def export_onnx(net: loc.LocalizerNet, path: Path, sample: FloatArray | None = None) -> float:
-    """Export (input ``frames`` (B, 1, H, W) → ``maps`` (B, 3, H, W), dynamic batch and size) and
-    check onnxruntime against torch; returns the largest absolute difference."""
+def export_onnx(
+    net: loc.LocalizerNet,
+    path: Path,
+    sample: FloatArray | None = None,
+    guide: FloatArray | None = None,
+) -> float:
+    """Export (input ``frames`` (B, 1, H, W), and ``params`` (B, P) for a physics-guided net →
+    ``maps`` (B, 3, H, W), dynamic batch and size) and check onnxruntime against torch; returns
+    the largest absolute difference."""
     x = np.zeros((1, 1, 32, 32), np.float32) if sample is None else np.asarray(sample, np.float32)
-    other = np.random.default_rng(0).uniform(-1, 2, (2, 1, 40, 24)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    other = rng.uniform(-1, 2, (2, 1, 40, 24)).astype(np.float32)
     deploy = loc.LocalizerDeploy(net)
-    return export_image_net(deploy, path, ("frames", "maps"), x, other, OPSET, PARITY_ATOL)
+    n = net.arch.n_params
+    if not n:
+        return export_image_net(deploy, path, ("frames", "maps"), x, other, OPSET, PARITY_ATOL)
+    g = rng.uniform(-1, 1, (len(x), n)) if guide is None else guide
+    example = {"frames": x, "params": np.asarray(g, np.float32)}
+    check = {"frames": other, "params": rng.uniform(-1, 1, (2, n)).astype(np.float32)}
+    axes = {"frames": IMAGE_AXES, "params": {0: "batch"}, "maps": IMAGE_AXES}
+    return export_checked(deploy, path, example, [check], "maps", axes, OPSET, PARITY_ATOL)
 
 
 def export_generator_onnx(net: gen.GeneratorNet, path: Path, size: int = 32) -> float:
@@ -610,10 +663,45 @@ def offset_clip_px(cfg: dict[str, Any]) -> float:
     return 1.0 + float(cfg["localizer"]["offset_radius_px"])
 
 
+def _generator_record(generator: Any, cfg: dict[str, Any]) -> dict[str, Any]:
+    """What the localiser card records of the generator that drew its generator frames."""
+    if isinstance(generator, gen.GeneratorNet):
+        return {
+            "architecture": generator.arch.to_dict(),
+            "parameters": gen.count_parameters(generator),
+            "sample_steps": cfg["generator"]["sample_steps"],
+            "weights": "generator.pt in the run directory",
+        }
+    return {
+        "architecture": generator.card.get("architecture"),
+        "parameters": generator.card.get("parameters"),
+        "sample_steps": generator.steps,
+        "weights": f"exported {generator.name} (localizer.generator), sha256 "
+        f"{generator.card.get('sha256')}",
+        "mirror_average": cfg["generator"]["mirror_average"],
+    }
+
+
+def _guide_input(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The card's description of a physics-guided localiser's second input (none otherwise)."""
+    names = guide_parameters(cfg)
+    if not names:
+        return {}
+    return {
+        "params": {
+            "name": "params",
+            "layout": "(batch, n_params)",
+            "names": list(names),
+            "meaning": "each parameter of the frames' transducer and pulse mapped to [-1, 1] "
+            "over its trained range (param_ranges; sonoedge.zoo.ulm.normalise_parameters)",
+        }
+    }
+
+
 def write_card(
     onnx_path: Path,
     net: loc.LocalizerNet,
-    generator: gen.GeneratorNet,
+    generator: Any,
     cfg: dict[str, Any],
     spec: dict[str, Any],
     threshold: float,
@@ -634,12 +722,7 @@ def write_card(
         "architecture": a.to_dict(),
         "parameters": loc.count_parameters(net),
         "macs_per_pixel": loc.macs_per_pixel(a),
-        "generator": {
-            "architecture": generator.arch.to_dict(),
-            "parameters": gen.count_parameters(generator),
-            "sample_steps": cfg["generator"]["sample_steps"],
-            "weights": "generator.pt in the run directory",
-        },
+        "generator": _generator_record(generator, cfg),
         "input": {
             "name": "frames",
             "dtype": "float32",
@@ -650,6 +733,7 @@ def write_card(
             "size_multiple": loc.LocalizerArch.size_multiple,
             "min_size": 8,
             "param_ranges": {k: list(v) for k, v in ud.TRAIN_RANGES.items()},
+            **_guide_input(cfg),
         },
         "output": {
             "name": "maps",
@@ -678,6 +762,15 @@ def write_card(
         "- Input: `frames` float32 (batch, 1, H, W) on a wavelength/4 grid, the log envelope re "
         "the frame's median (`sonoedge.zoo.ulm.localizer_input`); the runtime resamples other "
         "grids and pads odd sizes.",
+        *(
+            [
+                f"- Physics-guided: a second input `params` (batch, {len(guide_parameters(cfg))})"
+                f", the frames' {', '.join(guide_parameters(cfg))}, each normalised to [-1, 1] "
+                "over its trained range; the runtime takes them as `params={name: value}`."
+            ]
+            if guide_parameters(cfg)
+            else []
+        ),
         "- Output: `maps` (batch, 3, H, W): bubble probability per pixel and the sub-pixel offset "
         f"(dz, dx); decoded as 3x3 local maxima above {threshold:g} plus the offsets"
         + (
@@ -701,11 +794,13 @@ def write_card(
             if reused
             else "."
         ),
-        "- Held-out evaluation: docs/results/ulm.json (`sonoedge eval ulm --model ulm-localizer`).",
+        "- Held-out evaluation: docs/results/ulm.json (`sonoedge eval ulm --model "
+        f"{onnx_path.stem}`).",
         "",
-        "Run it without torch: `sonoedge.zoo.ulm.load().localize(frames)`, or as ULM method "
-        "`ulm-localizer` (`sonoedge ulm INPUT -o OUT`, `sonoedge process --op ulm --method "
-        "ulm-localizer`).",
+        f"Run it without torch: `sonoedge.zoo.ulm.load({onnx_path.stem!r}).localize(frames"
+        + (", params=...)`" if guide_parameters(cfg) else ")`")
+        + f", or as ULM method `{onnx_path.stem}` (`sonoedge ulm INPUT -o OUT -m "
+        f"{onnx_path.stem}`, `sonoedge process --op ulm --method {onnx_path.stem}`).",
     ]
     onnx_path.with_suffix(".md").write_text("\n".join(md) + "\n", encoding="utf-8")
     return card
@@ -737,7 +832,12 @@ def train(
     times: dict[str, float] = {}
 
     gen_pt = out_dir / "generator.pt"
-    if gen_pt.exists():
+    generator: Any
+    if cfg["localizer"]["generator"]:  # an exported generator draws the localiser's frames
+        from sonoedge.zoo.ulm import load_generator as load_exported_generator
+
+        generator = load_exported_generator(cfg["localizer"]["generator"], cfg["threads"])
+    elif gen_pt.exists():
         generator, _ = load_generator(gen_pt)
     else:
         t0 = time.perf_counter()
@@ -781,8 +881,14 @@ def train(
         net = train_localizer(cfg, data, synth, out_dir / "localizer.ckpt", progress, stop_after)
         save_weights(loc_pt, net, net.arch.to_dict(), record)
         times["localizer"] = round(time.perf_counter() - t0, 1)
+    names = guide_parameters(cfg)
+    if net.arch.n_params != len(names):
+        raise ConfigError(
+            f"{loc_pt} takes {net.arch.n_params} guide parameters, the config "
+            f"{len(names)} (localizer.physics_guided): train it again in a new --out folder"
+        )
     threshold, sweep = tune_threshold(
-        net, val, offset_clip_px(cfg), bool(cfg["localizer"]["flip_average"])
+        net, val, offset_clip_px(cfg), bool(cfg["localizer"]["flip_average"]), names
     )
     metrics: dict[str, Any] = {
         "val": sweep[f"{threshold:g}"],
@@ -790,14 +896,19 @@ def train(
         "val_frames": len(val),
         "train_s": times,
     }
-    onnx_path = out_dir / f"{NAME}.onnx"
-    metrics["export_parity_max_abs"] = export_onnx(net, onnx_path, val.loc_input[:2, None])
-    write_card(onnx_path, net, generator, cfg, train_spec, threshold, metrics, command, reused)
-    gen_onnx = out_dir / "ulm-generator.onnx"
-    parity = export_generator_onnx(generator, gen_onnx, int(d["size"]))
-    write_generator_card(
-        gen_onnx, generator, cfg, train_spec, {"export_parity_max_abs": parity}, command
+    onnx_path = out_dir / f"{NAME_GUIDED if names else NAME}.onnx"
+    guide = guide_vectors(val, names)
+    sample = val.loc_input[:2, None]
+    metrics["export_parity_max_abs"] = export_onnx(
+        net, onnx_path, sample, None if guide is None else guide[:2]
     )
+    write_card(onnx_path, net, generator, cfg, train_spec, threshold, metrics, command, reused)
+    if isinstance(generator, gen.GeneratorNet):  # trained here: export it beside the localiser
+        gen_onnx = out_dir / "ulm-generator.onnx"
+        parity = export_generator_onnx(generator, gen_onnx, int(d["size"]))
+        write_generator_card(
+            gen_onnx, generator, cfg, train_spec, {"export_parity_max_abs": parity}, command
+        )
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return onnx_path
 
@@ -834,16 +945,26 @@ def _conventional(
     )
 
 
-def _localizers(model: Any, tuned: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Per method: ``fn(frames, spacing_m, wavelength_m) -> list of (n, 2) metres``."""
+def _localizers(
+    model: Any, tuned: dict[str, dict[str, Any]], others: Sequence[Any] = ()
+) -> dict[str, Any]:
+    """Per method: ``fn(frames, spacing_m, wavelength_m, params) -> list of (n, 2) metres``
+    (``params``: the sequence's :class:`~sonoedge.synth.microbubbles.BubbleParams`, which
+    physics-guided networks are given). ``network`` is ``model``; ``others`` are scored beside
+    it as ``network_<name>``."""
+    from sonoedge.zoo.ulm import generator_parameters
 
-    def network(frames: Any, spacing: tuple[float, float], lam: float) -> list[Any]:
-        pix = model.localize(frames, spacing, lam)
-        return [p * np.asarray(spacing) for p in pix]
+    def network(net: Any) -> Any:
+        def run(frames: Any, spacing: tuple[float, float], lam: float, params: Any) -> list[Any]:
+            pix = net.localize(frames, spacing, lam, params=generator_parameters(params))
+            return [p * np.asarray(spacing) for p in pix]
 
-    fns: dict[str, Any] = {"network": network}
+        return run
+
+    fns: dict[str, Any] = {"network": network(model)}
+    fns.update({f"network_{m.name}": network(m) for m in others})
     for m in CONVENTIONAL:
-        fns[m] = lambda frames, spacing, lam, m=m: _conventional(frames, spacing, m, tuned[m])
+        fns[m] = lambda frames, spacing, lam, _, m=m: _conventional(frames, spacing, m, tuned[m])
     return fns
 
 
@@ -856,7 +977,7 @@ def _score_cell(fns: dict[str, Any], seqs: list[Any]) -> dict[str, dict[str, Any
     for b in seqs:
         lam = 1540.0 / b.params.center_frequency_hz
         for k, fn in fns.items():
-            est[k].extend(fn(b.frames, b.spacing_m, lam))
+            est[k].extend(fn(b.frames, b.spacing_m, lam, b.params))
         truth.extend(b.positions_m)
         lam_list.extend([lam] * len(b.positions_m))
     out = {}
@@ -1003,7 +1124,7 @@ def _saturation(
     out["ms_per_frame"] = {}
     for name, fn in fns.items():
         t0 = time.perf_counter()
-        locs = fn(b.frames, b.spacing_m, lam)
+        locs = fn(b.frames, b.spacing_m, lam, b.params)
         out["ms_per_frame"][name] = round(1e3 * (time.perf_counter() - t0) / n_frames, 3)
         curve = []
         density = None
@@ -1310,6 +1431,13 @@ def evaluate(
     if card["task"] != "ulm":
         raise ConfigError(f"{onnx_path} is a {card['task']!r} model: expected a 'ulm' model")
     model = UlmLocalizer(onnx_path, card, threads=1)
+    others = []
+    for extra in model_paths[1:]:  # scored beside the first, in the same rounds
+        path = zoo.resolve(extra)
+        other_card = zoo.read_card(path)
+        if other_card["task"] != "ulm":
+            raise ConfigError(f"{path} is a {other_card['task']!r} model: expected a 'ulm' model")
+        others.append(UlmLocalizer(path, other_card, threads=1))
     if cfg is None:
         cfg = cfgmod.merge(cfgmod.load("ulm"), card["provenance"]["config"])
         if quick:  # the quick config's (small) evaluation, the model's own data settings
@@ -1335,7 +1463,7 @@ def evaluate(
         s for snr in (20.0, 30.0) for s in sequences(snr, float(np.median(e["density"])), 1, 1)
     ]
     tuned = _tune_conventional(val_seqs)
-    fns = _localizers(model, tuned)
+    fns = _localizers(model, tuned, others)
     cells: dict[str, dict[str, Any]] = {}
     total = len(e["snr_db"]) * len(e["density"])
     task = progress.add_task("localisation grid", total=total) if progress is not None else None
@@ -1409,6 +1537,11 @@ def evaluate(
         "frames": {"size": size, "per_sequence": n_frames, "sequences": e["n_sequences"]},
         "conventional_tuned_on_val": tuned,
         "network_threshold": model.threshold,
+        "network_parameters": list(model.param_names),
+        "beside": {
+            f"network_{m.name}": {"threshold": m.threshold, "parameters": list(m.param_names)}
+            for m in others
+        },
     }
     results_dir.mkdir(parents=True, exist_ok=True)
     _plot(metrics, examples, results_dir / f"{name}.png")
@@ -1425,7 +1558,7 @@ def _plot(metrics: dict[str, Any], examples: dict[str, Any] | None, path: Path) 
     cells = list(metrics["localization"].values())
     densities = sorted({c["density_per_lambda2"] for c in cells})
     hi = densities[-1]
-    methods = ["network", *CONVENTIONAL]
+    methods = list(cells[0]["scores"])
     n_ex = len(examples["reference"]) if examples else 0
     fig, axes = plt.subplots(1, 3 + min(n_ex, 2), figsize=(4.0 * (3 + min(n_ex, 2)), 3.6))
     for key, ax, label in (

@@ -58,6 +58,7 @@ def check_parameters(
     ranges: dict[str, Any],
     where: str = "parameter vector",
     refuse_beyond: float = 0.5,
+    hint: str = "simulate them with sonoedge.synth.microbubbles instead",
 ) -> list[str]:
     """Check physical parameters against the trained ``ranges`` (name -> ``[lo, hi]``).
 
@@ -81,7 +82,7 @@ def check_parameters(
             raise ConfigError(
                 f"{where}: {name}={value:g} is far outside the trained range {lo:g}..{hi:g} "
                 f"(refused beyond {far_lo:g}..{far_hi:g}): frames there would be meaningless",
-                hint="simulate them with sonoedge.synth.microbubbles instead",
+                hint=hint,
             )
         if value < lo or value > hi:
             notes.append(
@@ -482,6 +483,9 @@ class UlmLocalizer:
             self.threshold = float(card["decode"]["threshold"])
             self.offset_clip = float(card["decode"].get("offset_clip_px", 1.0))
             self.flip_average = bool(card["decode"].get("flip_average", False))
+            self.param_names = tuple(card["input"].get("params", {}).get("names", ()))
+            ranges = card["input"].get("param_ranges", {})
+            self.param_ranges = {n: tuple(ranges[n]) for n in self.param_names}
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"model card of {self.path} lacks field {err}") from None
         self.name = str(card.get("name", self.path.stem))
@@ -492,20 +496,56 @@ class UlmLocalizer:
     def __repr__(self) -> str:
         return f"UlmLocalizer({self.name!r}, threshold={self.threshold:g})"
 
-    def maps(self, inputs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    def maps(
+        self, inputs: npt.NDArray[np.float32], params: dict[str, float] | None = None
+    ) -> npt.NDArray[np.float32]:
         """Network maps ``(N, 3, H, W)`` (probability, dz, dx) of network inputs ``(N, H, W)``
         (:func:`localizer_input` scale); sizes are reflect-padded to the network's multiple.
+        ``params``: the frames' transducer and pulse, for a physics-guided model (see
+        :meth:`guide`).
 
         With ``flip_average`` (model card ``decode.flip_average``) the maps are the mean of the
         network's maps of the frames and of their lateral mirror images (mirrored back, the
         lateral offset negated): a linear-array image is laterally symmetric, so the two are
         estimates of the same thing with partly independent errors (twice the inference)."""
-        out = self._maps(inputs)
+        guide = self.guide(params)
+        out = self._maps(inputs, guide)
         if self.flip_average:
-            out = flip_average(out, self._maps(np.ascontiguousarray(inputs[:, :, ::-1])))
+            out = flip_average(out, self._maps(np.ascontiguousarray(inputs[:, :, ::-1]), guide))
         return out
 
-    def _maps(self, inputs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    def guide(self, params: dict[str, float] | None) -> npt.NDArray[np.float32] | None:
+        """The normalised guide vector of a physics-guided model (card ``input.params.names``)
+        from ``params`` (other keys are ignored; a blind model ignores them all), or a
+        :class:`ConfigError` naming what is missing; values outside the trained ranges warn,
+        far outside are refused (:func:`check_parameters`)."""
+        if not self.param_names:
+            return None
+        missing = [n for n in self.param_names if params is None or n not in params]
+        if missing:
+            raise ConfigError(
+                f"{self.name} is physics-guided and needs the frames' {', '.join(missing)}",
+                hint=f"pass params={{{', '.join(repr(n) + ': ...' for n in self.param_names)}}}"
+                " (options of the ulm method), or use the blind 'ulm-localizer'",
+            )
+        assert params is not None
+        try:
+            values = {n: float(params[n]) for n in self.param_names}
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{self.name}: parameters {params!r} are not all numbers: expected "
+                f"{', '.join(self.param_names)} as numbers"
+            ) from None
+        import warnings
+
+        blind = "use the blind 'ulm-localizer' for such frames"
+        for note in check_parameters(values, self.param_ranges, self.name, 0.5, blind):
+            warnings.warn(note, UserWarning, stacklevel=3)
+        return normalise_parameters(values, self.param_ranges)
+
+    def _maps(
+        self, inputs: npt.NDArray[np.float32], guide: npt.NDArray[np.float32] | None = None
+    ) -> npt.NDArray[np.float32]:
         n, h, w = inputs.shape
         m = self.size_multiple
         ph, pw = (-h) % m, (-w) % m
@@ -513,7 +553,10 @@ class UlmLocalizer:
         outs = []
         for i in range(0, n, BATCH):
             batch = np.ascontiguousarray(work[i : i + BATCH, None], np.float32)
-            (y,) = self.session.run(None, {self.input_name: batch})
+            feeds = {self.input_name: batch}
+            if guide is not None:
+                feeds["params"] = np.repeat(guide[None], len(batch), axis=0)
+            (y,) = self.session.run(None, feeds)
             outs.append(np.asarray(y, np.float32)[:, :, :h, :w])
         return np.concatenate(outs)
 
@@ -524,17 +567,22 @@ class UlmLocalizer:
         wavelength_m: float | None = None,
         threshold: float | None = None,
         max_per_frame: int | None = None,
+        params: dict[str, float] | None = None,
     ) -> list[FloatArray]:
         """Bubble positions ``(n, 2)`` ``(row, col)`` in input pixels, one array per frame.
 
         ``frames``: clutter-filtered envelopes (or complex IQ) ``(N, H, W)`` or one ``(H, W)``.
         With ``spacing_m`` and ``wavelength_m`` the frames are resampled to the trained
         ``wavelength / pixels_per_wavelength`` grid first (when off by more than 2 %).
+        ``params``: the transducer and pulse of the frames (``bandwidth_fraction``,
+        ``f_number``, ``n_cycles``, ``pitch_wavelengths``), needed by physics-guided models
+        (:attr:`param_names`) and ignored by blind ones.
         """
         env = check_frames(frames)
         thr = self.threshold if threshold is None else float(threshold)
         if not 0.0 < thr < 1.0:
             raise ConfigError(f"threshold={thr!r} is invalid: expected 0 < threshold < 1")
+        self.guide(params)  # refuse missing parameters before any work
         scale = (1.0, 1.0)
         if spacing_m is not None or wavelength_m is not None:
             if spacing_m is None or wavelength_m is None or not wavelength_m > 0:
@@ -559,7 +607,7 @@ class UlmLocalizer:
         live = np.flatnonzero(env.reshape(len(env), -1).max(axis=1) > 0)
         out: list[FloatArray] = [np.zeros((0, 2)) for _ in range(len(env))]
         if live.size:
-            maps = self.maps(localizer_input(env[live]))
+            maps = self.maps(localizer_input(env[live]), params)
             found = decode(maps, thr, max_per_frame, self.offset_clip)
             for k, pts in zip(live, found, strict=True):
                 out[int(k)] = pts
@@ -574,9 +622,9 @@ class UlmLocalizer:
 
         Complex IQ ensembles are SVD clutter filtered (``svd_low`` as the classical methods; 0
         skips it), the network localises, and the classical Hungarian tracking renders density
-        and velocity maps on the λ/10 grid. Options: ``threshold``, ``max_per_frame`` and the
+        and velocity maps on the λ/10 grid. Options: ``threshold``, ``max_per_frame``, the
         tracking options ``origin_m``, ``max_linking_distance_m``, ``min_track_length``,
-        ``grid_fraction``."""
+        ``grid_fraction``, and a physics-guided model's parameters (:attr:`param_names`)."""
 
         def run(
             iq: npt.ArrayLike,
@@ -589,7 +637,7 @@ class UlmLocalizer:
             from sonoedge.processing import clutter
             from sonoedge.processing.ulm import ulm_from_localizations
 
-            allowed = ("threshold", "max_per_frame", *TRACKING_OPTIONS)
+            allowed = ("threshold", "max_per_frame", *TRACKING_OPTIONS, *self.param_names)
             unknown = sorted(set(options) - set(allowed))
             if unknown:
                 raise ConfigError(
@@ -608,6 +656,7 @@ class UlmLocalizer:
                 wavelength_m,
                 options.get("threshold"),
                 options.get("max_per_frame"),
+                {n: options[n] for n in self.param_names if n in options},
             )
             origin = options.get("origin_m", (0.0, 0.0))
             locs = [np.asarray(origin, np.float64) + p * np.asarray(spacing) for p in pix]
@@ -620,6 +669,7 @@ class UlmLocalizer:
             f"Deep-learning ULM ({self.name}: network localisation, Hungarian tracking) "
             "-> density and velocity maps on a lambda/10 grid."
         )
+        run.param_names = self.param_names  # type: ignore[attr-defined]
         return run
 
 

@@ -155,3 +155,51 @@ def test_ulm_cli_on_a_recording_with_the_shipped_network(tmp_path: Path) -> None
         assert str(z["method"]) == "ulm-localizer" and int(z["n_ensembles"]) == 2
         assert int(z["n_frames"]) == 24 and int(z["n_localizations"]) > 0
         assert z["density"].sum() > 0 and float(z["wavelength_m"]) == pytest.approx(lam)
+
+
+def test_ulm_cli_with_a_physics_guided_network(
+    ulm_pg_run: Path, tiny_npz: Path, tmp_path: Path
+) -> None:
+    from sonoedge.errors import ConfigError
+    from sonoedge.processing import registry
+    from sonoedge.zoo import ulm as zu
+
+    model = zu.load(ulm_pg_run / "ulm-localizer-pg.onnx")
+    registry.register("ulm", "ulm-pg-quick", model.as_method())
+    out = tmp_path / "pg.npz"
+    missing = _run("ulm", str(tiny_npz), "-o", str(out), "-m", "ulm-pg-quick", "--no-progress")
+    err = missing.exception  # type: ignore[attr-defined]
+    assert isinstance(err, ConfigError) and not out.exists()
+    assert "needs the frames' bandwidth_fraction" in str(err) and "-p f_number=VALUE" in err.hint
+    guide = ["-p", "bandwidth_fraction=0.7", "-p", "f_number=1.5", "-p", "n_cycles=1"]
+    guide += ["-p", "pitch_wavelengths=0.75"]
+    ok = _run("ulm", str(tiny_npz), "-o", str(out), "-m", "ulm-pg-quick", *guide, "--no-progress")
+    assert ok.exit_code == 0, ok.output  # type: ignore[attr-defined]
+    with np.load(out) as maps:
+        assert maps["density"].ndim == 2
+
+
+def test_a_recordings_probe_gives_the_bandwidth_and_pitch() -> None:
+    from types import SimpleNamespace
+
+    from sonoedge.cli.ulm import _guide_parameters
+    from sonoedge.errors import ConfigError
+    from sonoedge.types import ProbeInfo
+
+    fn = SimpleNamespace(param_names=("bandwidth_fraction", "f_number", "pitch_wavelengths"))
+    probe = ProbeInfo(bandwidth_fraction=0.65, pitch_m=0.15e-3)
+    params: dict[str, object] = {"f_number": 1.5}
+    _guide_parameters(fn, params, probe, 0.2e-3, "m")
+    assert params == {
+        "f_number": 1.5,
+        "bandwidth_fraction": 0.65,
+        "pitch_wavelengths": pytest.approx(0.75),
+    }
+    given = {"f_number": 1.5, "bandwidth_fraction": 0.8}  # -p wins over the probe
+    _guide_parameters(fn, given, probe, 0.2e-3, "m")
+    assert given["bandwidth_fraction"] == 0.8
+    with pytest.raises(ConfigError, match="needs the frames' f_number"):
+        _guide_parameters(fn, {}, probe, 0.2e-3, "m")
+    blind: dict[str, object] = {}
+    _guide_parameters(SimpleNamespace(), blind, probe, 0.2e-3, "m")  # a blind method: nothing
+    assert blind == {}

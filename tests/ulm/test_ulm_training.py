@@ -45,6 +45,44 @@ def test_localizer_runtime_matches_torch(ulm_run: Path) -> None:
     assert odd.shape == (3, 3, 23, 37) and np.all(np.isfinite(odd))
 
 
+GUIDE = {"bandwidth_fraction": 0.7, "f_number": 1.5, "n_cycles": 2.0, "pitch_wavelengths": 0.8}
+
+
+def test_physics_guided_localizer_takes_the_psf_parameters(ulm_pg_run: Path) -> None:
+    import warnings
+
+    from sonoedge.train import ulm as task
+    from sonoedge.zoo import ulm as zu
+
+    assert not (ulm_pg_run / "generator.pt").exists()  # the shipped generator drew its frames
+    card = json.loads((ulm_pg_run / "ulm-localizer-pg.json").read_text(encoding="utf-8"))
+    assert card["input"]["params"]["names"] == list(task.GUIDE_PARAMETERS)
+    assert card["architecture"]["n_params"] == 4 and "ulm-generator" in card["generator"]["weights"]
+    net, _ = task.load_localizer(ulm_pg_run / "localizer.pt")
+    model = zu.load(ulm_pg_run / "ulm-localizer-pg.onnx")
+    assert model.param_names == task.GUIDE_PARAMETERS
+    x = np.random.default_rng(0).uniform(-1, 2, (3, 24, 40)).astype(np.float32)
+    guide = model.guide(GUIDE)
+    assert guide is not None and guide.shape == (4,)
+    torch_maps = task.predict_maps(net, x, True, np.repeat(guide[None], 3, axis=0))
+    np.testing.assert_allclose(model.maps(x, GUIDE), torch_maps, atol=1e-4)
+    other = model.maps(x, {**GUIDE, "n_cycles": 3.0})  # the parameters reach the network
+    assert np.abs(other - model.maps(x, GUIDE)).max() > 1e-4
+    with pytest.raises(ConfigError, match="needs the frames' f_number, n_cycles"):
+        model.localize(x, params={"bandwidth_fraction": 0.7, "pitch_wavelengths": 0.8})
+    with pytest.raises(ConfigError, match="f_number=4 is far outside"):
+        model.localize(x, params={**GUIDE, "f_number": 4.0})
+    with pytest.raises(ConfigError, match="not all numbers"):
+        model.localize(x, params={**GUIDE, "f_number": "wide"})  # type: ignore[dict-item]
+    with pytest.warns(UserWarning, match=r"f_number=2.2 is outside the trained range 1\.\.2"):
+        model.localize(x, params={**GUIDE, "f_number": 2.2})
+    blind = zu.load()  # a blind model ignores parameters
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a = blind.localize(x, params={**GUIDE, "f_number": 9.0})
+    assert all(np.array_equal(p, q) for p, q in zip(a, blind.localize(x), strict=True))
+
+
 def test_generator_runtime_matches_torch_and_is_seeded(ulm_run: Path) -> None:
     from sonoedge.models import ulm_generator as gen
     from sonoedge.train import ulm as task
@@ -193,16 +231,19 @@ def test_conditioning_maps_carry_each_bubbles_echo_phase() -> None:
         conditioning_maps(pos, amp, (12, 10), channels=2)
 
 
-def test_eval_quick_writes_results(ulm_run: Path, tmp_path: Path) -> None:
+def test_eval_quick_writes_results(ulm_run: Path, ulm_pg_run: Path, tmp_path: Path) -> None:
     from sonoedge.train import ulm as task
 
-    metrics = task.evaluate(
-        [str(ulm_run / "ulm-localizer.onnx")], None, tmp_path, name="u", quick=True, command="t"
-    )
+    models = [str(ulm_run / "ulm-localizer.onnx"), str(ulm_pg_run / "ulm-localizer-pg.onnx")]
+    metrics = task.evaluate(models, None, tmp_path, name="u", quick=True, command="t")
     saved = json.loads((tmp_path / "u.json").read_text(encoding="utf-8"))
     assert saved["command"] == "t" and (tmp_path / "u.png").is_file()
     cell = next(iter(metrics["localization"].values()))
-    assert set(cell["scores"]) == {"network", *task.CONVENTIONAL}
+    assert set(cell["scores"]) == {"network", "network_ulm-localizer-pg", *task.CONVENTIONAL}
+    assert metrics["beside"]["network_ulm-localizer-pg"]["parameters"] == list(
+        task.GUIDE_PARAMETERS
+    )
+    assert "network_ulm-localizer-pg" in metrics["saturation"]["frames_to_level"]
     assert "ssim_mean" in metrics["generator"] and "frames_to_level" in metrics["saturation"]
     averaged = metrics["generator"]["secondary_ssim_of_averages"]
     assert -1 <= averaged["ssim"] <= 1 and 0 < averaged["ceiling_physics_vs_physics"] <= 1
