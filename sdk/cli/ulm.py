@@ -147,16 +147,10 @@ def _guide_parameters(
     """A physics-guided network's parameters: the recording's probe gives the bandwidth and the
     pitch unless ``-p`` does; the rest must come from ``-p`` (a clear error names them)."""
     from sonoedge.errors import ConfigError
+    from sonoedge.zoo.ulm import probe_guide
 
     names = getattr(fn, "param_names", ())
-    if probe is not None:
-        known = {
-            "bandwidth_fraction": probe.bandwidth_fraction,
-            "pitch_wavelengths": probe.pitch_m / wavelength_m,
-        }
-        for name, value in known.items():
-            if name in names:
-                params.setdefault(name, value)
+    params.update(probe_guide(names, params, probe, wavelength_m))
     missing = [n for n in names if n not in params]
     if missing:
         raise ConfigError(

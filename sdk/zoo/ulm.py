@@ -400,6 +400,25 @@ def generator_parameters(params: BubbleParams) -> dict[str, float]:
     }
 
 
+def probe_guide(
+    names: tuple[str, ...], params: dict[str, Any], probe: Any, wavelength_m: float
+) -> dict[str, Any]:
+    """``params`` completed, for a physics-guided model's ``names``, by what a
+    :class:`~sonoedge.types.ProbeInfo` tells: the bandwidth and the pitch in wavelengths (values
+    in ``params`` win; F# and pulse cycles are acquisition settings a probe does not report)."""
+    out = dict(params)
+    if probe is None:
+        return out
+    known = {
+        "bandwidth_fraction": float(probe.bandwidth_fraction),
+        "pitch_wavelengths": float(probe.pitch_m) / wavelength_m,
+    }
+    for name, value in known.items():
+        if name in names:
+            out.setdefault(name, value)
+    return out
+
+
 def load_generator(name_or_path: str | Path = "ulm-generator", threads: int = 2) -> UlmGenerator:
     """Load the shipped generator (``"ulm-generator"``) or an exported one."""
     from sonoedge.zoo import read_card, resolve

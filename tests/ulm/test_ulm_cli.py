@@ -203,3 +203,29 @@ def test_a_recordings_probe_gives_the_bandwidth_and_pitch() -> None:
     blind: dict[str, object] = {}
     _guide_parameters(SimpleNamespace(), blind, probe, 0.2e-3, "m")  # a blind method: nothing
     assert blind == {}
+
+
+def test_a_pipeline_stage_gives_a_guided_network_the_probes_parameters(ulm_pg_run: Path) -> None:
+    from sonoedge.pipeline import OpStage, Pipeline
+    from sonoedge.processing import registry
+    from sonoedge.types import IQEnsemble, ProbeInfo
+    from sonoedge.zoo import ulm as zu
+
+    model = zu.load(ulm_pg_run / "ulm-localizer-pg.onnx")
+    registry.register("ulm", "ulm-pg-stage", model.as_method())
+    lam = 1540.0 / 7.5e6
+    params = BubbleParams(
+        center_frequency_hz=7.5e6, concentration_per_mm2=3.0, spacing_m=(lam / 4, lam / 4)
+    )
+    b = simulate_bubbles(params, 16, 32, 32, seed=2)
+    source = [IQEnsemble(spacing_m=params.spacing_m, iq=b.iq, prf_hz=500.0, frame_index=0)]
+    probe = ProbeInfo(center_frequency_hz=7.5e6, bandwidth_fraction=0.7, pitch_m=0.8 * lam)
+    errors = {}
+    for given in ({"f_number": 1.5, "n_cycles": 1.0}, {"f_number": 1.5}):
+        stage = OpStage("ulm", "ulm-pg-stage", params=given)
+        with Pipeline([stage], probe_mode="doppler") as pipe:
+            pipe.start(source, probe=probe)
+            (result,) = [r for r in pipe.results(timeout_s=60) if r.processed or r.error]
+        errors[len(given)] = result.error
+    assert errors[2] is None  # the probe gave the bandwidth and the pitch
+    assert errors[1] is not None and "n_cycles" in str(errors[1])
