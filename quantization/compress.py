@@ -187,6 +187,12 @@ def compress(
             "decoding settings (threshold, flip averaging) the runtime needs",
             hint="pass the exported card, e.g. --card sdk/zoo/ulm-localizer.json",
         )
+    if card.get("input", {}).get("params"):
+        raise ConfigError(
+            f"{model_path} is a physics-guided localiser (a second input, params): compression "
+            "handles one-input networks only",
+            hint="compress the blind ulm-localizer, or run the guided one in float",
+        )
     if opts.qat_steps and (opts.max_drop is None or not (opts.int8 and opts.openvino)):
         raise ConfigError(
             "quantization-aware fine-tuning runs when OpenVINO int8 misses --max-drop: "

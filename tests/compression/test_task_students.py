@@ -113,6 +113,13 @@ def test_pruned_ulm_localizer_keeps_its_card_and_is_scored_by_jaccard(tmp_path: 
     )
     with pytest.raises(ConfigError, match="no ULM localiser model card"):
         compress(tmp_path / "localizer.pt", tmp_path / "out", opts)
+    guided = json.loads(card.read_text(encoding="utf-8"))
+    guided["input"]["params"] = {"name": "params", "names": ["f_number"]}
+    (tmp_path / "guided.json").write_text(json.dumps(guided), encoding="utf-8")
+    with pytest.raises(ConfigError, match="physics-guided localiser"):
+        compress(
+            tmp_path / "localizer.pt", tmp_path / "out", opts, card_path=tmp_path / "guided.json"
+        )
     report = compress(tmp_path / "localizer.pt", tmp_path / "out", opts, card_path=card)
     assert report["metric"] == "jaccard_0.25"
     assert report["pruned"]["params"] < 0.5 * report["dense"]["params"]
