@@ -46,6 +46,11 @@ NO_INT8 = {
     "with every convolution back in float (max drop 0.01; README, ULM localiser compression)",
 }
 """(task, target) pairs whose int8 misses the task's max drop, and why (fp32 only there)."""
+GUIDED = (
+    "physics-guided (a second input, params): the device backends and compression run "
+    "one-input students; use it under onnxruntime on the CPU (sonoedge.zoo.ulm)"
+)
+"""Why students whose card has ``input.params`` get no bundles."""
 
 
 def calibration_data(card: dict[str, Any]) -> str | None:
@@ -77,6 +82,10 @@ def release(
     for name in names or bundled:
         onnx = zoo.resolve(name)
         card = zoo.read_card(onnx)
+        if card.get("input", {}).get("params"):
+            for precision in ("fp32", "int8"):
+                skipped.update({f"{name}-{precision}-{t}.zip": GUIDED for t in TARGETS})
+            continue
         for target in TARGETS:
             bundle = _fresh(out / f"{name}-fp32-{target}.zip")
             written.append(package(onnx, target, bundle, key))

@@ -46,6 +46,22 @@ def test_shipped_localizer_finds_isolated_bubbles(localizer: zu.UlmLocalizer) ->
     assert rmse_lambda < 0.1
 
 
+def test_shipped_guided_localizer_finds_isolated_bubbles_given_the_psf() -> None:
+    guided = zu.load("ulm-localizer-pg")
+    psf = {"bandwidth_fraction": 0.77, "f_number": 1.5, "n_cycles": 1.0, "pitch_wavelengths": 0.75}
+    frames = _frames(4, TRUE, seed=10, snr_db=30.0, clutter_db=-30.0, **psf)
+    with pytest.raises(ConfigError, match="needs the frames' bandwidth_fraction"):
+        guided.localize(frames)
+    errors = []
+    for pts in guided.localize(frames, params=psf):
+        assert len(pts) == len(TRUE), pts
+        d = np.linalg.norm(pts[:, None] - TRUE[None], axis=2)
+        assert np.all(d.min(axis=0) < 1.0)
+        errors.extend(d.min(axis=0))
+    rmse_lambda = float(np.sqrt(np.mean(np.square(errors)))) / ud.PIXELS_PER_WAVELENGTH
+    assert rmse_lambda < 0.1
+
+
 def test_resampled_input_maps_back_to_input_pixels(localizer: zu.UlmLocalizer) -> None:
     import cv2
 
