@@ -150,6 +150,9 @@ def _zoo_method(name: str) -> Method:
     arch = card.get("architecture")
     arch_name = arch.get("name", arch.get("kind", "")) if isinstance(arch, dict) else arch
     run.__doc__ = f"Shipped {card['task']} student {name} ({arch_name or 'network'}, onnxruntime)."
+    guide = card.get("input", {}).get("params", {}).get("names")
+    if guide:
+        run.__doc__ += f" Physics-guided: needs {', '.join(guide)}."
     run.load = load  # type: ignore[attr-defined]
     return run
 
