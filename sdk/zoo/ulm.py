@@ -86,8 +86,8 @@ def check_parameters(
             )
         if value < lo or value > hi:
             notes.append(
-                f"{name}={value:g} is outside the trained range {lo:g}..{hi:g}: the generator "
-                "extrapolates"
+                f"{where}: {name}={value:g} is outside the trained range {lo:g}..{hi:g}: the "
+                "network extrapolates"
             )
     return notes
 
@@ -527,7 +527,11 @@ class UlmLocalizer:
         network's maps of the frames and of their lateral mirror images (mirrored back, the
         lateral offset negated): a linear-array image is laterally symmetric, so the two are
         estimates of the same thing with partly independent errors (twice the inference)."""
-        guide = self.guide(params)
+        return self._averaged_maps(inputs, self.guide(params))
+
+    def _averaged_maps(
+        self, inputs: npt.NDArray[np.float32], guide: npt.NDArray[np.float32] | None
+    ) -> npt.NDArray[np.float32]:
         out = self._maps(inputs, guide)
         if self.flip_average:
             out = flip_average(out, self._maps(np.ascontiguousarray(inputs[:, :, ::-1]), guide))
@@ -601,7 +605,7 @@ class UlmLocalizer:
         thr = self.threshold if threshold is None else float(threshold)
         if not 0.0 < thr < 1.0:
             raise ConfigError(f"threshold={thr!r} is invalid: expected 0 < threshold < 1")
-        self.guide(params)  # refuse missing parameters before any work
+        guide = self.guide(params)  # refuse missing parameters before any work
         scale = (1.0, 1.0)
         if spacing_m is not None or wavelength_m is not None:
             if spacing_m is None or wavelength_m is None or not wavelength_m > 0:
@@ -626,7 +630,7 @@ class UlmLocalizer:
         live = np.flatnonzero(env.reshape(len(env), -1).max(axis=1) > 0)
         out: list[FloatArray] = [np.zeros((0, 2)) for _ in range(len(env))]
         if live.size:
-            maps = self.maps(localizer_input(env[live]), params)
+            maps = self._averaged_maps(localizer_input(env[live]), guide)
             found = decode(maps, thr, max_per_frame, self.offset_clip)
             for k, pts in zip(live, found, strict=True):
                 out[int(k)] = pts
