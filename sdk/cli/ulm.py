@@ -144,13 +144,16 @@ def ulm(
 def _guide_parameters(
     fn: Any, params: dict[str, Any], probe: Any, wavelength_m: float, method: str
 ) -> None:
-    """A physics-guided network's parameters: the recording's probe gives the bandwidth and the
-    pitch unless ``-p`` does; the rest must come from ``-p`` (a clear error names them)."""
+    """A network localiser's parameters: the recording's probe gives the bandwidth and the pitch
+    unless ``-p`` does (a blind network checks them against its trained box); a physics-guided
+    one needs the rest from ``-p`` (a clear error names them)."""
     from sonoedge.errors import ConfigError
     from sonoedge.zoo.ulm import probe_guide
 
-    names = getattr(fn, "param_names", ())
-    params.update(probe_guide(names, params, probe, wavelength_m))
+    if not hasattr(fn, "param_names"):  # not a network localiser
+        return
+    names = fn.param_names
+    params.update(probe_guide(params, probe, wavelength_m))
     missing = [n for n in names if n not in params]
     if missing:
         raise ConfigError(

@@ -93,11 +93,10 @@ class OpStage(Stage):
                 raise DataError(f"stage {self.name} needs IQ ensembles")
             wavelength = SPEED_OF_SOUND_M_S / (probe.center_frequency_hz if probe else 7.5e6)
             params = self.params
-            guided = getattr(self.fn, "param_names", ())
-            if guided:  # a physics-guided network: the probe tells its bandwidth and pitch
+            if hasattr(self.fn, "param_names"):  # a network: the probe tells bandwidth and pitch
                 from sonoedge.zoo.ulm import probe_guide
 
-                params = probe_guide(guided, params, probe, wavelength)
+                params = probe_guide(params, probe, wavelength)
             out = self.fn(data, sample.spacing_m, wavelength, sample.prf_hz, **params)
             result.outputs[f"{self.name}_result"] = out
             return np.asarray(out.density, dtype=np.float32)

@@ -45,7 +45,7 @@ from sonoedge.models.export import (
 from sonoedge.train import config as cfgmod
 from sonoedge.train import ulm_data as ud
 from sonoedge.train.loop import load_checkpoint, run_phase, save_checkpoint
-from sonoedge.zoo.ulm import MIRROR_AVERAGES, to_network_scale
+from sonoedge.zoo.ulm import GUIDE_PARAMETERS, MIRROR_AVERAGES, to_network_scale
 
 DATA_VERSION = "sonoedge.train.ulm_data/v1"
 SPLIT_SEED = {"train": 0, "val": 1_000_000, "synth": 2_000_000, "eval": 3_000_000}
@@ -53,10 +53,6 @@ NAME = "ulm-localizer"
 NAME_GUIDED = "ulm-localizer-pg"
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 CONVENTIONAL = ("weighted_centroid", "radial_symmetry", "gaussian_fit")
-GUIDE_PARAMETERS = ("bandwidth_fraction", "f_number", "n_cycles", "pitch_wavelengths")
-"""What a physics-guided localiser is told: the transducer and pulse parameters that shape the
-PSF in wavelengths (the centre frequency does not, on the λ/4 grid; SNR and clutter are not
-known to the scanner)."""
 FloatArray = npt.NDArray[np.float32]
 
 

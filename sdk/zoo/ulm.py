@@ -40,6 +40,10 @@ MAX_UPSAMPLE = 4.0
 """Coarsest input accepted: pixels up to this many times the network's (one wavelength)."""
 BATCH = 32
 TRACKING_OPTIONS = ("origin_m", "max_linking_distance_m", "min_track_length", "grid_fraction")
+GUIDE_PARAMETERS = ("bandwidth_fraction", "f_number", "n_cycles", "pitch_wavelengths")
+"""The frames' transducer and pulse parameters a localiser may be told: what shapes the PSF in
+wavelengths (a physics-guided model needs them; a blind one warns when they lie outside its
+trained box)."""
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -400,22 +404,15 @@ def generator_parameters(params: BubbleParams) -> dict[str, float]:
     }
 
 
-def probe_guide(
-    names: tuple[str, ...], params: dict[str, Any], probe: Any, wavelength_m: float
-) -> dict[str, Any]:
-    """``params`` completed, for a physics-guided model's ``names``, by what a
-    :class:`~sonoedge.types.ProbeInfo` tells: the bandwidth and the pitch in wavelengths (values
-    in ``params`` win; F# and pulse cycles are acquisition settings a probe does not report)."""
+def probe_guide(params: dict[str, Any], probe: Any, wavelength_m: float) -> dict[str, Any]:
+    """``params`` completed by what a :class:`~sonoedge.types.ProbeInfo` tells a network
+    localiser: the bandwidth and the pitch in wavelengths (values in ``params`` win; F# and pulse
+    cycles are acquisition settings a probe does not report)."""
     out = dict(params)
     if probe is None:
         return out
-    known = {
-        "bandwidth_fraction": float(probe.bandwidth_fraction),
-        "pitch_wavelengths": float(probe.pitch_m) / wavelength_m,
-    }
-    for name, value in known.items():
-        if name in names:
-            out.setdefault(name, value)
+    out.setdefault("bandwidth_fraction", float(probe.bandwidth_fraction))
+    out.setdefault("pitch_wavelengths", float(probe.pitch_m) / wavelength_m)
     return out
 
 
@@ -539,10 +536,20 @@ class UlmLocalizer:
 
     def guide(self, params: dict[str, float] | None) -> npt.NDArray[np.float32] | None:
         """The normalised guide vector of a physics-guided model (card ``input.params.names``)
-        from ``params`` (other keys are ignored; a blind model ignores them all), or a
-        :class:`ConfigError` naming what is missing; values outside the trained ranges warn,
-        far outside are refused (:func:`check_parameters`)."""
+        from ``params`` (other keys are ignored), or a :class:`ConfigError` naming what is
+        missing; values outside the trained ranges warn, far outside are refused
+        (:func:`check_parameters`). A blind model takes no guide: it only warns about the
+        :data:`GUIDE_PARAMETERS` given that lie outside the box it was trained on."""
+        import warnings
+
         if not self.param_names:
+            known = {n: params[n] for n in GUIDE_PARAMETERS if params and n in params}
+            ranges = self.card["input"].get("param_ranges", {})
+            values = self._numbers(known, tuple(known))
+            box = {n: tuple(ranges[n]) for n in values if n in ranges}
+            values = {n: values[n] for n in box}
+            for note in check_parameters(values, box, self.name, float("inf")):
+                warnings.warn(note, UserWarning, stacklevel=3)
             return None
         missing = [n for n in self.param_names if params is None or n not in params]
         if missing:
@@ -552,19 +559,20 @@ class UlmLocalizer:
                 " (options of the ulm method), or use the blind 'ulm-localizer'",
             )
         assert params is not None
-        try:
-            values = {n: float(params[n]) for n in self.param_names}
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"{self.name}: parameters {params!r} are not all numbers: expected "
-                f"{', '.join(self.param_names)} as numbers"
-            ) from None
-        import warnings
-
+        values = self._numbers(params, self.param_names)
         blind = "use the blind 'ulm-localizer' for such frames"
         for note in check_parameters(values, self.param_ranges, self.name, 0.5, blind):
             warnings.warn(note, UserWarning, stacklevel=3)
         return normalise_parameters(values, self.param_ranges)
+
+    def _numbers(self, params: dict[str, Any], names: tuple[str, ...]) -> dict[str, float]:
+        try:
+            return {n: float(params[n]) for n in names}
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{self.name}: parameters {params!r} are not all numbers: expected "
+                f"{', '.join(names)} as numbers"
+            ) from None
 
     def _maps(
         self, inputs: npt.NDArray[np.float32], guide: npt.NDArray[np.float32] | None = None
@@ -647,7 +655,8 @@ class UlmLocalizer:
         skips it), the network localises, and the classical Hungarian tracking renders density
         and velocity maps on the λ/10 grid. Options: ``threshold``, ``max_per_frame``, the
         tracking options ``origin_m``, ``max_linking_distance_m``, ``min_track_length``,
-        ``grid_fraction``, and a physics-guided model's parameters (:attr:`param_names`)."""
+        ``grid_fraction``, and the frames' :data:`GUIDE_PARAMETERS` (a physics-guided model
+        needs them; a blind one checks them against its trained box)."""
 
         def run(
             iq: npt.ArrayLike,
@@ -660,7 +669,7 @@ class UlmLocalizer:
             from sonoedge.processing import clutter
             from sonoedge.processing.ulm import ulm_from_localizations
 
-            allowed = ("threshold", "max_per_frame", *TRACKING_OPTIONS, *self.param_names)
+            allowed = ("threshold", "max_per_frame", *TRACKING_OPTIONS, *GUIDE_PARAMETERS)
             unknown = sorted(set(options) - set(allowed))
             if unknown:
                 raise ConfigError(
@@ -679,7 +688,7 @@ class UlmLocalizer:
                 wavelength_m,
                 options.get("threshold"),
                 options.get("max_per_frame"),
-                {n: options[n] for n in self.param_names if n in options},
+                {n: options[n] for n in GUIDE_PARAMETERS if n in options},
             )
             origin = options.get("origin_m", (0.0, 0.0))
             locs = [np.asarray(origin, np.float64) + p * np.asarray(spacing) for p in pix]

@@ -200,9 +200,12 @@ def test_a_recordings_probe_gives_the_bandwidth_and_pitch() -> None:
     assert given["bandwidth_fraction"] == 0.8
     with pytest.raises(ConfigError, match="needs the frames' f_number"):
         _guide_parameters(fn, {}, probe, 0.2e-3, "m")
-    blind: dict[str, object] = {}
-    _guide_parameters(SimpleNamespace(), blind, probe, 0.2e-3, "m")  # a blind method: nothing
-    assert blind == {}
+    conventional: dict[str, object] = {}
+    _guide_parameters(SimpleNamespace(), conventional, probe, 0.2e-3, "m")  # not a network
+    assert conventional == {}
+    blind: dict[str, object] = {}  # a blind network is given them to check its trained box
+    _guide_parameters(SimpleNamespace(param_names=()), blind, probe, 0.2e-3, "m")
+    assert set(blind) == {"bandwidth_fraction", "pitch_wavelengths"}
 
 
 def test_a_pipeline_stage_gives_a_guided_network_the_probes_parameters(ulm_pg_run: Path) -> None:

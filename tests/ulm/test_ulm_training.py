@@ -54,6 +54,7 @@ def test_physics_guided_localizer_takes_the_psf_parameters(ulm_pg_run: Path) -> 
     from sonoedge.train import ulm as task
     from sonoedge.zoo import ulm as zu
 
+    assert task.GUIDE_PARAMETERS == zu.GUIDE_PARAMETERS
     assert not (ulm_pg_run / "generator.pt").exists()  # the shipped generator drew its frames
     card = json.loads((ulm_pg_run / "ulm-localizer-pg.json").read_text(encoding="utf-8"))
     assert card["input"]["params"]["names"] == list(task.GUIDE_PARAMETERS)
@@ -76,11 +77,13 @@ def test_physics_guided_localizer_takes_the_psf_parameters(ulm_pg_run: Path) -> 
         model.localize(x, params={**GUIDE, "f_number": "wide"})  # type: ignore[dict-item]
     with pytest.warns(UserWarning, match=r"f_number=2.2 is outside the trained range 1\.\.2"):
         model.localize(x, params={**GUIDE, "f_number": 2.2})
-    blind = zu.load()  # a blind model ignores parameters
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    blind = zu.load()  # a blind model is not guided: it only warns outside its trained box
+    with pytest.warns(UserWarning, match=r"ulm-localizer: f_number=9 is outside .* 1\.\.2"):
         a = blind.localize(x, params={**GUIDE, "f_number": 9.0})
     assert all(np.array_equal(p, q) for p, q in zip(a, blind.localize(x), strict=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        blind.localize(x, params=GUIDE)
 
 
 def test_generator_runtime_matches_torch_and_is_seeded(ulm_run: Path) -> None:
