@@ -52,7 +52,6 @@ Split = Literal["train", "eval"]
 SPLITS: tuple[Split, ...] = ("train", "eval")
 Engine = Literal["physics", "generator"]
 ENGINES: tuple[Engine, ...] = ("physics", "generator")
-MIRROR_CHOICES = (0, 1, 2, 4)
 
 Sample = dict[str, Any]
 
@@ -95,10 +94,16 @@ class DatasetSpec:
                 f"engine={self.engine!r} makes only 'bubbles' datasets, not {self.task!r}",
                 hint="leave the engine at 'physics' for this task",
             )
-        if self.mirror_average not in MIRROR_CHOICES:
+        if self.mirror_average:
+            self._check_mirror_average()
+
+    def _check_mirror_average(self) -> None:
+        from sonoedge.zoo.ulm import MIRROR_AVERAGES  # here, not at import: it loads the zoo
+
+        if self.mirror_average not in MIRROR_AVERAGES:
             raise ConfigError(
-                f"mirror_average={self.mirror_average!r} is invalid: expected one of "
-                f"{MIRROR_CHOICES} (0: the generator card's)"
+                f"mirror_average={self.mirror_average!r} is invalid: expected 0 (the generator "
+                f"card's) or one of {MIRROR_AVERAGES}"
             )
 
     def sample_seed(self, index: int) -> int:
@@ -200,13 +205,14 @@ def _generated_bubbles(spec: DatasetSpec, rng: np.random.Generator, held_out: bo
     from dataclasses import replace
 
     from sonoedge.synth.microbubbles import BubbleParams, bubble_scene
+    from sonoedge.zoo.ulm import generator_parameters
 
     gen = load_spec_generator(spec)
     params = BubbleParams.random(rng)
     if held_out:  # a centre frequency the generator never saw, the rest of the vector kept
         lo, hi = gen.card["input"]["held_out_f0_mhz"]
         f0 = float(rng.uniform(lo, hi)) * 1e6
-        pitch_wavelengths = params.pitch_m * params.center_frequency_hz / 1540.0
+        pitch_wavelengths = generator_parameters(params)["pitch_wavelengths"]
         lam = 1540.0 / f0
         params = replace(
             params,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -249,10 +250,19 @@ def synthesize(
     from sonoedge.zoo.ulm import UlmGenerator, localizer_input
 
     pos_maps, conds, vecs, poss, amps = [], [], [], [], []
+    draw: Any
     if isinstance(net, UlmGenerator):
         channels, margin = net.pos_channels, net.margin_px
+        draw = partial(net.sample, mirror_average=mirror_average)  # the card's steps and times
     else:
         channels, margin = int(net.arch.pos_channels), int(net.arch.margin_px)
+        draw = partial(
+            gen.sample,
+            net,
+            steps=sample_steps,
+            time_power=time_power,
+            mirror_average=mirror_average,
+        )
     for i in range(n):
         rng = np.random.default_rng([seed, i])
         params = ud.draw_params(rng, "train")
@@ -266,22 +276,7 @@ def synthesize(
     task = progress.add_task("synthesize", total=n) if progress is not None else None
     frames = []
     for i in range(0, n, 64):
-        if isinstance(net, UlmGenerator):
-            frames.append(
-                net.sample(pm[i : i + 64], cond[i : i + 64], seed + i, None, None, mirror_average)
-            )
-        else:
-            frames.append(
-                gen.sample(
-                    net,
-                    pm[i : i + 64],
-                    cond[i : i + 64],
-                    sample_steps,
-                    seed + i,
-                    time_power=time_power,
-                    mirror_average=mirror_average,
-                )
-            )
+        frames.append(draw(pm[i : i + 64], cond[i : i + 64], seed=seed + i))
         if task is not None:
             progress.update(task, advance=min(64, n - i))
     disp = np.concatenate(frames) if frames else np.zeros((0, size, size), np.float32)
@@ -678,9 +673,8 @@ def _generator_record(generator: Any, cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _guide_input(cfg: dict[str, Any]) -> dict[str, Any]:
+def _guide_input(names: Sequence[str]) -> dict[str, Any]:
     """The card's description of a physics-guided localiser's second input (none otherwise)."""
-    names = guide_parameters(cfg)
     if not names:
         return {}
     return {
@@ -710,6 +704,7 @@ def write_card(
     import hashlib
 
     a = net.arch
+    names = guide_parameters(cfg)
     card: dict[str, Any] = {
         "name": onnx_path.stem,
         "task": "ulm",
@@ -729,7 +724,7 @@ def write_card(
             "size_multiple": loc.LocalizerArch.size_multiple,
             "min_size": 8,
             "param_ranges": {k: list(v) for k, v in ud.TRAIN_RANGES.items()},
-            **_guide_input(cfg),
+            **_guide_input(names),
         },
         "output": {
             "name": "maps",
@@ -760,11 +755,11 @@ def write_card(
         "grids and pads odd sizes.",
         *(
             [
-                f"- Physics-guided: a second input `params` (batch, {len(guide_parameters(cfg))})"
-                f", the frames' {', '.join(guide_parameters(cfg))}, each normalised to [-1, 1] "
-                "over its trained range; the runtime takes them as `params={name: value}`."
+                f"- Physics-guided: a second input `params` (batch, {len(names)}), the frames' "
+                f"{', '.join(names)}, each normalised to [-1, 1] over its trained range; the "
+                "runtime takes them as `params={name: value}`."
             ]
-            if guide_parameters(cfg)
+            if names
             else []
         ),
         "- Output: `maps` (batch, 3, H, W): bubble probability per pixel and the sub-pixel offset "
@@ -794,7 +789,7 @@ def write_card(
         f"{onnx_path.stem}`).",
         "",
         f"Run it without torch: `sonoedge.zoo.ulm.load({onnx_path.stem!r}).localize(frames"
-        + (", params=...)`" if guide_parameters(cfg) else ")`")
+        + (", params=...)`" if names else ")`")
         + f", or as ULM method `{onnx_path.stem}` (`sonoedge ulm INPUT -o OUT -m "
         f"{onnx_path.stem}`, `sonoedge process --op ulm --method {onnx_path.stem}`).",
     ]
@@ -1422,18 +1417,9 @@ def evaluate(
 
     if not model_paths:
         raise ConfigError("eval needs --model (a shipped name, an .onnx or a run directory)")
-    onnx_path = zoo.resolve(model_paths[0])
-    card = zoo.read_card(onnx_path)
-    if card["task"] != "ulm":
-        raise ConfigError(f"{onnx_path} is a {card['task']!r} model: expected a 'ulm' model")
-    model = UlmLocalizer(onnx_path, card, threads=1)
-    others = []
-    for extra in model_paths[1:]:  # scored beside the first, in the same rounds
-        path = zoo.resolve(extra)
-        other_card = zoo.read_card(path)
-        if other_card["task"] != "ulm":
-            raise ConfigError(f"{path} is a {other_card['task']!r} model: expected a 'ulm' model")
-        others.append(UlmLocalizer(path, other_card, threads=1))
+    # the first is scored as `network`, the others beside it in the same rounds
+    model, *others = [zoo.load_task(p, "ulm", UlmLocalizer, threads=1) for p in model_paths]
+    onnx_path, card = model.path, model.card
     if cfg is None:
         cfg = cfgmod.merge(cfgmod.load("ulm"), card["provenance"]["config"])
         if quick:  # the quick config's (small) evaluation, the model's own data settings

@@ -500,8 +500,9 @@ class UlmLocalizer:
             self.offset_clip = float(card["decode"].get("offset_clip_px", 1.0))
             self.flip_average = bool(card["decode"].get("flip_average", False))
             self.param_names = tuple(card["input"].get("params", {}).get("names", ()))
-            ranges = card["input"].get("param_ranges", {})
-            self.param_ranges = {n: tuple(ranges[n]) for n in self.param_names}
+            box = {n: tuple(v) for n, v in card["input"].get("param_ranges", {}).items()}
+            self.param_ranges = {n: box[n] for n in self.param_names}
+            self.checked_ranges = {n: box[n] for n in GUIDE_PARAMETERS if n in box}
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"model card of {self.path} lacks field {err}") from None
         self.name = str(card.get("name", self.path.stem))
@@ -543,12 +544,10 @@ class UlmLocalizer:
         import warnings
 
         if not self.param_names:
-            known = {n: params[n] for n in GUIDE_PARAMETERS if params and n in params}
-            ranges = self.card["input"].get("param_ranges", {})
-            values = self._numbers(known, tuple(known))
-            box = {n: tuple(ranges[n]) for n in values if n in ranges}
-            values = {n: values[n] for n in box}
-            for note in check_parameters(values, box, self.name, float("inf")):
+            given = tuple(n for n in self.checked_ranges if params and n in params)
+            box = {n: self.checked_ranges[n] for n in given}
+            values = self._numbers(params or {}, given)
+            for note in check_parameters(values, box, self.name, np.inf):  # never refuses
                 warnings.warn(note, UserWarning, stacklevel=3)
             return None
         missing = [n for n in self.param_names if params is None or n not in params]
@@ -605,9 +604,9 @@ class UlmLocalizer:
         ``frames``: clutter-filtered envelopes (or complex IQ) ``(N, H, W)`` or one ``(H, W)``.
         With ``spacing_m`` and ``wavelength_m`` the frames are resampled to the trained
         ``wavelength / pixels_per_wavelength`` grid first (when off by more than 2 %).
-        ``params``: the transducer and pulse of the frames (``bandwidth_fraction``,
-        ``f_number``, ``n_cycles``, ``pitch_wavelengths``), needed by physics-guided models
-        (:attr:`param_names`) and ignored by blind ones.
+        ``params``: the transducer and pulse of the frames (:data:`GUIDE_PARAMETERS`), needed
+        by physics-guided models (:attr:`param_names`); blind ones only warn about values
+        outside the box they were trained on (:meth:`guide`).
         """
         env = check_frames(frames)
         thr = self.threshold if threshold is None else float(threshold)
