@@ -21,8 +21,11 @@ to physics frames on held-out parameter sets, time per frame against the simulat
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import time
+import warnings
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -102,6 +105,7 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         ("eval.saturation_size", 16, 1024),
         ("eval.saturation_level", 0.01, 1.0),
         ("eval.n_generator", 1, 100_000),
+        ("eval.pitch_wavelengths", 0.05, 10.0),
     ):
         cfgmod.require_range(cfg, key, lo, hi)
     if cfg["generator"]["pos_channels"] not in (1, 3):
@@ -123,6 +127,14 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("config keys 'eval.snr_db' and 'eval.density' must not be empty")
     if cfg["localizer"]["generated_fraction"] > 0 and cfg["localizer"]["n_generated"] < 1:
         raise ConfigError("localizer.generated_fraction > 0 needs localizer.n_generated >= 1")
+    lo, hi = cfg["localizer"]["accepted_pitch_wavelengths"]
+    box_lo, box_hi = ud.TRAIN_RANGES["pitch_wavelengths"]
+    if not 0 < lo <= box_lo or not box_hi <= hi <= 10 * box_hi:
+        raise ConfigError(
+            f"config key 'localizer.accepted_pitch_wavelengths' = {[lo, hi]} is invalid: expected "
+            f"0 < low <= {box_lo:g} and {box_hi:g} <= high <= {10 * box_hi:g} (it must contain "
+            "the trained range)"
+        )
     return cfg
 
 
@@ -673,7 +685,7 @@ def _generator_record(generator: Any, cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _guide_input(names: Sequence[str]) -> dict[str, Any]:
+def _guide_input(names: Sequence[str], cfg: dict[str, Any]) -> dict[str, Any]:
     """The card's description of a physics-guided localiser's second input (none otherwise)."""
     if not names:
         return {}
@@ -684,6 +696,10 @@ def _guide_input(names: Sequence[str]) -> dict[str, Any]:
             "names": list(names),
             "meaning": "each parameter of the frames' transducer and pulse mapped to [-1, 1] "
             "over its trained range (param_ranges; sonoedge.zoo.ulm.normalise_parameters)",
+            "accepted": {"pitch_wavelengths": cfg["localizer"]["accepted_pitch_wavelengths"]},
+            "accepted_meaning": "values the runtime accepts (with a warning outside "
+            "param_ranges) and refuses beyond; parameters not listed are refused farther than "
+            "half their range's width outside it",
         }
     }
 
@@ -724,7 +740,7 @@ def write_card(
             "size_multiple": loc.LocalizerArch.size_multiple,
             "min_size": 8,
             "param_ranges": {k: list(v) for k, v in ud.TRAIN_RANGES.items()},
-            **_guide_input(names),
+            **_guide_input(names, cfg),
         },
         "output": {
             "name": "maps",
@@ -1430,12 +1446,17 @@ def evaluate(
     seed = SPLIT_SEED["eval"] + 10_007 * int(cfg["seed"])
     size, n_frames = int(e["size"]), int(e["n_frames"])
 
-    def sequences(snr: float, density: float, salt: int, count: int) -> list[Any]:
+    def sequences(
+        snr: float, density: float, salt: int, count: int, pitch: float | None = None
+    ) -> list[Any]:
         out = []
         for k in range(count):
             # the same parameter vectors and bubble geometry at every SNR (paired comparison)
             rng = np.random.default_rng([seed, salt, int(density * 1000), k])
             params = _eval_params(rng, snr, density, 500.0, float(e["clutter_db"]))
+            if pitch is not None:  # the same scenes with an element pitch outside the box
+                lam_m = 1540.0 / params.center_frequency_hz
+                params = dataclasses.replace(params, pitch_m=pitch * lam_m)
             out.append(
                 simulate_bubbles(params, n_frames, size, size, seed=int(rng.integers(2**31)))
             )
@@ -1460,6 +1481,7 @@ def evaluate(
             if task is not None:
                 progress.update(task, advance=1)
     saturation = _saturation(fns, cfg, seed, progress)
+    pitch_cells = _pitch_extrapolation(model, others, tuned, e, sequences)
 
     gpath = Path(teacher_path) if teacher_path else None
     if gpath is None:
@@ -1517,6 +1539,7 @@ def evaluate(
         f"clutter fixed at {e['clutter_db']:g} dB; the localiser was trained on uniformly "
         "placed bubbles (clutter -40..-10 dB)",
         "frames": {"size": size, "per_sequence": n_frames, "sequences": e["n_sequences"]},
+        "pitch_extrapolation": pitch_cells,
         "conventional_tuned_on_val": tuned,
         "network_threshold": model.threshold,
         "network_parameters": list(model.param_names),
@@ -1529,6 +1552,47 @@ def evaluate(
     _plot(metrics, examples, results_dir / f"{name}.png")
     write_result(name, metrics, {"conventional": tuned}, command=command, results_dir=results_dir)
     return metrics
+
+
+def _pitch_extrapolation(
+    model: Any, others: Sequence[Any], tuned: dict[str, Any], e: dict[str, Any], sequences: Any
+) -> dict[str, Any]:
+    """Every localiser on the 30 dB grid's scenes with the element pitch set outside the trained
+    box (``eval.pitch_wavelengths``), guided ones given that pitch with their refusal lifted:
+    where their results stay meaningful (a card's ``input.params.accepted``)."""
+    from sonoedge.zoo.ulm import UlmLocalizer
+
+    def unrefused(m: Any) -> Any:
+        if not m.param_names:
+            return m
+        card = copy.deepcopy(m.card)
+        card["input"]["params"]["accepted"] = {n: [-1e9, 1e9] for n in m.param_names}
+        return UlmLocalizer(m.path, card, threads=1)
+
+    lifted = [unrefused(m) for m in (model, *others)]
+    fns = _localizers(lifted[0], tuned, lifted[1:])
+    cells: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # every value here is outside the box
+        for pitch in e["pitch_wavelengths"]:
+            for density in e["density"]:
+                seqs = sequences(30.0, float(density), 2, int(e["n_sequences"]), float(pitch))
+                scores = _score_cell(fns, seqs)
+                cells[f"pitch{pitch:g}_d{density:g}"] = {
+                    "pitch_wavelengths": pitch,
+                    "density_per_lambda2": density,
+                    "scores": {
+                        k: {n: v for n, v in sc.items() if n != "by_nearest_neighbour"}
+                        for k, sc in scores.items()
+                    },
+                }
+    return {
+        "snr_db": 30.0,
+        "cells": cells,
+        "definition": "the 30 dB cells' scenes and parameter vectors with only the pitch "
+        "changed; guided networks are given the true pitch (their refusal lifted), blind ones "
+        "and the conventional localisers do not use it",
+    }
 
 
 def _plot(metrics: dict[str, Any], examples: dict[str, Any] | None, path: Path) -> None:

@@ -63,12 +63,15 @@ def check_parameters(
     where: str = "parameter vector",
     refuse_beyond: float = 0.5,
     hint: str = "simulate them with sonoedge.synth.microbubbles instead",
+    accepted: dict[str, Any] | None = None,
 ) -> list[str]:
     """Check physical parameters against the trained ``ranges`` (name -> ``[lo, hi]``).
 
     Returns one warning line per value outside its range (stating the range); raises
     :class:`ConfigError` for a missing, non-finite or unknown parameter, or a value farther than
-    ``refuse_beyond`` of its range's width outside it (frames there would be meaningless)."""
+    ``refuse_beyond`` of its range's width outside it (frames there would be meaningless).
+    ``accepted`` (name -> ``[lo, hi]``) replaces that rule for the parameters it names: the
+    range where results were measured to stay meaningful."""
     unknown = sorted(set(values) - set(ranges))
     missing = [n for n in ranges if n not in values]
     if unknown or missing:
@@ -81,7 +84,9 @@ def check_parameters(
         span = float(hi) - float(lo)
         if not np.isfinite(value):
             raise ConfigError(f"{where}: {name}={value!r} is not a finite number")
-        far_lo, far_hi = lo - refuse_beyond * span, hi + refuse_beyond * span
+        far_lo, far_hi = (accepted or {}).get(
+            name, (lo - refuse_beyond * span, hi + refuse_beyond * span)
+        )
         if value < far_lo or value > far_hi:
             raise ConfigError(
                 f"{where}: {name}={value:g} is far outside the trained range {lo:g}..{hi:g} "
@@ -499,7 +504,9 @@ class UlmLocalizer:
             self.threshold = float(card["decode"]["threshold"])
             self.offset_clip = float(card["decode"].get("offset_clip_px", 1.0))
             self.flip_average = bool(card["decode"].get("flip_average", False))
-            self.param_names = tuple(card["input"].get("params", {}).get("names", ()))
+            guided = card["input"].get("params", {})
+            self.param_names = tuple(guided.get("names", ()))
+            self.accepted = {n: tuple(v) for n, v in guided.get("accepted", {}).items()}
             box = {n: tuple(v) for n, v in card["input"].get("param_ranges", {}).items()}
             self.param_ranges = {n: box[n] for n in self.param_names}
             self.checked_ranges = {n: box[n] for n in GUIDE_PARAMETERS if n in box}
@@ -538,7 +545,8 @@ class UlmLocalizer:
     def guide(self, params: dict[str, float] | None) -> npt.NDArray[np.float32] | None:
         """The normalised guide vector of a physics-guided model (card ``input.params.names``)
         from ``params`` (other keys are ignored), or a :class:`ConfigError` naming what is
-        missing; values outside the trained ranges warn, far outside are refused
+        missing; values outside the trained ranges warn, far outside (beyond the card's
+        ``input.params.accepted`` ranges where it has them) are refused
         (:func:`check_parameters`). A blind model takes no guide: it only warns about the
         :data:`GUIDE_PARAMETERS` given that lie outside the box it was trained on."""
         import warnings
@@ -560,7 +568,8 @@ class UlmLocalizer:
         assert params is not None
         values = self._numbers(params, self.param_names)
         blind = "use the blind 'ulm-localizer' for such frames"
-        for note in check_parameters(values, self.param_ranges, self.name, 0.5, blind):
+        notes = check_parameters(values, self.param_ranges, self.name, 0.5, blind, self.accepted)
+        for note in notes:
             warnings.warn(note, UserWarning, stacklevel=3)
         return normalise_parameters(values, self.param_ranges)
 

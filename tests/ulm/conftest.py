@@ -30,7 +30,9 @@ def ulm_pg_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("runs-pg")
     config = root / "pg.toml"
     config.write_text(
-        '[localizer]\nphysics_guided = true\ngenerator = "ulm-generator"\n', encoding="utf-8"
+        '[localizer]\nphysics_guided = true\ngenerator = "ulm-generator"\n'
+        "accepted_pitch_wavelengths = [0.25, 2.0]\n",
+        encoding="utf-8",
     )
     out, cache = root / "ulm-pg", tmp_path_factory.mktemp("ulm-pg-cache")
     args = ["train", "ulm", "--quick", "--config", str(config), "--out", str(out)]

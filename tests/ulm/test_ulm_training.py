@@ -77,6 +77,13 @@ def test_physics_guided_localizer_takes_the_psf_parameters(ulm_pg_run: Path) -> 
         model.localize(x, params={**GUIDE, "f_number": "wide"})  # type: ignore[dict-item]
     with pytest.warns(UserWarning, match=r"f_number=2.2 is outside the trained range 1\.\.2"):
         model.localize(x, params={**GUIDE, "f_number": 2.2})
+    # the pitch the config accepts (localizer.accepted_pitch_wavelengths) replaces the default
+    # refusal (half the range's width outside it, 1.25 for pitch)
+    assert card["input"]["params"]["accepted"] == {"pitch_wavelengths": [0.25, 2.0]}
+    with pytest.warns(UserWarning, match=r"pitch_wavelengths=1.9 is outside .* 0\.5\.\.1"):
+        model.localize(x, params={**GUIDE, "pitch_wavelengths": 1.9})
+    with pytest.raises(ConfigError, match=r"pitch_wavelengths=2.1 is far outside .* 0\.25\.\.2\)"):
+        model.localize(x, params={**GUIDE, "pitch_wavelengths": 2.1})
     blind = zu.load()  # a blind model is not guided: it only warns outside its trained box
     with pytest.warns(UserWarning, match=r"ulm-localizer: f_number=9 is outside .* 1\.\.2"):
         a = blind.localize(x, params={**GUIDE, "f_number": 9.0})
@@ -247,6 +254,11 @@ def test_eval_quick_writes_results(ulm_run: Path, ulm_pg_run: Path, tmp_path: Pa
         task.GUIDE_PARAMETERS
     )
     assert "network_ulm-localizer-pg" in metrics["saturation"]["frames_to_level"]
+    # beyond the guided model's accepted pitch (2) too: its refusal is lifted to measure it
+    far = metrics["pitch_extrapolation"]["cells"]["pitch2.5_d0.15"]
+    assert far["pitch_wavelengths"] == 2.5
+    assert set(far["scores"]) == set(cell["scores"])
+    assert 0 <= far["scores"]["network_ulm-localizer-pg"]["jaccard"] <= 1
     assert "ssim_mean" in metrics["generator"] and "frames_to_level" in metrics["saturation"]
     averaged = metrics["generator"]["secondary_ssim_of_averages"]
     assert -1 <= averaged["ssim"] <= 1 and 0 < averaged["ceiling_physics_vs_physics"] <= 1
@@ -274,6 +286,8 @@ def test_eval_quick_writes_results(ulm_run: Path, ulm_pg_run: Path, tmp_path: Pa
         ({"generator": {"display_exponent": 0.1}}, "display_exponent"),
         ({"generator": {"sample_time_power": 0.5}}, "sample_time_power"),
         ({"generator": {"mirror_average": 3}}, "mirror_average"),
+        ({"localizer": {"accepted_pitch_wavelengths": [0.6, 2.0]}}, "contain the trained range"),
+        ({"localizer": {"accepted_pitch_wavelengths": [0.25, 0.9]}}, "accepted_pitch"),
     ],
 )
 def test_bad_configs_are_refused(override: dict[str, object], match: str) -> None:
