@@ -127,6 +127,8 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("config keys 'eval.snr_db' and 'eval.density' must not be empty")
     if cfg["localizer"]["generated_fraction"] > 0 and cfg["localizer"]["n_generated"] < 1:
         raise ConfigError("localizer.generated_fraction > 0 needs localizer.n_generated >= 1")
+    if cfg["localizer"]["axial_average"] and not cfg["localizer"]["flip_average"]:
+        raise ConfigError("localizer.axial_average needs localizer.flip_average (4 mirror images)")
     lo, hi = cfg["localizer"]["accepted_pitch_wavelengths"]
     box_lo, box_hi = ud.TRAIN_RANGES["pitch_wavelengths"]
     if not 0 < lo <= box_lo or not box_hi <= hi <= 10 * box_hi:
@@ -425,21 +427,33 @@ def train_localizer(
 
 @torch.no_grad()
 def predict_maps(
-    net: loc.LocalizerNet, inputs: FloatArray, flip: bool = False, guide: FloatArray | None = None
+    net: loc.LocalizerNet,
+    inputs: FloatArray,
+    flip: bool = False,
+    guide: FloatArray | None = None,
+    axial: bool = False,
 ) -> FloatArray:
     """Torch maps ``(N, 3, H, W)`` (probability, dz, dx) of network inputs ``(N, H, W)`` (and
     normalised guide parameters ``(N, P)`` for a physics-guided net); ``flip`` averages them
-    with the maps of the mirrored frames, as the runtime does for cards with
-    ``decode.flip_average`` (:func:`sonoedge.zoo.ulm.flip_average`)."""
+    with the maps of the laterally mirrored frames and ``axial`` then with those of the axially
+    mirrored ones, as the runtime does for cards with ``decode.flip_average`` /
+    ``decode.axial_average`` (:func:`sonoedge.zoo.ulm.flip_average`)."""
     from sonoedge.zoo.ulm import flip_average
 
     net.eval()
     deploy = loc.LocalizerDeploy(net)
     g = _t(guide) if guide is not None else None
-    maps: FloatArray = deploy(_t(inputs[:, None]), g).numpy()
-    if flip:
-        mirrored = deploy(_t(np.ascontiguousarray(inputs[:, None, :, ::-1])), g).numpy()
-        maps = flip_average(maps, mirrored)
+
+    def lateral(x: FloatArray) -> FloatArray:
+        maps: FloatArray = deploy(_t(x[:, None]), g).numpy()
+        if flip:
+            mirrored = deploy(_t(np.ascontiguousarray(x[:, None, :, ::-1])), g).numpy()
+            maps = flip_average(maps, mirrored)
+        return maps
+
+    maps = lateral(inputs)
+    if axial:
+        maps = flip_average(maps, lateral(np.ascontiguousarray(inputs[:, ::-1])), axial=True)
     return maps
 
 
@@ -472,10 +486,12 @@ def tune_threshold(
     offset_clip: float = 1.0,
     flip: bool = False,
     names: Sequence[str] = (),
+    axial: bool = False,
 ) -> tuple[float, dict[str, Any]]:
     """The detection threshold with the best validation Jaccard at 0.25 λ (decoded as the
-    runtime will: ``offset_clip``, ``flip`` averaging, the guide parameters ``names``)."""
-    maps = predict_maps(net, val.loc_input, flip, guide_vectors(val, names))
+    runtime will: ``offset_clip``, ``flip`` and ``axial`` averaging, the guide parameters
+    ``names``)."""
+    maps = predict_maps(net, val.loc_input, flip, guide_vectors(val, names), axial)
     scores = {thr: _val_scores(maps, val, thr, offset_clip) for thr in THRESHOLDS}
     best = max(THRESHOLDS, key=lambda t: (scores[t]["jaccard_0.25"], -abs(t - 0.5)))
     return best, {f"{t:g}": s for t, s in scores.items()}
@@ -751,6 +767,7 @@ def write_card(
             "peaks": "3x3 local maxima",
             "offset_clip_px": offset_clip_px(cfg),
             "flip_average": bool(cfg["localizer"]["flip_average"]),
+            "axial_average": bool(cfg["localizer"]["axial_average"]),
         },
         "provenance": {
             **provenance(command, cfg, spec),
@@ -781,7 +798,13 @@ def write_card(
         "- Output: `maps` (batch, 3, H, W): bubble probability per pixel and the sub-pixel offset "
         f"(dz, dx); decoded as 3x3 local maxima above {threshold:g} plus the offsets"
         + (
-            " of the mean of the maps of the frame and of its lateral mirror image (mirrored back)."
+            " of the mean of the maps of the frame and of its lateral mirror image"
+            + (
+                " and of the axial mirror images of both"
+                if cfg["localizer"]["axial_average"]
+                else ""
+            )
+            + " (mirrored back)."
             if cfg["localizer"]["flip_average"]
             else "."
         ),
@@ -895,7 +918,12 @@ def train(
             f"{len(names)} (localizer.physics_guided): train it again in a new --out folder"
         )
     threshold, sweep = tune_threshold(
-        net, val, offset_clip_px(cfg), bool(cfg["localizer"]["flip_average"]), names
+        net,
+        val,
+        offset_clip_px(cfg),
+        bool(cfg["localizer"]["flip_average"]),
+        names,
+        bool(cfg["localizer"]["axial_average"]),
     )
     metrics: dict[str, Any] = {
         "val": sweep[f"{threshold:g}"],

@@ -454,12 +454,16 @@ def check_frames(frames: object) -> npt.NDArray[np.float32]:
 
 
 def flip_average(
-    maps: npt.NDArray[np.float32], mirrored: npt.NDArray[np.float32]
+    maps: npt.NDArray[np.float32], mirrored: npt.NDArray[np.float32], axial: bool = False
 ) -> npt.NDArray[np.float32]:
-    """Mean of maps ``(N, 3, H, W)`` and the maps of the laterally mirrored frames, mirrored back
-    (the lateral offset, channel 2, changes sign)."""
-    back = mirrored[:, :, :, ::-1].copy()
-    back[:, 2] *= -1.0
+    """Mean of maps ``(N, 3, H, W)`` and the maps of the laterally (``axial``: axially) mirrored
+    frames, mirrored back (that axis's offset, channel 2 or 1, changes sign)."""
+    if axial:
+        back = mirrored[:, :, ::-1, :].copy()
+        back[:, 1] *= -1.0
+    else:
+        back = mirrored[:, :, :, ::-1].copy()
+        back[:, 2] *= -1.0
     return ((maps + back) / 2).astype(np.float32)
 
 
@@ -503,7 +507,9 @@ class UlmLocalizer:
             self.size_multiple = int(card["input"]["size_multiple"])
             self.threshold = float(card["decode"]["threshold"])
             self.offset_clip = float(card["decode"].get("offset_clip_px", 1.0))
-            self.flip_average = bool(card["decode"].get("flip_average", False))
+            lateral = bool(card["decode"].get("flip_average", False))
+            axial = bool(card["decode"].get("axial_average", False))
+            self.mirror_average = (2 if lateral else 1) * (2 if axial else 1)
             guided = card["input"].get("params", {})
             self.param_names = tuple(guided.get("names", ()))
             self.accepted = {n: tuple(v) for n, v in guided.get("accepted", {}).items()}
@@ -521,26 +527,50 @@ class UlmLocalizer:
         return f"UlmLocalizer({self.name!r}, threshold={self.threshold:g})"
 
     def maps(
-        self, inputs: npt.NDArray[np.float32], params: dict[str, float] | None = None
+        self,
+        inputs: npt.NDArray[np.float32],
+        params: dict[str, float] | None = None,
+        mirror_average: int | None = None,
     ) -> npt.NDArray[np.float32]:
         """Network maps ``(N, 3, H, W)`` (probability, dz, dx) of network inputs ``(N, H, W)``
         (:func:`localizer_input` scale); sizes are reflect-padded to the network's multiple.
         ``params``: the frames' transducer and pulse, for a physics-guided model (see
         :meth:`guide`).
 
-        With ``flip_average`` (model card ``decode.flip_average``) the maps are the mean of the
-        network's maps of the frames and of their lateral mirror images (mirrored back, the
-        lateral offset negated): a linear-array image is laterally symmetric, so the two are
-        estimates of the same thing with partly independent errors (twice the inference)."""
-        return self._averaged_maps(inputs, self.guide(params))
+        :attr:`mirror_average` (the card's ``decode.flip_average`` and ``decode.axial_average``)
+        is how many mirror images of each frame the maps average: 2 adds the lateral mirror
+        image, 4 the axial one and both (each mirrored back, that axis's offset negated). A
+        linear-array image is laterally symmetric and a symmetric pulse's envelope axially, so
+        the copies estimate the same thing with partly independent errors (N times the
+        inference); ``mirror_average`` overrides the card."""
+        copies = self._copies(mirror_average)
+        return self._averaged_maps(inputs, self.guide(params), copies)
+
+    def _copies(self, mirror_average: int | None) -> int:
+        copies = self.mirror_average if mirror_average is None else mirror_average
+        if copies not in MIRROR_AVERAGES:
+            raise ConfigError(
+                f"mirror_average={copies!r} is invalid: expected one of {MIRROR_AVERAGES} (the "
+                "frame alone, with its lateral mirror image, or with its lateral and axial ones)"
+            )
+        return int(copies)
 
     def _averaged_maps(
-        self, inputs: npt.NDArray[np.float32], guide: npt.NDArray[np.float32] | None
+        self,
+        inputs: npt.NDArray[np.float32],
+        guide: npt.NDArray[np.float32] | None,
+        copies: int,
     ) -> npt.NDArray[np.float32]:
-        out = self._maps(inputs, guide)
-        if self.flip_average:
-            out = flip_average(out, self._maps(np.ascontiguousarray(inputs[:, :, ::-1]), guide))
-        return out
+        def lateral(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+            out = self._maps(x, guide)
+            if copies >= 2:
+                out = flip_average(out, self._maps(np.ascontiguousarray(x[:, :, ::-1]), guide))
+            return out
+
+        maps = lateral(inputs)
+        if copies == 4:
+            maps = flip_average(maps, lateral(np.ascontiguousarray(inputs[:, ::-1])), axial=True)
+        return maps
 
     def guide(self, params: dict[str, float] | None) -> npt.NDArray[np.float32] | None:
         """The normalised guide vector of a physics-guided model (card ``input.params.names``)
@@ -607,6 +637,7 @@ class UlmLocalizer:
         threshold: float | None = None,
         max_per_frame: int | None = None,
         params: dict[str, float] | None = None,
+        mirror_average: int | None = None,
     ) -> list[FloatArray]:
         """Bubble positions ``(n, 2)`` ``(row, col)`` in input pixels, one array per frame.
 
@@ -615,13 +646,15 @@ class UlmLocalizer:
         ``wavelength / pixels_per_wavelength`` grid first (when off by more than 2 %).
         ``params``: the transducer and pulse of the frames (:data:`GUIDE_PARAMETERS`), needed
         by physics-guided models (:attr:`param_names`); blind ones only warn about values
-        outside the box they were trained on (:meth:`guide`).
+        outside the box they were trained on (:meth:`guide`). ``mirror_average`` (1, 2 or 4):
+        the mirror images averaged (:meth:`maps`; default the card's).
         """
         env = check_frames(frames)
         thr = self.threshold if threshold is None else float(threshold)
         if not 0.0 < thr < 1.0:
             raise ConfigError(f"threshold={thr!r} is invalid: expected 0 < threshold < 1")
         guide = self.guide(params)  # refuse missing parameters before any work
+        copies = self._copies(mirror_average)
         scale = (1.0, 1.0)
         if spacing_m is not None or wavelength_m is not None:
             if spacing_m is None or wavelength_m is None or not wavelength_m > 0:
@@ -646,7 +679,7 @@ class UlmLocalizer:
         live = np.flatnonzero(env.reshape(len(env), -1).max(axis=1) > 0)
         out: list[FloatArray] = [np.zeros((0, 2)) for _ in range(len(env))]
         if live.size:
-            maps = self._averaged_maps(localizer_input(env[live]), guide)
+            maps = self._averaged_maps(localizer_input(env[live]), guide, copies)
             found = decode(maps, thr, max_per_frame, self.offset_clip)
             for k, pts in zip(live, found, strict=True):
                 out[int(k)] = pts
@@ -661,7 +694,8 @@ class UlmLocalizer:
 
         Complex IQ ensembles are SVD clutter filtered (``svd_low`` as the classical methods; 0
         skips it), the network localises, and the classical Hungarian tracking renders density
-        and velocity maps on the λ/10 grid. Options: ``threshold``, ``max_per_frame``, the
+        and velocity maps on the λ/10 grid. Options: ``threshold``, ``max_per_frame``,
+        ``mirror_average`` (:meth:`maps`), the
         tracking options ``origin_m``, ``max_linking_distance_m``, ``min_track_length``,
         ``grid_fraction``, and the frames' :data:`GUIDE_PARAMETERS` (a physics-guided model
         needs them; a blind one checks them against its trained box)."""
@@ -677,7 +711,13 @@ class UlmLocalizer:
             from sonoedge.processing import clutter
             from sonoedge.processing.ulm import ulm_from_localizations
 
-            allowed = ("threshold", "max_per_frame", *TRACKING_OPTIONS, *GUIDE_PARAMETERS)
+            allowed = (
+                "threshold",
+                "max_per_frame",
+                "mirror_average",
+                *TRACKING_OPTIONS,
+                *GUIDE_PARAMETERS,
+            )
             unknown = sorted(set(options) - set(allowed))
             if unknown:
                 raise ConfigError(
@@ -697,6 +737,7 @@ class UlmLocalizer:
                 options.get("threshold"),
                 options.get("max_per_frame"),
                 {n: options[n] for n in GUIDE_PARAMETERS if n in options},
+                options.get("mirror_average"),
             )
             origin = options.get("origin_m", (0.0, 0.0))
             locs = [np.asarray(origin, np.float64) + p * np.asarray(spacing) for p in pix]

@@ -34,13 +34,22 @@ def test_localizer_runtime_matches_torch(ulm_run: Path) -> None:
     net, _ = task.load_localizer(ulm_run / "localizer.pt")
     model = zu.load(ulm_run / "ulm-localizer.onnx")
     x = np.random.default_rng(0).uniform(-1, 2, (3, 24, 40)).astype(np.float32)
-    assert model.flip_average  # the default config decodes with lateral-flip averaging
+    assert model.mirror_average == 2  # the default config decodes with lateral-flip averaging
     np.testing.assert_allclose(model.maps(x), task.predict_maps(net, x, flip=True), atol=1e-4)
     np.testing.assert_allclose(model._maps(x), task.predict_maps(net, x), atol=1e-4)
     # averaging a frame with its mirror image makes the maps mirror-symmetric
     m, mirrored = model.maps(x), model.maps(np.ascontiguousarray(x[:, :, ::-1]))
     np.testing.assert_allclose(m[:, :2], mirrored[:, :2, :, ::-1], atol=1e-5)
     np.testing.assert_allclose(m[:, 2], -mirrored[:, 2, :, ::-1], atol=1e-5)
+    # with the axial mirror images too (decode.axial_average, or asked for): axially symmetric
+    four = model.maps(x, mirror_average=4)
+    np.testing.assert_allclose(four, task.predict_maps(net, x, True, axial=True), atol=1e-4)
+    flipped = model.maps(np.ascontiguousarray(x[:, ::-1]), mirror_average=4)
+    np.testing.assert_allclose(four[:, [0, 2]], flipped[:, [0, 2], ::-1], atol=1e-5)
+    np.testing.assert_allclose(four[:, 1], -flipped[:, 1, ::-1], atol=1e-5)
+    np.testing.assert_allclose(model.maps(x, mirror_average=1), model._maps(x), atol=1e-6)
+    with pytest.raises(ConfigError, match="mirror_average=3 is invalid"):
+        model.localize(x, mirror_average=3)
     odd = model.maps(x[:, :23, :37])  # reflect-padded to even sizes and cropped back
     assert odd.shape == (3, 3, 23, 37) and np.all(np.isfinite(odd))
 
@@ -287,6 +296,7 @@ def test_eval_quick_writes_results(ulm_run: Path, ulm_pg_run: Path, tmp_path: Pa
         ({"generator": {"sample_time_power": 0.5}}, "sample_time_power"),
         ({"generator": {"mirror_average": 3}}, "mirror_average"),
         ({"localizer": {"accepted_pitch_wavelengths": [0.6, 2.0]}}, "contain the trained range"),
+        ({"localizer": {"axial_average": True, "flip_average": False}}, "needs localizer.flip"),
         ({"localizer": {"accepted_pitch_wavelengths": [0.25, 0.9]}}, "accepted_pitch"),
     ],
 )
