@@ -790,7 +790,10 @@ def write_card(
             [
                 f"- Physics-guided: a second input `params` (batch, {len(names)}), the frames' "
                 f"{', '.join(names)}, each normalised to [-1, 1] over its trained range; the "
-                "runtime takes them as `params={name: value}`."
+                "runtime takes them as `params={name: value}`, warns outside the trained ranges "
+                "and refuses a pitch outside "
+                f"{'..'.join(f'{v:g}' for v in cfg['localizer']['accepted_pitch_wavelengths'])} "
+                "wavelengths (other parameters: half their range's width outside it)."
             ]
             if names
             else []
