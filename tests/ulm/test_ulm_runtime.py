@@ -46,20 +46,37 @@ def test_shipped_localizer_finds_isolated_bubbles(localizer: zu.UlmLocalizer) ->
     assert rmse_lambda < 0.1
 
 
-def test_shipped_guided_localizer_finds_isolated_bubbles_given_the_psf() -> None:
+@pytest.mark.parametrize("pitch_wavelengths", [0.75, 1.46])
+def test_shipped_guided_localizer_finds_isolated_bubbles_given_the_psf(
+    pitch_wavelengths: float,
+) -> None:
     guided = zu.load("ulm-localizer-pg")
-    psf = {"bandwidth_fraction": 0.77, "f_number": 1.5, "n_cycles": 1.0, "pitch_wavelengths": 0.75}
+    psf = {
+        "bandwidth_fraction": 0.77,
+        "f_number": 1.5,
+        "n_cycles": 1.0,
+        "pitch_wavelengths": pitch_wavelengths,
+    }
     frames = _frames(4, TRUE, seed=10, snr_db=30.0, clutter_db=-30.0, **psf)
     with pytest.raises(ConfigError, match="needs the frames' bandwidth_fraction"):
         guided.localize(frames)
     errors = []
-    for pts in guided.localize(frames, params=psf):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found = guided.localize(frames, params=psf)
+    # the virtual probe's pitch (1.46 wavelengths) lies outside the trained 0.5..1 but inside
+    # the accepted range (card input.params.accepted): a warning, and results
+    outside = [str(w.message) for w in caught if "pitch_wavelengths" in str(w.message)]
+    assert len(outside) == (pitch_wavelengths > 1.0)
+    for pts in found:
         assert len(pts) == len(TRUE), pts
         d = np.linalg.norm(pts[:, None] - TRUE[None], axis=2)
         assert np.all(d.min(axis=0) < 1.0)
         errors.extend(d.min(axis=0))
     rmse_lambda = float(np.sqrt(np.mean(np.square(errors)))) / ud.PIXELS_PER_WAVELENGTH
     assert rmse_lambda < 0.1
+    with pytest.raises(ConfigError, match=r"pitch_wavelengths=2.2 is far outside .*0\.25\.\.2\)"):
+        guided.localize(frames, params={**psf, "pitch_wavelengths": 2.2})
 
 
 def test_resampled_input_maps_back_to_input_pixels(localizer: zu.UlmLocalizer) -> None:
