@@ -17,7 +17,8 @@ def stream(
         "",
         "--preset",
         "-p",
-        help="Run a pipeline: bmode, bmode-students, doppler, doppler-sonic, ulm, ulm_student or "
+        help="Run a pipeline: bmode, bmode-students, doppler, doppler-sonic, ulm, ulm_student, "
+        "ulm_guided or "
         "a preset .toml file.",
     ),
     device: str = typer.Option("auto", help="Backend for model stages: auto, cpu, openvino-cpu, …"),

@@ -1,5 +1,5 @@
 """The virtual probe's ULM preset: microbubbles on a grid fine enough for localisation, and the
-``ulm`` / ``ulm_student`` pipeline presets running live on it end to end."""
+``ulm`` / ``ulm_student`` / ``ulm_guided`` pipeline presets running live on it end to end."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def test_bad_bubble_options_fail_when_the_probe_is_opened(url_option: str, match
         open_probe(f"emulator://?preset=ulm&{url_option}")
 
 
-@pytest.mark.parametrize("preset", ["ulm", "ulm_student"])
+@pytest.mark.parametrize("preset", ["ulm", "ulm_student", "ulm_guided"])
 def test_ulm_pipelines_run_live_on_the_virtual_probe(preset: str) -> None:
     """Four maps from the live stream; the 30 s bound only guards against a hang (how fast it
     runs is the benchmarks' business: a loaded 2-core machine made 2 maps in 2.5 s)."""
