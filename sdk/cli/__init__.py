@@ -2,13 +2,17 @@
 
 Each sub-command lives in its own module and imports its heavy dependencies inside the command
 function, so ``sonoedge --help`` stays fast. Errors from :mod:`sonoedge.errors` are printed
-without a traceback and end the process with a non-zero exit code.
+without a traceback and end the process with a non-zero exit code; sonoedge's own warnings are
+printed as ``warning: MESSAGE`` lines, without Python's source location.
 """
 
 from __future__ import annotations
 
 import io
 import sys
+import warnings
+from pathlib import Path
+from typing import TextIO
 
 import typer
 
@@ -89,9 +93,34 @@ def _tolerate_legacy_terminals() -> None:
             out.reconfigure(errors="replace")
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Warnings raised inside sonoedge (out-of-range parameters, extrapolation) as plain
+    ``warning:`` lines; those of other libraries keep Python's format."""
+    ours = issubclass(category, UserWarning) and Path(filename).resolve().is_relative_to(
+        PACKAGE_DIR
+    )
+    text = (
+        f"warning: {message}\n"
+        if ours
+        else warnings.formatwarning(message, category, filename, lineno, line)
+    )
+    (file or sys.stderr).write(text)
+
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
 def main() -> None:
     """Console-script entry point."""
     _tolerate_legacy_terminals()
+    warnings.showwarning = _show_warning
     try:
         app()
     except SonoedgeError as err:

@@ -233,3 +233,31 @@ def test_a_pipeline_stage_gives_a_guided_network_the_probes_parameters(ulm_pg_ru
         errors[len(given)] = result.error
     assert errors[2] is None  # the probe gave the bandwidth and the pitch
     assert errors[1] is not None and "n_cycles" in str(errors[1])
+
+
+def test_ulm_cli_prints_sonoedge_warnings_as_plain_lines(tiny_npz: Path, tmp_path: Path) -> None:
+    """The console entry point prints sonoedge's warnings as ``warning: ...`` lines, not with
+    Python's file:line and source excerpt; other libraries' warnings keep Python's format."""
+    import io
+    import subprocess
+    import sys
+
+    from sonoedge.cli import PACKAGE_DIR, _show_warning
+
+    code = "import sys; from sonoedge.cli import main; sys.argv[0] = 'sonoedge'; main()"
+    args = ["ulm", str(tiny_npz), "-o", str(tmp_path / "m.npz"), "-p", "pitch_wavelengths=1.46"]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args, "--no-progress"], capture_output=True, timeout=300
+    )
+    err = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 0, err[-2000:]
+    assert (
+        "warning: ulm-localizer: pitch_wavelengths=1.46 is outside the trained range 0.5..1" in err
+    )
+    assert "UserWarning" not in err and "self.localize(" not in err
+    elsewhere = io.StringIO()
+    _show_warning(UserWarning("other"), UserWarning, "/elsewhere/lib.py", 3, elsewhere, "x = 1")
+    assert "lib.py:3: UserWarning: other" in elsewhere.getvalue()
+    ours = io.StringIO()
+    _show_warning(UserWarning("ours"), UserWarning, str(PACKAGE_DIR / "zoo" / "ulm.py"), 3, ours)
+    assert ours.getvalue() == "warning: ours\n"
