@@ -93,6 +93,10 @@ def _tolerate_legacy_terminals() -> None:
             out.reconfigure(errors="replace")
 
 
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+"""The installed ``sonoedge`` package: warnings raised from files under it are ours."""
+
+
 def _show_warning(
     message: Warning | str,
     category: type[Warning],
@@ -112,9 +116,6 @@ def _show_warning(
         else warnings.formatwarning(message, category, filename, lineno, line)
     )
     (file or sys.stderr).write(text)
-
-
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:

@@ -437,24 +437,17 @@ def predict_maps(
     normalised guide parameters ``(N, P)`` for a physics-guided net); ``flip`` averages them
     with the maps of the laterally mirrored frames and ``axial`` then with those of the axially
     mirrored ones, as the runtime does for cards with ``decode.flip_average`` /
-    ``decode.axial_average`` (:func:`sonoedge.zoo.ulm.flip_average`)."""
-    from sonoedge.zoo.ulm import flip_average
+    ``decode.axial_average`` (:func:`sonoedge.zoo.ulm.mirror_averaged`); ``axial`` needs
+    ``flip``."""
+    from sonoedge.zoo.ulm import mirror_averaged
 
+    if axial and not flip:
+        raise ConfigError("axial mirror averaging needs the lateral one (flip)")
     net.eval()
     deploy = loc.LocalizerDeploy(net)
     g = _t(guide) if guide is not None else None
-
-    def lateral(x: FloatArray) -> FloatArray:
-        maps: FloatArray = deploy(_t(x[:, None]), g).numpy()
-        if flip:
-            mirrored = deploy(_t(np.ascontiguousarray(x[:, None, :, ::-1])), g).numpy()
-            maps = flip_average(maps, mirrored)
-        return maps
-
-    maps = lateral(inputs)
-    if axial:
-        maps = flip_average(maps, lateral(np.ascontiguousarray(inputs[:, ::-1])), axial=True)
-    return maps
+    copies = 4 if axial else 2 if flip else 1
+    return mirror_averaged(lambda x: deploy(_t(x[:, None]), g).numpy(), inputs, copies)
 
 
 def _val_scores(

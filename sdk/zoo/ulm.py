@@ -19,6 +19,7 @@ envelope re each frame's median (noise/clutter floor). A frame with no bubbles g
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -467,6 +468,27 @@ def flip_average(
     return ((maps + back) / 2).astype(np.float32)
 
 
+def mirror_averaged(
+    run: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]],
+    inputs: npt.NDArray[np.float32],
+    copies: int,
+) -> npt.NDArray[np.float32]:
+    """Maps ``run(inputs)`` ``(N, 3, H, W)`` of inputs ``(N, H, W)`` averaged over ``copies``
+    mirror images (1; 2: the lateral one; 4: and the axial ones), each mirrored back
+    (:func:`flip_average`). The runtime and the training's threshold tuning share it."""
+
+    def lateral(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        out = run(x)
+        if copies >= 2:
+            out = flip_average(out, run(np.ascontiguousarray(x[:, :, ::-1])))
+        return out
+
+    maps = lateral(inputs)
+    if copies == 4:
+        maps = flip_average(maps, lateral(np.ascontiguousarray(inputs[:, ::-1])), axial=True)
+    return maps
+
+
 def decode(
     maps: npt.NDArray[np.float32],
     threshold: float,
@@ -561,16 +583,7 @@ class UlmLocalizer:
         guide: npt.NDArray[np.float32] | None,
         copies: int,
     ) -> npt.NDArray[np.float32]:
-        def lateral(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-            out = self._maps(x, guide)
-            if copies >= 2:
-                out = flip_average(out, self._maps(np.ascontiguousarray(x[:, :, ::-1]), guide))
-            return out
-
-        maps = lateral(inputs)
-        if copies == 4:
-            maps = flip_average(maps, lateral(np.ascontiguousarray(inputs[:, ::-1])), axial=True)
-        return maps
+        return mirror_averaged(lambda x: self._maps(x, guide), inputs, copies)
 
     def guide(self, params: dict[str, float] | None) -> npt.NDArray[np.float32] | None:
         """The normalised guide vector of a physics-guided model (card ``input.params.names``)
