@@ -26,7 +26,7 @@ import dataclasses
 import json
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -966,6 +966,40 @@ def _eval_params(
     )
 
 
+def eval_sequences(
+    cfg: dict[str, Any],
+    snr_db: float,
+    density: float,
+    salt: int,
+    count: int,
+    pitch_wavelengths: float | None = None,
+    simulate: Callable[..., Any] | None = None,
+    clutter_db: float | None = None,
+) -> list[Any]:
+    """``count`` held-out sequences of ``eval ulm`` (``eval.size``, ``eval.n_frames``) at one SNR
+    and bubble density (per λ²); ``salt`` 1 are the validation sequences, 2 the scored ones.
+    The parameter vectors and bubble scenes are the same at every SNR (a paired comparison) and
+    for every ``simulate`` (default :func:`~sonoedge.synth.microbubbles.simulate_bubbles`; the
+    same signature: ``(params, n_frames, height, width, seed)``); ``pitch_wavelengths`` sets
+    the element pitch, ``clutter_db`` the residual clutter (default ``eval.clutter_db``)."""
+    from sonoedge.synth.microbubbles import simulate_bubbles
+
+    e = cfg["eval"]
+    seed = SPLIT_SEED["eval"] + 10_007 * int(cfg["seed"])
+    size, n_frames = int(e["size"]), int(e["n_frames"])
+    render = simulate or simulate_bubbles
+    clutter = float(e["clutter_db"]) if clutter_db is None else float(clutter_db)
+    out = []
+    for k in range(count):
+        rng = np.random.default_rng([seed, salt, int(density * 1000), k])
+        params = _eval_params(rng, snr_db, density, 500.0, clutter)
+        if pitch_wavelengths is not None:  # the same scenes with another element pitch
+            lam_m = 1540.0 / params.center_frequency_hz
+            params = dataclasses.replace(params, pitch_m=pitch_wavelengths * lam_m)
+        out.append(render(params, n_frames, size, size, seed=int(rng.integers(2**31))))
+    return out
+
+
 def _conventional(
     frames: Any, spacing: tuple[float, float], method: str, p: dict[str, Any]
 ) -> list[Any]:
@@ -976,7 +1010,7 @@ def _conventional(
     )
 
 
-def _localizers(
+def localizer_fns(
     model: Any, tuned: dict[str, dict[str, Any]], others: Sequence[Any] = ()
 ) -> dict[str, Any]:
     """Per method: ``fn(frames, spacing_m, wavelength_m, params) -> list of (n, 2) metres``
@@ -999,7 +1033,7 @@ def _localizers(
     return fns
 
 
-def _score_cell(fns: dict[str, Any], seqs: list[Any]) -> dict[str, dict[str, Any]]:
+def score_cell(fns: dict[str, Any], seqs: list[Any]) -> dict[str, dict[str, Any]]:
     from sonoedge.metrics import ulm_scores
 
     est: dict[str, list[Any]] = {k: [] for k in fns}
@@ -1073,7 +1107,7 @@ def _by_crowding(est: list[Any], truth: list[Any], tol: float = 0.25) -> dict[st
     return out
 
 
-def _tune_conventional(seqs: list[Any]) -> dict[str, dict[str, Any]]:
+def tune_conventional(seqs: list[Any]) -> dict[str, dict[str, Any]]:
     """Each conventional localiser's detection threshold and window, tuned for Jaccard at
     0.25 λ on validation sequences (fair baselines)."""
     from sonoedge.metrics import ulm_scores
@@ -1452,7 +1486,6 @@ def evaluate(
     ``<results_dir>/<name>.json`` and ``<name>.png``."""
     from sonoedge import zoo
     from sonoedge.bench.results import write_result
-    from sonoedge.synth.microbubbles import simulate_bubbles
     from sonoedge.zoo.ulm import UlmLocalizer
 
     if not model_paths:
@@ -1473,24 +1506,13 @@ def evaluate(
     def sequences(
         snr: float, density: float, salt: int, count: int, pitch: float | None = None
     ) -> list[Any]:
-        out = []
-        for k in range(count):
-            # the same parameter vectors and bubble geometry at every SNR (paired comparison)
-            rng = np.random.default_rng([seed, salt, int(density * 1000), k])
-            params = _eval_params(rng, snr, density, 500.0, float(e["clutter_db"]))
-            if pitch is not None:  # the same scenes with an element pitch outside the box
-                lam_m = 1540.0 / params.center_frequency_hz
-                params = dataclasses.replace(params, pitch_m=pitch * lam_m)
-            out.append(
-                simulate_bubbles(params, n_frames, size, size, seed=int(rng.integers(2**31)))
-            )
-        return out
+        return eval_sequences(cfg, snr, density, salt, count, pitch)
 
     val_seqs = [
         s for snr in (20.0, 30.0) for s in sequences(snr, float(np.median(e["density"])), 1, 1)
     ]
-    tuned = _tune_conventional(val_seqs)
-    fns = _localizers(model, tuned, others)
+    tuned = tune_conventional(val_seqs)
+    fns = localizer_fns(model, tuned, others)
     cells: dict[str, dict[str, Any]] = {}
     total = len(e["snr_db"]) * len(e["density"])
     task = progress.add_task("localisation grid", total=total) if progress is not None else None
@@ -1500,7 +1522,7 @@ def evaluate(
             cells[f"snr{snr:g}_d{density:g}"] = {
                 "snr_db": snr,
                 "density_per_lambda2": density,
-                "scores": _score_cell(fns, seqs),
+                "scores": score_cell(fns, seqs),
             }
             if task is not None:
                 progress.update(task, advance=1)
@@ -1594,14 +1616,14 @@ def _pitch_extrapolation(
         return UlmLocalizer(m.path, card, threads=1)
 
     lifted = [unrefused(m) for m in (model, *others)]
-    fns = _localizers(lifted[0], tuned, lifted[1:])
+    fns = localizer_fns(lifted[0], tuned, lifted[1:])
     cells: dict[str, Any] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # every value here is outside the box
         for pitch in e["pitch_wavelengths"]:
             for density in e["density"]:
                 seqs = sequences(30.0, float(density), 2, int(e["n_sequences"]), float(pitch))
-                scores = _score_cell(fns, seqs)
+                scores = score_cell(fns, seqs)
                 cells[f"pitch{pitch:g}_d{density:g}"] = {
                     "pitch_wavelengths": pitch,
                     "density_per_lambda2": density,
