@@ -49,7 +49,12 @@ from sonoedge.models.export import (
 from sonoedge.train import config as cfgmod
 from sonoedge.train import ulm_data as ud
 from sonoedge.train.loop import load_checkpoint, run_phase, save_checkpoint
-from sonoedge.zoo.ulm import GUIDE_PARAMETERS, MIRROR_AVERAGES, to_network_scale
+from sonoedge.zoo.ulm import (
+    GUIDE_PARAMETERS,
+    MIRROR_AVERAGES,
+    check_dynamic_range,
+    to_network_scale,
+)
 
 DATA_VERSION = "sonoedge.train.ulm_data/v1"
 SPLIT_SEED = {"train": 0, "val": 1_000_000, "synth": 2_000_000, "eval": 3_000_000}
@@ -129,6 +134,8 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("localizer.generated_fraction > 0 needs localizer.n_generated >= 1")
     if cfg["localizer"]["axial_average"] and not cfg["localizer"]["flip_average"]:
         raise ConfigError("localizer.axial_average needs localizer.flip_average (4 mirror images)")
+    if cfg["localizer"]["dynamic_range_db"]:
+        check_dynamic_range(cfg["localizer"]["dynamic_range_db"])
     lo, hi = cfg["localizer"]["accepted_pitch_wavelengths"]
     box_lo, box_hi = ud.TRAIN_RANGES["pitch_wavelengths"]
     if not 0 < lo <= box_lo or not box_hi <= hi <= 10 * box_hi:
@@ -761,6 +768,11 @@ def write_card(
             "offset_clip_px": offset_clip_px(cfg),
             "flip_average": bool(cfg["localizer"]["flip_average"]),
             "axial_average": bool(cfg["localizer"]["axial_average"]),
+            **(
+                {"dynamic_range_db": float(cfg["localizer"]["dynamic_range_db"])}
+                if cfg["localizer"]["dynamic_range_db"]
+                else {}
+            ),
         },
         "provenance": {
             **provenance(command, cfg, spec),

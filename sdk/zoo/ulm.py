@@ -48,14 +48,46 @@ trained box)."""
 FloatArray = npt.NDArray[np.float64]
 
 
-def localizer_input(envelope: npt.ArrayLike) -> npt.NDArray[np.float32]:
+def localizer_input(
+    envelope: npt.ArrayLike, dynamic_range_db: float | None = None
+) -> npt.NDArray[np.float32]:
     """Network input of envelope frames ``(..., h, w)``: ``20 log10(env / floor) / 40`` with
-    ``floor`` each frame's median envelope, clipped to ``[-1, 2]``; all-zero frames give 0."""
+    ``floor`` each frame's median envelope, clipped to ``[-1, 2]``; all-zero frames give 0.
+
+    ``dynamic_range_db``: first raise every pixel to at least this many dB below the frame's
+    bright bubbles (its 99.5th percentile), so that PSF tails and side lobes under that level
+    look alike whatever the noise and clutter floor (see :data:`DYNAMIC_RANGE_LIMITS_DB`)."""
     env = np.abs(np.asarray(envelope)).astype(np.float64)
+    if dynamic_range_db is not None:
+        bright = np.percentile(env, BRIGHT_PERCENTILE, axis=(-2, -1), keepdims=True)
+        env = np.maximum(env, bright * 10 ** (-check_dynamic_range(dynamic_range_db) / 20))
     floor = np.median(env, axis=(-2, -1), keepdims=True)
     floor = np.where(floor > 0, floor, np.maximum(env.max(axis=(-2, -1), keepdims=True), 1e-30))
     db = 20.0 * np.log10(np.maximum(env, 1e-30) / floor)
     return np.clip(db / LOG_SCALE_DB, -1.0, 2.0).astype(np.float32)
+
+
+BRIGHT_PERCENTILE = 99.5
+"""Percentile of a frame's envelope that stands for its bright bubbles (:func:`localizer_input`)."""
+DYNAMIC_RANGE_LIMITS_DB = (10.0, 80.0)
+"""Accepted ``dynamic_range_db`` values. The localisers were trained on bubbles 10–37 dB above
+the noise and clutter; frames with a lower floor (high SNR after strong clutter filtering,
+another simulator's side lobes) gave false detections until floored at 25–30 dB."""
+
+
+def check_dynamic_range(value: Any) -> float:
+    """``value`` as a float within :data:`DYNAMIC_RANGE_LIMITS_DB`, or a :class:`ConfigError`."""
+    lo, hi = DYNAMIC_RANGE_LIMITS_DB
+    try:
+        db = float(value)
+    except (TypeError, ValueError):
+        db = float("nan")
+    if not lo <= db <= hi:
+        raise ConfigError(
+            f"dynamic_range_db={value!r} is invalid: expected {lo:g}..{hi:g} dB below the "
+            "frame's bright bubbles (80 keeps practically the whole range)"
+        )
+    return db
 
 
 def check_parameters(
@@ -532,6 +564,8 @@ class UlmLocalizer:
             lateral = bool(card["decode"].get("flip_average", False))
             axial = bool(card["decode"].get("axial_average", False))
             self.mirror_average = (2 if lateral else 1) * (2 if axial else 1)
+            floor = card["decode"].get("dynamic_range_db")
+            self.dynamic_range_db = None if floor is None else check_dynamic_range(floor)
             guided = card["input"].get("params", {})
             self.param_names = tuple(guided.get("names", ()))
             self.accepted = {n: tuple(v) for n, v in guided.get("accepted", {}).items()}
@@ -651,6 +685,7 @@ class UlmLocalizer:
         max_per_frame: int | None = None,
         params: dict[str, float] | None = None,
         mirror_average: int | None = None,
+        dynamic_range_db: float | None = None,
     ) -> list[FloatArray]:
         """Bubble positions ``(n, 2)`` ``(row, col)`` in input pixels, one array per frame.
 
@@ -660,9 +695,14 @@ class UlmLocalizer:
         ``params``: the transducer and pulse of the frames (:data:`GUIDE_PARAMETERS`), needed
         by physics-guided models (:attr:`param_names`); blind ones only warn about values
         outside the box they were trained on (:meth:`guide`). ``mirror_average`` (1, 2 or 4):
-        the mirror images averaged (:meth:`maps`; default the card's).
+        the mirror images averaged (:meth:`maps`; default the card's). ``dynamic_range_db``:
+        the floor below the frame's bright bubbles (:func:`localizer_input`; default the card's
+        ``decode.dynamic_range_db``, :attr:`dynamic_range_db`; absent: none).
         """
         env = check_frames(frames)
+        floor_db = self.dynamic_range_db if dynamic_range_db is None else dynamic_range_db
+        if floor_db is not None:
+            floor_db = check_dynamic_range(floor_db)
         thr = self.threshold if threshold is None else float(threshold)
         if not 0.0 < thr < 1.0:
             raise ConfigError(f"threshold={thr!r} is invalid: expected 0 < threshold < 1")
@@ -692,7 +732,7 @@ class UlmLocalizer:
         live = np.flatnonzero(env.reshape(len(env), -1).max(axis=1) > 0)
         out: list[FloatArray] = [np.zeros((0, 2)) for _ in range(len(env))]
         if live.size:
-            maps = self._averaged_maps(localizer_input(env[live]), guide, copies)
+            maps = self._averaged_maps(localizer_input(env[live], floor_db), guide, copies)
             found = decode(maps, thr, max_per_frame, self.offset_clip)
             for k, pts in zip(live, found, strict=True):
                 out[int(k)] = pts
@@ -708,7 +748,7 @@ class UlmLocalizer:
         Complex IQ ensembles are SVD clutter filtered (``svd_low`` as the classical methods; 0
         skips it), the network localises, and the classical Hungarian tracking renders density
         and velocity maps on the λ/10 grid. Options: ``threshold``, ``max_per_frame``,
-        ``mirror_average`` (:meth:`maps`), the
+        ``mirror_average`` (:meth:`maps`), ``dynamic_range_db`` (:meth:`localize`), the
         tracking options ``origin_m``, ``max_linking_distance_m``, ``min_track_length``,
         ``grid_fraction``, and the frames' :data:`GUIDE_PARAMETERS` (a physics-guided model
         needs them; a blind one checks them against its trained box)."""
@@ -728,6 +768,7 @@ class UlmLocalizer:
                 "threshold",
                 "max_per_frame",
                 "mirror_average",
+                "dynamic_range_db",
                 *TRACKING_OPTIONS,
                 *GUIDE_PARAMETERS,
             )
@@ -751,6 +792,7 @@ class UlmLocalizer:
                 options.get("max_per_frame"),
                 {n: options[n] for n in GUIDE_PARAMETERS if n in options},
                 options.get("mirror_average"),
+                options.get("dynamic_range_db"),
             )
             origin = options.get("origin_m", (0.0, 0.0))
             locs = [np.asarray(origin, np.float64) + p * np.asarray(spacing) for p in pix]

@@ -91,6 +91,7 @@ def test_ulm_cli_conventional_npz(tiny_npz: Path, tmp_path: Path) -> None:
         (["-o", "x.h5", "--prf-hz", "-3", "-m", "weighted_centroid"], "--prf-hz"),
         (["-o", "x.h5", "-p", "colour=3", "-m", "weighted_centroid"], "colour"),
         (["-o", "x.h5", "-p", "mirror_average=3"], "mirror_average=3 is invalid"),
+        (["-o", "x.h5", "-p", "dynamic_range_db=3"], "dynamic_range_db=3 is invalid"),
     ],
 )
 def test_ulm_cli_bad_input(tiny_npz: Path, tmp_path: Path, extra: list[str], match: str) -> None:

@@ -136,6 +136,55 @@ def test_bad_options_are_refused(localizer: zu.UlmLocalizer) -> None:
         localizer.as_method()(np.ones((4, 16, 16)), (5e-5, 5e-5), 2e-4, 500.0, window_px=5)
 
 
+def test_dynamic_range_floor_of_the_network_input() -> None:
+    """Pixels more than ``dynamic_range_db`` below the frame's bright bubbles are raised to that
+    level before the log scale; the rest is unchanged; bad values are refused."""
+    env = np.full((1, 40, 40), 1e-4)
+    env[0, ::8, ::8] = 1.0  # 25 bright pixels of 1600: above the 99.5th percentile
+    env[0, 3, 3] = 0.05  # -26 dB: above a 30 dB floor
+    plain, floored = zu.localizer_input(env), zu.localizer_input(env, 30.0)
+    floor = 10 ** (-30 / 20)
+    np.testing.assert_allclose(floored[0, 1, 1], 0.0, atol=1e-6)  # the median is the floor now
+    np.testing.assert_allclose(floored[0, 0, 0], 20 * np.log10(1 / floor) / zu.LOG_SCALE_DB)
+    np.testing.assert_allclose(floored[0, 3, 3], 20 * np.log10(0.05 / floor) / zu.LOG_SCALE_DB)
+    assert plain[0, 0, 0] == 2.0  # 80 dB above the median: clipped
+    for bad in (5.0, 200.0, float("nan"), "x"):
+        with pytest.raises(ConfigError, match="dynamic_range_db"):
+            zu.localizer_input(env, bad)  # type: ignore[arg-type]
+
+
+def test_dynamic_range_floor_stops_false_detections_at_high_snr() -> None:
+    """Frames cleaner than any the localisers trained on (40 dB SNR, no clutter): without the
+    cards' 30 dB floor both networks report PSF tails as bubbles, the guided one most; with it
+    Jaccard rises (measured: blind 0.80 -> 0.83, guided 0.84 -> 0.93)."""
+    from sonoedge.synth.microbubbles import BubbleParams, simulate_bubbles
+
+    lam = 1540.0 / 7.6e6
+    p = BubbleParams(
+        pitch_m=0.7 * lam,
+        spacing_m=(lam / 4, lam / 4),
+        concentration_per_mm2=0.02 / (lam * 1e3) ** 2,
+        snr_db=40.0,
+        clutter_db=-80.0,
+    )
+    psf = {"bandwidth_fraction": 0.77, "f_number": 1.5, "n_cycles": 1.0, "pitch_wavelengths": 0.7}
+    from sonoedge.metrics import ulm_scores
+
+    for name, gain in (("ulm-localizer", 0.02), ("ulm-localizer-pg", 0.05)):
+        model = zu.load(name)
+        assert model.dynamic_range_db == 30.0
+        jaccard = {}
+        for floor in (None, 80.0):
+            est, truth = [], []
+            for seed in range(3):
+                b = simulate_bubbles(p, 6, 64, 64, seed=seed)
+                pix = model.localize(b.frames, params=psf, dynamic_range_db=floor)
+                est += [q * lam / 4 for q in pix]
+                truth += b.positions_m
+            jaccard[floor] = ulm_scores(est, truth, lam, (0.25,))["0.25"]["jaccard"]
+        assert jaccard[None] > jaccard[80.0] + gain, (name, jaccard)
+
+
 def _fwhm(img: np.ndarray) -> tuple[float, float]:
     iz, ix = np.unravel_index(np.argmax(img), img.shape)
     return measure_fwhm(img[iz, :], 1.0), measure_fwhm(img[:, ix], 1.0)
