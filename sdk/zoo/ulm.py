@@ -72,7 +72,7 @@ BRIGHT_PERCENTILE = 99.5
 DYNAMIC_RANGE_LIMITS_DB = (10.0, 80.0)
 """Accepted ``dynamic_range_db`` values. The localisers were trained on bubbles 10–37 dB above
 the noise and clutter; frames with a lower floor (high SNR after strong clutter filtering,
-another simulator's side lobes) gave false detections until floored at 25–30 dB."""
+another simulator's side lobes) gave false detections; a 25 dB floor stopped most."""
 
 
 def check_dynamic_range(value: Any) -> float:

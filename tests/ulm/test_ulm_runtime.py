@@ -155,8 +155,8 @@ def test_dynamic_range_floor_of_the_network_input() -> None:
 
 def test_dynamic_range_floor_stops_false_detections_at_high_snr() -> None:
     """Frames cleaner than any the localisers trained on (40 dB SNR, no clutter): without the
-    cards' 30 dB floor both networks report PSF tails as bubbles, the guided one most; with it
-    Jaccard rises (measured: blind 0.80 -> 0.83, guided 0.84 -> 0.93)."""
+    cards' 25 dB floor both networks report PSF tails as bubbles, the guided one most; with it
+    Jaccard rises (measured: blind 0.80 -> 0.85, guided 0.84 -> 0.93)."""
     from sonoedge.synth.microbubbles import BubbleParams, simulate_bubbles
 
     lam = 1540.0 / 7.6e6
@@ -172,7 +172,7 @@ def test_dynamic_range_floor_stops_false_detections_at_high_snr() -> None:
 
     for name, gain in (("ulm-localizer", 0.02), ("ulm-localizer-pg", 0.05)):
         model = zu.load(name)
-        assert model.dynamic_range_db == 30.0
+        assert model.dynamic_range_db == 25.0
         jaccard = {}
         for floor in (None, 80.0):
             est, truth = [], []
