@@ -60,9 +60,10 @@ def pymust_param(params: BubbleParams) -> Any:
     return p
 
 
-class _Beamformer:
-    """SIMUS + RF-to-IQ + delay-and-sum onto one grid; the DAS matrix is reused while the RF
-    length stays the same (a silent scatterer below the image fixes that length)."""
+class Beamformer:
+    """SIMUS + RF-to-IQ + delay-and-sum onto ``grid`` for one parameter vector: :meth:`iq` of
+    bubbles at ``(z, x)`` metres (x = 0 under the array's centre). The DAS matrix is reused while
+    the RF length stays the same (a silent scatterer below the image fixes that length)."""
 
     def __init__(self, params: BubbleParams, grid: Grid) -> None:
         self.pymust = import_pymust()
@@ -76,6 +77,7 @@ class _Beamformer:
         self.rf_shape: tuple[int, ...] = ()
 
     def iq(self, z_m: npt.ArrayLike, x_m: npt.ArrayLike, amplitudes: npt.ArrayLike) -> Any:
+        """Complex IQ ``(h, w)`` of the grid, PyMUST's units."""
         if not np.any(np.asarray(amplitudes)):  # SIMUS divides by the RF's maximum
             return np.zeros(self.shape, np.complex64)
         z = np.append(np.asarray(z_m, np.float64), self.z_silent)
@@ -98,7 +100,7 @@ def simulate_bubbles_pymust(
     rng = np.random.default_rng(seed)
     scene = bubble_scene(params, n_frames, height, width, rng)
     grid = scene.grid
-    bf = _Beamformer(params, grid)
+    bf = Beamformer(params, grid)
     lam = 1540.0 / params.center_frequency_hz
     z_min, z_max, x_min, x_max = grid.extent_m()
     reach = REACH_WAVELENGTHS * lam

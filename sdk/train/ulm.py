@@ -57,7 +57,13 @@ from sonoedge.zoo.ulm import (
 )
 
 DATA_VERSION = "sonoedge.train.ulm_data/v1"
-SPLIT_SEED = {"train": 0, "val": 1_000_000, "synth": 2_000_000, "eval": 3_000_000}
+SPLIT_SEED = {
+    "train": 0,
+    "val": 1_000_000,
+    "synth": 2_000_000,
+    "eval": 3_000_000,
+    "pymust": 4_000_000,
+}
 NAME = "ulm-localizer"
 NAME_GUIDED = "ulm-localizer-pg"
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
@@ -74,6 +80,7 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         ("data.size", 8, 512),
         ("data.n_train", 1, 1_000_000),
         ("data.n_val", 1, 100_000),
+        ("data.n_pymust", 0, 1_000_000),
         ("data.frames_per_params", 1, 10_000),
         ("data.density", 0.0, 2.0),
         ("data.vessel_fraction", 0.0, 1.0),
@@ -162,6 +169,7 @@ def data_spec(cfg: dict[str, Any], split: str, n: int) -> dict[str, Any]:
         "density_per_lambda2": d["density"],
         "frames_per_params": d["frames_per_params"],
         **_placement(d),
+        **({"engine": "pymust"} if split == "pymust" else {}),
         "param_ranges": {k: list(v) for k, v in ud.TRAIN_RANGES.items()},
         "held_out_f0_mhz": list(ud.HELD_OUT_F0_MHZ),
     }
@@ -195,6 +203,7 @@ def build_set(spec: dict[str, Any], cache_dir: Path, progress: Any = None) -> ud
             f"render {spec['split']}",
             vessel_fraction=float(spec.get("vessel_fraction", 0.0)),
             vessel_density_range=tuple(spec.get("vessel_density_per_lambda2", (0.0, 0.0))),
+            engine=str(spec.get("engine", "physics")),
         )
         tmp = path.with_suffix(".tmp.npz")
         ud.save_set(tmp, data)
@@ -790,7 +799,13 @@ def write_card(
         "- Task: sub-pixel microbubble positions in clutter-filtered envelope frames (ULM).",
         "- Input: `frames` float32 (batch, 1, H, W) on a wavelength/4 grid, the log envelope re "
         "the frame's median (`sonoedge.zoo.ulm.localizer_input`); the runtime resamples other "
-        "grids and pads odd sizes.",
+        "grids and pads odd sizes"
+        + (
+            f", and first floors each frame {cfg['localizer']['dynamic_range_db']:g} dB below its "
+            "bright bubbles (`decode.dynamic_range_db`)."
+            if cfg["localizer"]["dynamic_range_db"]
+            else "."
+        ),
         *(
             [
                 f"- Physics-guided: a second input `params` (batch, {len(names)}), the frames' "
@@ -820,7 +835,14 @@ def write_card(
         f"{card['macs_per_pixel']:.0f} MACs/pixel; plain 3x3 convs and ReLU, ONNX opset {OPSET}.",
         f"- Data: {spec['n_frames']} physics frames ({DATA_VERSION}, {spec['size']}x"
         f"{spec['size']}, parameters {spec['param_ranges']}, centre frequencies "
-        f"{spec['held_out_f0_mhz']} MHz held out) and {cfg['localizer']['n_generated']} frames "
+        f"{spec['held_out_f0_mhz']} MHz held out), "
+        + (
+            f"{cfg['data']['n_pymust']} frames of other bubbles imaged by PyMUST "
+            "(sonoedge.synth.pymust_bubbles, the same parameter ranges) "
+            if cfg["data"]["n_pymust"]
+            else ""
+        )
+        + f"and {cfg['localizer']['n_generated']} frames "
         f"of the conditional diffusion generator ({card['generator']['parameters']} parameters, "
         f"{cfg['generator']['sample_steps']} DDIM steps); "
         f"{cfg['localizer']['generated_fraction']:.0%} of each batch from the generator.",
@@ -866,7 +888,11 @@ def train(
     )
     data = build_set(train_spec, cache, progress)
     val = build_set(val_spec, cache, progress)
-    record = {"config": cfg, "data_spec": train_spec, "command": command}
+    record: dict[str, Any] = {"config": cfg, "data_spec": train_spec, "command": command}
+    if d["n_pymust"]:  # PyMUST's frames of other bubbles join the physics frames
+        pymust_spec = data_spec(cfg, "pymust", d["n_pymust"])
+        record["pymust_data_spec"] = pymust_spec
+        data = ud.concat_sets(data, build_set(pymust_spec, cache, progress))
     times: dict[str, float] = {}
 
     gen_pt = out_dir / "generator.pt"

@@ -216,12 +216,26 @@ def _probe(params: FrameParams) -> Any:
     )
 
 
-class Renderer:
-    """Physics renders of bubble frames for one parameter vector and frame size."""
+ENGINES = ("physics", "pymust")
+"""Who images the bubbles of a :class:`Renderer`: our convolution model, or PyMUST
+(:mod:`sonoedge.synth.pymust_bubbles`; clutter and noise are ours in both)."""
 
-    def __init__(self, params: FrameParams, shape: tuple[int, int], depth_m: float = 0.01):
+
+class Renderer:
+    """Physics renders of bubble frames for one parameter vector and frame size. ``engine``
+    (:data:`ENGINES`) images the bubbles; ``peak`` is a median bubble's peak in its units."""
+
+    def __init__(
+        self,
+        params: FrameParams,
+        shape: tuple[int, int],
+        depth_m: float = 0.01,
+        engine: str = "physics",
+    ):
         from sonoedge.synth.imaging import Grid, Imager
 
+        if engine not in ENGINES:
+            raise ConfigError(f"engine={engine!r} is invalid: expected one of {ENGINES}")
         self.params = params
         self.shape = shape
         dz, dx = params.spacing_m
@@ -230,6 +244,24 @@ class Renderer:
             _probe(params), self.grid, f_number=params.f_number, n_cycles=params.n_cycles
         )
         self.peak = float(np.abs(self.imager.kernel).max())
+        self.beamformer: Any = None
+        if engine == "pymust":
+            from sonoedge.synth.microbubbles import BubbleParams
+            from sonoedge.synth.pymust_bubbles import Beamformer
+
+            self.beamformer = Beamformer(
+                BubbleParams(
+                    center_frequency_hz=params.center_frequency_mhz * 1e6,
+                    bandwidth_fraction=params.bandwidth_fraction,
+                    f_number=params.f_number,
+                    n_cycles=params.n_cycles,
+                    pitch_m=params.pitch_wavelengths * params.wavelength_m,
+                    spacing_m=(dz, dx),
+                ),
+                self.grid,
+            )
+            centre = self.grid.origin_m[0] + dz * (shape[0] - 1) / 2, dx * (shape[1] - 1) / 2
+            self.peak = float(np.abs(self.beamformer.iq([centre[0]], [centre[1]], [1.0])).max())
 
     def render(
         self,
@@ -243,7 +275,11 @@ class Renderer:
         pos = np.asarray(positions_px, np.float64).reshape(-1, 2)
         dz, dx = p.spacing_m
         z0, x0 = self.grid.origin_m
-        iq = imager.render(z0 + pos[:, 0] * dz, x0 + pos[:, 1] * dx, np.asarray(amplitudes))
+        z, x = z0 + pos[:, 0] * dz, x0 + pos[:, 1] * dx
+        if self.beamformer is not None:
+            iq = self.beamformer.iq(z, x, np.asarray(amplitudes, np.float64))
+        else:
+            iq = imager.render(z, x, np.asarray(amplitudes))
         if not noise:
             return iq.astype(np.complex64)
         rng = np.random.default_rng(seed)
@@ -288,10 +324,12 @@ def render_set(
     label: str = "render",
     vessel_fraction: float = 0.0,
     vessel_density_range: tuple[float, float] | None = None,
+    engine: str = "physics",
     **fixed: float,
 ) -> FrameSet:
     """``n`` physics samples (``frames_per_params`` share a parameter vector); seeded. Bubbles
-    as :func:`draw_any_bubbles` (``vessel_fraction`` of them in vessel trees)."""
+    as :func:`draw_any_bubbles` (``vessel_fraction`` of them in vessel trees), imaged by
+    ``engine`` (:class:`Renderer`)."""
     disp, loc, cond, pmaps, vecs, poss, amps = [], [], [], [], [], [], []
     task = progress.add_task(label, total=n) if progress is not None else None
     renderer: Renderer | None = None
@@ -299,7 +337,7 @@ def render_set(
         rng = np.random.default_rng([seed, i])
         if renderer is None or i % frames_per_params == 0:
             prng = np.random.default_rng([seed, i // frames_per_params, 7])
-            renderer = Renderer(draw_params(prng, split, **fixed), shape)
+            renderer = Renderer(draw_params(prng, split, **fixed), shape, engine=engine)
         pos, amp = draw_any_bubbles(
             rng, shape, density_range, vessel_fraction, vessel_density_range
         )
@@ -321,6 +359,19 @@ def render_set(
         np.stack(vecs),
         poss,
         amps,
+    )
+
+
+def concat_sets(first: FrameSet, second: FrameSet) -> FrameSet:
+    """The samples of ``first`` followed by those of ``second``."""
+    return FrameSet(
+        np.concatenate([first.display, second.display]),
+        np.concatenate([first.loc_input, second.loc_input]),
+        np.concatenate([first.cond, second.cond]),
+        np.concatenate([first.pos_map, second.pos_map]),
+        np.concatenate([first.params, second.params]),
+        [*first.positions, *second.positions],
+        [*first.amplitudes, *second.amplitudes],
     )
 
 

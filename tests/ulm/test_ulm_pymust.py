@@ -90,3 +90,47 @@ def test_cross_simulator_benchmark_quick(tmp_path: Path) -> None:
         assert np.mean(jac["network"]) > 0.3 and np.mean(jac["network_ulm-localizer"]) > 0.3
     assert set(m["conventional_tuned_on_pymust_val"]) >= {"gaussian_fit", "weighted_centroid"}
     assert (tmp_path / "ulm_pymust.png").stat().st_size > 5_000
+
+
+def test_training_renderer_images_bubbles_with_pymust() -> None:
+    """`ulm_data.Renderer(engine="pymust")`: bubbles where they were put, on the localiser's
+    scale of the physics renders; an unknown engine is refused."""
+    pytest.importorskip("pymust")
+    from sonoedge.train import ulm_data as ud
+
+    p = ud.FrameParams(snr_db=40.0, clutter_db=-40.0, pitch_wavelengths=0.7)
+    truth = np.array([[8.3, 9.6], [22.6, 21.2]])
+    iq = ud.Renderer(p, (32, 32), engine="pymust").render(truth, [1.0, 1.0], seed=0)
+    for z, x in truth:
+        iz, ix = round(z), round(x)
+        w = np.abs(iq)[iz - 2 : iz + 3, ix - 2 : ix + 3]
+        a, b = np.unravel_index(np.argmax(w), w.shape)
+        assert abs(iz - 2 + a - z) <= 1.0 and abs(ix - 2 + b - x) <= 1.0
+    pm = ud.render_set(4, (32, 32), 5, "train", (0.05, 0.2), engine="pymust")
+    ours = ud.render_set(4, (32, 32), 5, "train", (0.05, 0.2))
+    assert [len(q) for q in pm.positions] == [len(q) for q in ours.positions]
+    assert abs(float(pm.loc_input.max()) - float(ours.loc_input.max())) < 0.2
+    with pytest.raises(ConfigError, match="engine"):
+        ud.Renderer(p, (32, 32), engine="field2")
+
+
+def test_quick_training_with_pymust_frames(tmp_path: Path) -> None:
+    """`data.n_pymust` adds PyMUST frames of other bubbles to the training set; the model card
+    says so and records their data spec's engine."""
+    pytest.importorskip("pymust")
+    from typer.testing import CliRunner
+
+    from sonoedge.cli import app
+
+    config = tmp_path / "pm.toml"
+    config.write_text("[data]\nn_pymust = 8\n", encoding="utf-8")
+    out = tmp_path / "ulm-pm"
+    args = ["train", "ulm", "--quick", "--config", str(config), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--cache", str(tmp_path / "cache"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "8 frames of other bubbles imaged by PyMUST" in (out / "ulm-localizer.md").read_text(
+        encoding="utf-8"
+    )
+    card = json.loads((out / "ulm-localizer.json").read_text(encoding="utf-8"))
+    assert card["provenance"]["config"]["data"]["n_pymust"] == 8
+    assert len(list((tmp_path / "cache").glob("ulm-pymust-*.npz"))) == 1
