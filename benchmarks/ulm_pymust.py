@@ -55,7 +55,7 @@ def score_grid(
                 row[sim] = ulm_train.score_cell(fns, seqs)
             cells[f"snr{snr:g}_d{density:g}"] = row
             print(
-                f"{snr:4g} dB {density:5g}/λ²  "
+                f"{snr:4g} dB {density:5g}/lambda^2  "
                 + "  ".join(
                     f"{k}: {row['pymust'][k]['rmse_lambda']:.3f}/{row['pymust'][k]['jaccard']:.3f}"
                     f" (ours {row['ours'][k]['rmse_lambda']:.3f}/{row['ours'][k]['jaccard']:.3f})"

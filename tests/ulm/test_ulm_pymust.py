@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -80,7 +81,8 @@ def test_cross_simulator_benchmark_quick(tmp_path: Path) -> None:
     pytest.importorskip("pymust")
     script = Path(__file__).parents[2] / "benchmarks" / "ulm_pymust.py"
     args = [sys.executable, str(script), "--quick", "--results-dir", str(tmp_path)]
-    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}  # CI's console: the output stays ASCII
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     m = json.loads((tmp_path / "ulm_pymust.json").read_text(encoding="utf-8"))["metrics"]
     assert m["models"] == {"network": "ulm-localizer-pg", "network_ulm-localizer": "ulm-localizer"}
