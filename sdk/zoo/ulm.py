@@ -48,25 +48,6 @@ trained box)."""
 FloatArray = npt.NDArray[np.float64]
 
 
-def localizer_input(
-    envelope: npt.ArrayLike, dynamic_range_db: float | None = None
-) -> npt.NDArray[np.float32]:
-    """Network input of envelope frames ``(..., h, w)``: ``20 log10(env / floor) / 40`` with
-    ``floor`` each frame's median envelope, clipped to ``[-1, 2]``; all-zero frames give 0.
-
-    ``dynamic_range_db``: first raise every pixel to at least this many dB below the frame's
-    bright bubbles (its 99.5th percentile), so that PSF tails and side lobes under that level
-    look alike whatever the noise and clutter floor (see :data:`DYNAMIC_RANGE_LIMITS_DB`)."""
-    env = np.abs(np.asarray(envelope)).astype(np.float64)
-    if dynamic_range_db is not None:
-        bright = np.percentile(env, BRIGHT_PERCENTILE, axis=(-2, -1), keepdims=True)
-        env = np.maximum(env, bright * 10 ** (-check_dynamic_range(dynamic_range_db) / 20))
-    floor = np.median(env, axis=(-2, -1), keepdims=True)
-    floor = np.where(floor > 0, floor, np.maximum(env.max(axis=(-2, -1), keepdims=True), 1e-30))
-    db = 20.0 * np.log10(np.maximum(env, 1e-30) / floor)
-    return np.clip(db / LOG_SCALE_DB, -1.0, 2.0).astype(np.float32)
-
-
 BRIGHT_PERCENTILE = 99.5
 """Percentile of a frame's envelope that stands for its bright bubbles (:func:`localizer_input`)."""
 DYNAMIC_RANGE_LIMITS_DB = (10.0, 80.0)
@@ -88,6 +69,25 @@ def check_dynamic_range(value: Any) -> float:
             "frame's bright bubbles (80 keeps practically the whole range)"
         )
     return db
+
+
+def localizer_input(
+    envelope: npt.ArrayLike, dynamic_range_db: float | None = None
+) -> npt.NDArray[np.float32]:
+    """Network input of envelope frames ``(..., h, w)``: ``20 log10(env / floor) / 40`` with
+    ``floor`` each frame's median envelope, clipped to ``[-1, 2]``; all-zero frames give 0.
+
+    ``dynamic_range_db``: first raise every pixel to at least this many dB below the frame's
+    bright bubbles (its 99.5th percentile), so that PSF tails and side lobes under that level
+    look alike whatever the noise and clutter floor (see :data:`DYNAMIC_RANGE_LIMITS_DB`)."""
+    env = np.abs(np.asarray(envelope)).astype(np.float64)
+    if dynamic_range_db is not None:
+        bright = np.percentile(env, BRIGHT_PERCENTILE, axis=(-2, -1), keepdims=True)
+        env = np.maximum(env, bright * 10 ** (-check_dynamic_range(dynamic_range_db) / 20))
+    floor = np.median(env, axis=(-2, -1), keepdims=True)
+    floor = np.where(floor > 0, floor, np.maximum(env.max(axis=(-2, -1), keepdims=True), 1e-30))
+    db = 20.0 * np.log10(np.maximum(env, 1e-30) / floor)
+    return np.clip(db / LOG_SCALE_DB, -1.0, 2.0).astype(np.float32)
 
 
 def check_parameters(
@@ -700,9 +700,9 @@ class UlmLocalizer:
         ``decode.dynamic_range_db``, :attr:`dynamic_range_db`; absent: none).
         """
         env = check_frames(frames)
-        floor_db = self.dynamic_range_db if dynamic_range_db is None else dynamic_range_db
-        if floor_db is not None:
-            floor_db = check_dynamic_range(floor_db)
+        floor_db = self.dynamic_range_db  # the card's; an override is refused before any work
+        if dynamic_range_db is not None:
+            floor_db = check_dynamic_range(dynamic_range_db)
         thr = self.threshold if threshold is None else float(threshold)
         if not 0.0 < thr < 1.0:
             raise ConfigError(f"threshold={thr!r} is invalid: expected 0 < threshold < 1")
