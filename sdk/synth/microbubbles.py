@@ -142,6 +142,21 @@ class BubbleFrames:
     spacing_m: tuple[float, float]
     params: BubbleParams
 
+    @classmethod
+    def from_iq(
+        cls, iq: npt.NDArray[np.complex64], scene: BubbleScene, params: BubbleParams
+    ) -> BubbleFrames:
+        """The envelope frames of ``iq`` (the images of ``scene``) with the scene's truth."""
+        positions, ids = scene.truth()
+        return cls(
+            frames=np.abs(iq).astype(np.float32),
+            iq=iq,
+            positions_m=positions,
+            track_ids=ids,
+            spacing_m=params.spacing_m,
+            params=params,
+        )
+
 
 @dataclass(frozen=True)
 class BubbleScene:
@@ -236,12 +251,4 @@ def simulate_bubbles(
     noise_sigma = math.sqrt(peak_power * 10 ** (-params.snr_db / 10) / 2)
     noise = rng.standard_normal((2, n_frames, height, width), dtype=np.float32) * noise_sigma
     iq = (iq + clutter + noise[0] + 1j * noise[1]).astype(np.complex64)
-    positions, ids = scene.truth()
-    return BubbleFrames(
-        frames=np.abs(iq).astype(np.float32),
-        iq=iq,
-        positions_m=positions,
-        track_ids=ids,
-        spacing_m=params.spacing_m,
-        params=params,
-    )
+    return BubbleFrames.from_iq(iq, scene, params)

@@ -114,12 +114,4 @@ def simulate_bubbles_pymust(
         frames[t] = bf.iq(z[near], x[near], scene.amplitudes[near]) / peak
     noise = rng.standard_normal((2, n_frames, height, width)).astype(np.float32) * noise_sigma
     iq = (frames + noise[0] + 1j * noise[1]).astype(np.complex64)
-    positions, ids = scene.truth()
-    return BubbleFrames(
-        frames=np.abs(iq).astype(np.float32),
-        iq=iq,
-        positions_m=positions,
-        track_ids=ids,
-        spacing_m=params.spacing_m,
-        params=params,
-    )
+    return BubbleFrames.from_iq(iq, scene, params)

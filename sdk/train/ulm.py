@@ -746,6 +746,7 @@ def write_card(
 
     a = net.arch
     names = guide_parameters(cfg)
+    floor_db = float(cfg["localizer"]["dynamic_range_db"])  # 0: none
     card: dict[str, Any] = {
         "name": onnx_path.stem,
         "task": "ulm",
@@ -777,11 +778,7 @@ def write_card(
             "offset_clip_px": offset_clip_px(cfg),
             "flip_average": bool(cfg["localizer"]["flip_average"]),
             "axial_average": bool(cfg["localizer"]["axial_average"]),
-            **(
-                {"dynamic_range_db": float(cfg["localizer"]["dynamic_range_db"])}
-                if cfg["localizer"]["dynamic_range_db"]
-                else {}
-            ),
+            **({"dynamic_range_db": floor_db} if floor_db else {}),
         },
         "provenance": {
             **provenance(command, cfg, spec),
@@ -801,9 +798,9 @@ def write_card(
         "the frame's median (`sonoedge.zoo.ulm.localizer_input`); the runtime resamples other "
         "grids and pads odd sizes"
         + (
-            f", and first floors each frame {cfg['localizer']['dynamic_range_db']:g} dB below its "
-            "bright bubbles (`decode.dynamic_range_db`)."
-            if cfg["localizer"]["dynamic_range_db"]
+            f", and first floors each frame {floor_db:g} dB below its bright bubbles "
+            "(`decode.dynamic_range_db`)."
+            if floor_db
             else "."
         ),
         *(
