@@ -49,6 +49,18 @@ def output_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
     return ran[-1:]
 
 
+def fixed_layers(model: nn.Module) -> list[nn.Module]:
+    """Prunable layers inside modules that declare ``prunable = False`` (e.g. the enhancement
+    student's fixed inverse-filter bank, whose channels are its filters): never pruned."""
+    return [
+        layer
+        for module in model.modules()
+        if getattr(module, "prunable", True) is False
+        for layer in module.modules()
+        if isinstance(layer, PRUNABLE)
+    ]
+
+
 def prune_channels(
     model: nn.Module,
     example: torch.Tensor,
@@ -64,7 +76,7 @@ def prune_channels(
     ``importance`` per dependency group (module docstring). ``"taylor"`` needs ``samples``:
     ``(inputs, targets)``, each a sequence of ``(1, C, H, W)`` arrays (the first
     :data:`TAYLOR_SAMPLES` are used), and differentiates ``loss(output, target)`` (default MSE).
-    ``ignored`` defaults to the output layer."""
+    ``ignored`` defaults to the output layer; :func:`fixed_layers` are always left alone."""
     import torch_pruning as tp
 
     from sonoedge.errors import ConfigError
@@ -95,7 +107,8 @@ def prune_channels(
         ),
         pruning_ratio=ratio,
         round_to=round_to,
-        ignored_layers=list(output_layers(model, example) if ignored is None else ignored),
+        ignored_layers=list(output_layers(model, example) if ignored is None else ignored)
+        + fixed_layers(model),
     )
     if samples is not None and importance == "taylor":
         _accumulate_gradients(model, samples, loss or nn.functional.mse_loss)

@@ -23,14 +23,19 @@ enhanced image on the same scale as ``x + residual``.
   PixelUnshuffle(2) stem folds each 2×2 block into 4 channels, the same three levels run at 1/2,
   1/4 and 1/8 resolution (``width`` >= 16), and a PixelShuffle(2) head returns to 1 channel at
   full resolution: no convolution runs at full resolution, where 8-channel layers are too thin
-  for int8 kernels and for pruning with ``round_to=8``.
+  for int8 kernels and for pruning with ``round_to=8``. With ``deblur`` the student first runs
+  a blind inverse-filter stage (:class:`InverseFilterBank`): fixed separable Wiener inverses
+  of Gaussian PSFs of several widths, mixed per image and per axis by weights computed from
+  the image's own difference statistics; the network then denoises what that stage returns.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -53,6 +58,7 @@ class EnhanceArch:
     full_depth: int = 1
     context: bool = False
     space_to_depth: bool = False
+    deblur: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -73,6 +79,8 @@ class EnhanceArch:
                 f"space_to_depth=True with kind={self.kind!r}, width={self.width} is invalid: "
                 "expected a student of width >= 16"
             )
+        if self.deblur and self.kind == "teacher":
+            raise ConfigError("deblur=True is a student option: expected False for the teacher")
         if self.window < 2 or self.window % 2:
             raise ConfigError(f"window={self.window} is invalid: expected an even number >= 2")
         if self.kind == "teacher" and (self.head_dim < 4 or (self.width // 2) % self.head_dim):
@@ -98,6 +106,7 @@ class EnhanceArch:
                 int(data.get("full_depth", 1)),
                 bool(data.get("context", False)),
                 bool(data.get("space_to_depth", False)),
+                bool(data.get("deblur", False)),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"architecture {data!r} is incomplete: {err}") from None
@@ -121,7 +130,9 @@ class EnhanceArch:
         # 3x3 (2 px) + (full_depth - 1) more full-res 3x3 (2 px each) + head 3x3 (2 px)
         growth = 2 + 2 + 4 + 8 * self.depth + 4 + 4 + 2 + 2 * self.full_depth + 2
         # space_to_depth: the same growth on the 1/2-resolution grid of 2x2 blocks
-        return 2 * (growth + 1) if self.space_to_depth else growth + 1
+        rf = 2 * (growth + 1) if self.space_to_depth else growth + 1
+        # deblur: two separable inverse filters of DEBLUR_TAPS taps each way before the network
+        return rf + 2 * (DEBLUR_TAPS - 1) if self.deblur else rf
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -285,6 +296,96 @@ class GlobalContext(nn.Module):
         return [conv(v) for conv in self.to_levels]
 
 
+DEBLUR_SIGMAS_PX = (0.4, 0.55, 0.7, 0.9, 1.15, 1.5)
+"""Gaussian PSF σ (px, per axis) the inverse-filter bank inverts; identity is the seventh choice.
+The degradation model draws σ in 0.3..0.5 + 2.5 × severity px; past 1.5 px the noise that comes
+with such blur leaves little for a linear inverse to gain."""
+DEBLUR_NSR = 0.03
+"""Noise-to-signal ratio of each 1-D Wiener inverse (0.03 held up best on dev frames when the
+estimated σ was 30 % off either way)."""
+DEBLUR_TAPS = 13
+DEBLUR_LAGS = (1, 2, 4)
+DEBLUR_LOGIT_GAIN = 8.0
+"""The selector's logits are its MLP's output times this: Adam moves them this much faster than
+the rest of a network it is added to (fine-tuning at the network's learning rate)."""
+
+
+def wiener_taps(sigma_px: float, nsr: float = DEBLUR_NSR, taps: int = DEBLUR_TAPS) -> np.ndarray:
+    """A ``taps``-long 1-D Wiener inverse ``H / (H² + nsr)`` of a continuous Gaussian of
+    ``sigma_px`` (``H = exp(-2π²σ²f²)``), truncated and scaled to DC gain 1."""
+    n = 512
+    f = np.fft.fftfreq(n)
+    h = np.exp(-2.0 * (math.pi * sigma_px * f) ** 2)
+    kernel = np.roll(np.real(np.fft.ifft(h / (h * h + nsr))), taps // 2)[:taps]
+    return np.asarray(kernel / kernel.sum(), np.float64)
+
+
+class InverseFilterBank(nn.Module):
+    """Blind, per-image separable deconvolution: ``x + Σ β_i (A_i − δ) * x`` along the axial
+    axis, then the same with weights ``γ`` along the lateral axis. ``A_i`` are the fixed 1-D
+    Wiener inverses of :data:`DEBLUR_SIGMAS_PX`; ``β`` and ``γ`` (softmax over the bank and
+    identity) come from a small MLP on whole-image statistics: log energies of differences at
+    lags 1, 2, 4 px and of the second difference along each axis, relative to the image's
+    variance (they tell blur width from Fourier-domain noise from white noise). Initialised to
+    pick the identity (a stage added to a trained network hardly changes it).
+
+    Its channels are its filters: structured pruning leaves the whole stage alone."""
+
+    prunable = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        k = len(DEBLUR_SIGMAS_PX)
+        bank = np.stack([wiener_taps(s) for s in DEBLUR_SIGMAS_PX])
+        bank[:, DEBLUR_TAPS // 2] -= 1.0  # A_i - delta: the detail each inverse adds
+        kernel = torch.tensor(bank, dtype=torch.float32)
+        self.axial = nn.Conv2d(1, k, (DEBLUR_TAPS, 1), padding=0, bias=False)
+        self.lateral = nn.Conv2d(1, k, (1, DEBLUR_TAPS), padding=0, bias=False)
+        self.axial.weight.data.copy_(kernel.view(k, 1, DEBLUR_TAPS, 1))
+        self.lateral.weight.data.copy_(kernel.view(k, 1, 1, DEBLUR_TAPS))
+        for conv in (self.axial, self.lateral):
+            conv.weight.requires_grad_(False)
+        n_features = 2 * (len(DEBLUR_LAGS) + 1)
+        self.select = nn.Sequential(
+            nn.Linear(n_features, 32), nn.ReLU(inplace=True), nn.Linear(32, 2 * (k + 1))
+        )
+        last = cast(nn.Linear, self.select[2])
+        nn.init.zeros_(last.weight)
+        bias = torch.zeros(2, k + 1)
+        bias[:, k] = 6.0 / DEBLUR_LOGIT_GAIN  # identity
+        last.bias.data.copy_(bias.view(-1))
+
+    @staticmethod
+    def features(x: torch.Tensor) -> torch.Tensor:
+        """``(B, 8)`` whole-image statistics of ``x`` ``(B, 1, H, W)``."""
+        var = x.var(dim=(1, 2, 3)) + 1e-6
+        feats = []
+        for dim in (2, 3):
+            n = x.shape[dim]
+            for lag in DEBLUR_LAGS:
+                d = x.narrow(dim, lag, n - lag) - x.narrow(dim, 0, n - lag)
+                feats.append(torch.log(d.pow(2).mean(dim=(1, 2, 3)) / var + 1e-6))
+            mid = x.narrow(dim, 1, n - 2)
+            d2 = x.narrow(dim, 2, n - 2) + x.narrow(dim, 0, n - 2) - 2.0 * mid
+            feats.append(torch.log(d2.pow(2).mean(dim=(1, 2, 3)) / var + 1e-6))
+        return torch.stack(feats, dim=1)
+
+    def weights(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Axial and lateral mixing weights ``(B, K + 1, 1, 1)`` each (last: identity)."""
+        logits = DEBLUR_LOGIT_GAIN * self.select(self.features(x)).view(x.shape[0], 2, -1)
+        w = torch.softmax(logits, dim=2)
+        return w[:, 0, :, None, None], w[:, 1, :, None, None]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        beta, gamma = self.weights(x)
+        k = len(DEBLUR_SIGMAS_PX)
+        half = DEBLUR_TAPS // 2
+        padded = F.pad(x, (0, 0, half, half), mode="reflect")
+        x = x + (self.axial(padded) * beta[:, :k]).sum(dim=1, keepdim=True)
+        padded = F.pad(x, (half, half, 0, 0), mode="reflect")
+        return x + (self.lateral(padded) * gamma[:, :k]).sum(dim=1, keepdim=True)
+
+
 class EnhanceStudent(nn.Module):
     """Plain-conv three-level enhancer (see the module docstring)."""
 
@@ -292,6 +393,7 @@ class EnhanceStudent(nn.Module):
         super().__init__()
         self.arch = arch
         w = arch.width
+        self.deblur = InverseFilterBank() if arch.deblur else None
         fold = 2 if arch.space_to_depth else 1
         self.unshuffle = nn.PixelUnshuffle(fold) if fold > 1 else None
         self.stem = _conv(fold * fold, w)
@@ -314,6 +416,8 @@ class EnhanceStudent(nn.Module):
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``out`` (full resolution) and ``feat``, the last decoder features (at 1/2 resolution
         with ``space_to_depth``)."""
+        if self.deblur is not None:
+            x = self.deblur(x)
         u = x if self.unshuffle is None else self.unshuffle(x)
         s0 = self.stem(u)
         s1 = self.down0(s0)

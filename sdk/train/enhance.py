@@ -183,6 +183,7 @@ def arch(cfg: dict[str, Any], who: str) -> EnhanceArch:
     return EnhanceArch(
         "student", int(c["width"]), int(c["depth"]), full_depth=int(c["full_depth"]),
         context=bool(c["context"]), space_to_depth=bool(c["space_to_depth"]),
+        deblur=bool(c["deblur"]),
     )  # fmt: skip
 
 
@@ -577,10 +578,16 @@ def warm_start(net: nn.Module, path: Path) -> None:
         )
     if b.context and not a.context:
         raise ConfigError(f"student.init {path} has a context branch: expected context = true")
+    if b.deblur and not a.deblur:
+        raise ConfigError(
+            f"student.init {path} has an inverse-filter stage: expected deblur = true"
+        )
     state = dict(src.state_dict())
-    if a.context and not b.context:  # zero-initialised last conv: same function
-        ctx = net.get_submodule("context")
-        state.update({f"context.{k}": v for k, v in ctx.state_dict().items()})
+    added = {"context": a.context and not b.context, "deblur": a.deblur and not b.deblur}
+    for name in (n for n, new in added.items() if new):
+        # context: zero-initialised last conv, same function; deblur: picks the identity
+        module = net.get_submodule(name)
+        state.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
     new = [f"body.{i}.0" for i in range(b.depth, a.depth)]
     new += [f"refine.{i}.0" for i in range(b.full_depth - 1, a.full_depth - 1)]
     for key in new:
@@ -739,6 +746,13 @@ def write_card(
             ", whole-image context (spatial mean of the bottleneck features, 1x1 convs, "
             "per-channel offsets at every level)"
             if a.context
+            else ""
+        )
+        + (
+            ", after a blind inverse-filter stage (fixed separable 1-D Wiener inverses of "
+            "Gaussian PSFs of σ 0.4–1.5 px, mixed per image and axis by a small MLP on the "
+            "image's difference statistics; sonoedge.models.enhance.InverseFilterBank)"
+            if a.deblur
             else ""
         )
         + f", ONNX opset {OPSET}.",

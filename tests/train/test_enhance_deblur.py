@@ -1,0 +1,145 @@
+"""The enhancement student's blind inverse-filter stage (``student.deblur``): the filters invert
+the blur they are made for, the stage starts as the identity on a trained student, picks an
+inverse when told, exports, rebuilds from ONNX, survives pruning and int8, and old cards load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from sonoedge.errors import ConfigError
+from sonoedge.models.enhance import (
+    DEBLUR_SIGMAS_PX,
+    DEBLUR_TAPS,
+    EnhanceArch,
+    EnhanceDeploy,
+    InverseFilterBank,
+    build,
+    macs_per_pixel,
+    wiener_taps,
+)
+from sonoedge.train import enhance
+
+PLAIN = EnhanceArch("student", 16, 2, full_depth=2, context=True, space_to_depth=True)
+DEBLUR = EnhanceArch("student", 16, 2, full_depth=2, context=True, space_to_depth=True, deblur=True)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1.0 / np.mean((a - b) ** 2)))
+
+
+def _texture(size: int = 96, seed: int = 0) -> np.ndarray:
+    """A speckle-like image with detail at every scale."""
+    img = np.random.default_rng(seed).uniform(0, 1, (size, size)).astype(np.float32)
+    return np.asarray(cv2.GaussianBlur(img, (0, 0), 0.8), np.float32)
+
+
+def _blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Blur by a continuous Gaussian of ``sigma_px`` (its exact frequency response, as the bank's
+    filters assume; periodic, so compare away from the borders)."""
+    fz, fx = np.meshgrid(np.fft.fftfreq(img.shape[0]), np.fft.fftfreq(img.shape[1]), indexing="ij")
+    h = np.exp(-2 * (np.pi * sigma_px) ** 2 * (fz**2 + fx**2))
+    return np.real(np.fft.ifft2(np.fft.fft2(img) * h)).astype(np.float32)
+
+
+INNER = (slice(16, -16), slice(16, -16))
+
+
+def _pick(bank: InverseFilterBank, sigma_px: float) -> None:
+    """Make ``bank`` choose the filter for ``sigma_px`` on both axes whatever the image."""
+    last = bank.select[2]
+    assert isinstance(last, torch.nn.Linear)
+    k = len(DEBLUR_SIGMAS_PX)
+    logits = torch.full((2, k + 1), -10.0)
+    logits[:, DEBLUR_SIGMAS_PX.index(sigma_px)] = 10.0
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(logits.view(-1))
+
+
+def test_each_filter_inverts_its_blur_with_unit_gain() -> None:
+    for sigma in DEBLUR_SIGMAS_PX:
+        taps = wiener_taps(sigma)
+        assert taps.shape == (DEBLUR_TAPS,) and taps.sum() == pytest.approx(1.0)
+        clean = _texture()
+        blurred = _blur(clean, sigma)
+        restored = cv2.sepFilter2D(blurred, -1, taps, taps, borderType=cv2.BORDER_REFLECT)
+        gain = _psnr(restored[INNER], clean[INNER]) - _psnr(blurred[INNER], clean[INNER])
+        assert gain > 2.0, (sigma, gain)
+
+
+def test_stage_sharpens_when_it_picks_an_inverse_and_is_near_identity_at_start() -> None:
+    bank = InverseFilterBank().eval()
+    clean = _texture()
+    blurred = _blur(clean, 0.7)
+    x = torch.from_numpy(blurred)[None, None]
+    with torch.no_grad():
+        start = bank(x)[0, 0].numpy()
+        assert np.abs(start - blurred).max() < 0.05  # identity weight ~0.985
+        beta, gamma = bank.weights(x)
+        assert float(beta[0, -1]) > 0.98 and float(gamma[0, -1]) > 0.98
+        _pick(bank, 0.7)
+        sharp = bank(x)[0, 0].numpy()
+    assert _psnr(sharp[INNER], clean[INNER]) > _psnr(blurred[INNER], clean[INNER]) + 3.0
+    assert bank.features(x).shape == (1, 8) and torch.isfinite(bank.features(x)).all()
+
+
+def test_warm_start_from_a_student_without_the_stage_keeps_its_function(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    plain = build(PLAIN).eval()
+    enhance.save_weights(tmp_path / "plain.pt", plain, {})
+    net = build(DEBLUR)
+    enhance.warm_start(net, tmp_path / "plain.pt")
+    x = torch.from_numpy(_texture(64))[None, None]
+    with torch.no_grad():
+        assert (net.eval()(x) - plain(x)).abs().max() < 0.02
+    enhance.save_weights(tmp_path / "deblur.pt", net, {})
+    with pytest.raises(ConfigError, match="deblur = true"):
+        enhance.warm_start(build(PLAIN), tmp_path / "deblur.pt")
+    with pytest.raises(ConfigError, match="student option"):
+        EnhanceArch("teacher", 16, 1, 4, 4, deblur=True)
+    assert EnhanceArch.from_dict(DEBLUR.to_dict()) == DEBLUR
+    old = {k: v for k, v in DEBLUR.to_dict().items() if k != "deblur"}
+    assert EnhanceArch.from_dict(old) == PLAIN
+    assert DEBLUR.receptive_field == PLAIN.receptive_field + 2 * (DEBLUR_TAPS - 1)
+    teacher = build(EnhanceArch("teacher", 24, 2, 8, 6))
+    assert macs_per_pixel(build(DEBLUR)) - macs_per_pixel(build(PLAIN)) == pytest.approx(
+        2 * len(DEBLUR_SIGMAS_PX) * DEBLUR_TAPS,
+        abs=1.0,  # + the selector MLP, once per image
+    )
+    assert macs_per_pixel(build(DEBLUR)) < macs_per_pixel(teacher) / 8
+
+
+def test_exports_rebuilds_from_onnx_prunes_and_quantizes(tmp_path: Path) -> None:
+    import json
+
+    from sonoedge.quantization import nncf_int8, pruning
+    from sonoedge.quantization.export import export_onnx
+    from sonoedge.quantization.from_onnx import torch_from_onnx
+
+    torch.manual_seed(0)
+    net = build(DEBLUR).eval()
+    _pick(net.get_submodule("deblur"), 0.55)  # type: ignore[arg-type]
+    sample = _texture(48)[None, None]
+    assert enhance.export_onnx(net, tmp_path / "s.onnx", sample=sample) < 1e-4
+    card = {"architecture": DEBLUR.to_dict(), "input": {"min_size": 16, "size_multiple": 8}}
+    (tmp_path / "s.json").write_text(json.dumps(card), encoding="utf-8")
+    rebuilt = torch_from_onnx(tmp_path / "s.onnx", card)  # checks onnxruntime against torch
+    x = torch.from_numpy(sample)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(x), EnhanceDeploy(net)(x), rtol=0, atol=1e-5)
+
+    deploy = EnhanceDeploy(net).eval()
+    bank_before = [m.weight.shape for m in (net.deblur.axial, net.deblur.lateral)]  # type: ignore[union-attr]
+    pruning.prune_channels(deploy, torch.rand(1, 1, 32, 32), 0.5)
+    assert [m.weight.shape for m in (net.deblur.axial, net.deblur.lateral)] == bank_before  # type: ignore[union-attr]
+    assert deploy(torch.rand(1, 1, 48, 64)).shape == (1, 1, 48, 64)
+    export_onnx(deploy, torch.rand(1, 1, 32, 32), tmp_path / "p.onnx")
+    calib = [{"input": np.random.default_rng(i).uniform(0, 1, (1, 1, 32, 32)).astype(np.float32)}
+             for i in range(2)]  # fmt: skip
+    ir = nncf_int8.quantize_openvino(tmp_path / "p.onnx", tmp_path / "p-int8.xml", calib).model
+    assert nncf_int8.quantized_ops(ir) > 0
