@@ -39,6 +39,7 @@ from torch import nn
 
 from sonoedge.errors import ConfigError
 from sonoedge.models.enhance import (
+    DEBLUR_SIGMAS_PX,
     EnhanceArch,
     EnhanceDeploy,
     EnhanceNet,
@@ -122,6 +123,7 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         ("loss.kd_feature_weight", 0.0, 100.0),
         ("loss.grad_weight", 0.0, 100.0),
         ("loss.log_mse_weight", 0.0, 100.0),
+        ("loss.deblur_target_weight", 0.0, 100.0),
         ("threads", 1, 256),
         ("train.checkpoint_every", 1, 10_000_000),
         ("eval.n_images", 1, 100_000),
@@ -384,9 +386,16 @@ def degrade_patch(
 
 
 def training_batch(
-    rng: np.random.Generator, data: FrameSet, bsz: int, crop: int, dcfg: dict[str, Any]
+    rng: np.random.Generator,
+    data: FrameSet,
+    bsz: int,
+    crop: int,
+    dcfg: dict[str, Any],
+    infos: list[dict[str, Any]] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(degraded, target)`` tensors ``(B, 1, crop, crop)`` drawn from the NLLR targets."""
+    """``(degraded, target)`` tensors ``(B, 1, crop, crop)`` drawn from the NLLR targets;
+    ``infos`` (if given) receives each sample's degradation record (PSF σ on the batch's axes,
+    noise kind)."""
     xs, ys = [], []
     whole_prob = float(dcfg.get("whole_frame_prob", 0.0))
     rotate, right_angles = bool(dcfg["rotate"]), bool(dcfg.get("right_angles", False))
@@ -403,9 +412,12 @@ def training_batch(
         if dcfg.get("independent_blur", False):  # blur severity drawn apart from the noise's
             hi = 0.5 + 2.5 * float(rng.uniform(*dcfg["severity"]))
             blur = (float(rng.uniform(0.3, hi)), float(rng.uniform(0.3, hi)))
-        x, _ = degrade_patch(y, int(rng.integers(2**31)), noise, sev, blur)
+        x, info = degrade_patch(y, int(rng.integers(2**31)), noise, sev, blur)
         if whole:  # the whole frame was degraded, as at deployment: now cut both the same way
             x, y = rotated_patch(np.stack([x, frame]), rng, crop, rotate, right_angles)
+            info = {**info, "blur_sigma_px": None}  # the rotation may have swapped its axes
+        if infos is not None:
+            infos.append(info)
         xs.append(x)
         ys.append(y)
     return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys)[:, None])
@@ -431,6 +443,45 @@ def task_loss(
     with torch.no_grad():
         p = psnr_torch(out, y).mean()
     return loss, {"l1": float(l1.item()), "ssim": float(s.item()), "psnr": float(p.item()), **parts}
+
+
+def deblur_target(infos: list[dict[str, Any]]) -> torch.Tensor:
+    """Per sample and axis, the inverse-filter choice the degradation calls for, as a
+    distribution over the bank and identity ``(B, 2, K + 1)``: the identity under Gaussian noise
+    (every inverse amplifies white noise more than it sharpens), and under Fourier-domain noise
+    the true PSF σ, split linearly between its two neighbours on the bank's σ grid (identity
+    counts as σ 0; past the largest σ, the largest). A sample whose σ is unknown on its axes
+    (``None``) gets a uniform row, i.e. no preference."""
+    sigmas = np.array(DEBLUR_SIGMAS_PX)
+    k = len(sigmas)
+    grid = np.concatenate([[0.0], sigmas])  # identity first here, moved last below
+    out = np.zeros((len(infos), 2, k + 1), np.float32)
+    for i, info in enumerate(infos):
+        for axis in range(2):
+            row = np.zeros(k + 1)
+            if info["blur_sigma_px"] is None:
+                row[:] = 1.0 / (k + 1)
+            elif info["noise"] == "gaussian":
+                row[0] = 1.0
+            else:
+                s = float(np.clip(info["blur_sigma_px"][axis], 0.0, sigmas[-1]))
+                j = int(np.clip(np.searchsorted(grid, s) - 1, 0, k - 1))
+                t = (s - grid[j]) / (grid[j + 1] - grid[j])
+                row[j], row[j + 1] = 1.0 - t, t
+            out[i, axis] = np.roll(row, -1)  # identity is the last choice in the network
+    return torch.from_numpy(out)
+
+
+def deblur_target_loss(
+    net: nn.Module, x: torch.Tensor, infos: list[dict[str, Any]]
+) -> torch.Tensor:
+    """Cross-entropy of the inverse-filter stage's choice on ``x`` against :func:`deblur_target`."""
+    stage = cast(EnhanceStudent, net).deblur
+    if stage is None:
+        raise ConfigError("loss.deblur_target_weight > 0 needs student.deblur = true")
+    beta, gamma = stage.weights(x)
+    chosen = torch.stack([beta[:, :, 0, 0], gamma[:, :, 0, 0]], dim=1)
+    return -(deblur_target(infos) * torch.log(chosen + 1e-8)).sum(dim=2).mean()
 
 
 def log_mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -503,14 +554,21 @@ def train_student(
     distil = loss_cfg["kd_weight"] > 0 or loss_cfg["kd_feature_weight"] > 0
 
     def loss_fn(rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        infos: list[dict[str, Any]] = []
         if mix is not None and share > 0 and rng.uniform() < share:  # no draw when off
             x, y = training_batch(
-                rng, mix, s_cfg["mix_batch_size"], mix.frames.shape[-1], cfg["degrade"]
+                rng, mix, s_cfg["mix_batch_size"], mix.frames.shape[-1], cfg["degrade"], infos
             )
         else:
-            x, y = training_batch(rng, data, s_cfg["batch_size"], s_cfg["crop"], cfg["degrade"])
+            x, y = training_batch(
+                rng, data, s_cfg["batch_size"], s_cfg["crop"], cfg["degrade"], infos
+            )
         f = net.features(x)
         loss, parts = task_loss(f["out"], y, loss_cfg)
+        if loss_cfg["deblur_target_weight"] > 0:
+            sel = deblur_target_loss(net, x, infos)
+            loss = loss + loss_cfg["deblur_target_weight"] * sel
+            parts["deblur_target"] = float(sel.item())
         if distil:  # the teacher's forward pass is most of a step: skipped when unused
             with torch.no_grad():
                 t = teacher.features(x)
@@ -758,8 +816,8 @@ def write_card(
         + f", ONNX opset {OPSET}.",
         *(
             [
-                f"- Initialised from `{init}` (a student of the same width; convs or a context "
-                "branch it lacks start as identities), then trained for "
+                f"- Initialised from `{init}` (a student of the same width; convs, a context "
+                "branch or an inverse-filter stage it lacks start as identities), then trained for "
                 f"{cfg['student']['steps']} steps at lr {cfg['student']['lr']:g}."
             ]
             if init
@@ -797,6 +855,12 @@ def write_card(
         + f"). Loss: {lc['l1_weight']:g} L1 + {lc['ssim_weight']:g} (1 - SSIM)"
         + (f" + {lc['grad_weight']:g} L1 of image gradients" if lc["grad_weight"] > 0 else "")
         + (f" + {lc['log_mse_weight']:g} mean log10 MSE per patch" if lc["log_mse_weight"] else "")
+        + (
+            f" + {lc['deblur_target_weight']:g} cross-entropy of the inverse-filter stage's choice "
+            "against the degradation's own PSF σ and noise kind"
+            if lc["deblur_target_weight"]
+            else ""
+        )
         + (
             f" + KD (weight {lc['kd_weight']:g}: L1 to the "
             + (f"output of the student {source}" if source else "teacher output")

@@ -143,3 +143,45 @@ def test_exports_rebuilds_from_onnx_prunes_and_quantizes(tmp_path: Path) -> None
              for i in range(2)]  # fmt: skip
     ir = nncf_int8.quantize_openvino(tmp_path / "p.onnx", tmp_path / "p-int8.xml", calib).model
     assert nncf_int8.quantized_ops(ir) > 0
+
+
+def test_selector_target_follows_the_degradation() -> None:
+    k = len(DEBLUR_SIGMAS_PX)
+    infos = [
+        {"blur_sigma_px": (0.55, 0.2), "noise": "fourier"},
+        {"blur_sigma_px": (0.7, 2.5), "noise": "gaussian"},
+        {"blur_sigma_px": (0.7, 3.0), "noise": "fourier"},
+        {"blur_sigma_px": None, "noise": "fourier"},
+    ]
+    t = enhance.deblur_target(infos).numpy()
+    assert t.shape == (4, 2, k + 1) and np.allclose(t.sum(axis=2), 1.0)
+    assert t[0, 0, DEBLUR_SIGMAS_PX.index(0.55)] == 1.0  # on the grid: that filter
+    assert t[0, 1, k] == pytest.approx(0.5) and t[0, 1, 0] == pytest.approx(0.5)  # 0.2: id / 0.4
+    assert (t[1, :, k] == 1.0).all()  # Gaussian noise: the identity
+    assert t[2, 1, k - 1] == 1.0  # past the grid: the widest inverse
+    assert np.allclose(t[3], 1.0 / (k + 1))  # axes unknown: no preference
+
+    torch.manual_seed(0)
+    net = build(DEBLUR)
+    x = torch.from_numpy(_blur(_texture(64), 0.55))[None, None]
+    both = [{"blur_sigma_px": (0.55, 0.55), "noise": "fourier"}]
+    start = float(enhance.deblur_target_loss(net, x, both).detach())
+    _pick(net.get_submodule("deblur"), 0.55)  # type: ignore[arg-type]
+    assert float(enhance.deblur_target_loss(net, x, both).detach()) < 0.01 < start
+    with pytest.raises(ConfigError, match="deblur = true"):
+        enhance.deblur_target_loss(build(PLAIN), x, infos[:1])
+
+
+def test_training_batches_report_each_sample_degradation() -> None:
+    frames = np.stack([_texture(64, seed) for seed in range(3)])
+    data = enhance.FrameSet(frames, frames, frames, frames, ["L11-5v"] * 3, ["random"] * 3, {},
+                            Path("unused"))  # fmt: skip
+    dcfg = {"rotate": True, "right_angles": True, "fourier_prob": 0.5, "severity": [0.0, 1.0]}
+    infos: list[dict] = []
+    x, y = enhance.training_batch(np.random.default_rng(0), data, 4, 32, dcfg, infos)
+    assert x.shape == y.shape == (4, 1, 32, 32) and len(infos) == 4
+    assert all(
+        len(i["blur_sigma_px"]) == 2 and i["noise"] in ("gaussian", "fourier") for i in infos
+    )
+    again = enhance.training_batch(np.random.default_rng(0), data, 4, 32, dcfg)  # same draws
+    torch.testing.assert_close(again[0], x)
