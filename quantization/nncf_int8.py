@@ -157,7 +157,12 @@ def quantize_openvino(
         "target_device": nncf.TargetDevice.CPU,
         "subset_size": len(calibration),
     }
+    from sonoedge.quantization.ort_int8 import in_float_scopes
+
     in_float = broadcast_adds(model)
+    kept = ("Constant", "Parameter", "Result")
+    ops = [op.get_friendly_name() for op in model.get_ops() if op.get_type_name() not in kept]
+    in_float += in_float_scopes(ops)
     if in_float:
         common["ignored_scope"] = nncf.IgnoredScope(names=in_float)
     if score is None or not validation:

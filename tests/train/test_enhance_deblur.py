@@ -141,8 +141,22 @@ def test_exports_rebuilds_from_onnx_prunes_and_quantizes(tmp_path: Path) -> None
     export_onnx(deploy, torch.rand(1, 1, 32, 32), tmp_path / "p.onnx")
     calib = [{"input": np.random.default_rng(i).uniform(0, 1, (1, 1, 32, 32)).astype(np.float32)}
              for i in range(2)]  # fmt: skip
-    ir = nncf_int8.quantize_openvino(tmp_path / "p.onnx", tmp_path / "p-int8.xml", calib).model
-    assert nncf_int8.quantized_ops(ir) > 0
+    result = nncf_int8.quantize_openvino(tmp_path / "p.onnx", tmp_path / "p-int8.xml", calib)
+    assert nncf_int8.quantized_ops(result.model) > 0
+    assert any("/deblur/" in name for name in result.in_float)  # the stage stays float
+
+    from sonoedge.quantization import ort_int8
+
+    feeds = [{"input": c["input"]} for c in calib]
+    qdq = ort_int8.quantize_qdq(tmp_path / "p.onnx", tmp_path / "p-qdq.onnx", feeds)
+    import onnx
+
+    graph = onnx.load(str(qdq)).graph
+    quantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    stage = [n for n in convs if "/deblur/" in n.name]
+    assert stage and not any(i in quantized for n in stage for i in n.input)
+    assert any(i in quantized for n in convs if n not in stage for i in n.input)
 
 
 def test_selector_target_follows_the_degradation() -> None:
