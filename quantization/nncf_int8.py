@@ -160,8 +160,8 @@ def quantize_openvino(
     from sonoedge.quantization.ort_int8 import in_float_scopes
 
     in_float = broadcast_adds(model)
-    kept = ("Constant", "Parameter", "Result")
-    ops = [op.get_friendly_name() for op in model.get_ops() if op.get_type_name() not in kept]
+    structural = ("Constant", "Parameter", "Result")
+    ops = [op.get_friendly_name() for op in model.get_ops() if op.get_type_name() not in structural]
     in_float += in_float_scopes(ops)
     if in_float:
         common["ignored_scope"] = nncf.IgnoredScope(names=in_float)
