@@ -475,8 +475,8 @@ def test_mixed_frame_sizes_draw_whole_frames_from_the_second_pool(
     shapes: list[tuple[int, ...]] = []
     real = enhance.training_batch
 
-    def spy(rng, data, bsz, crop, dcfg):  # type: ignore[no-untyped-def]
-        x, y = real(rng, data, bsz, crop, dcfg)
+    def spy(rng, data, bsz, crop, dcfg, infos=None):  # type: ignore[no-untyped-def]
+        x, y = real(rng, data, bsz, crop, dcfg, infos)
         shapes.append(tuple(x.shape))
         return x, y
 
