@@ -199,3 +199,30 @@ def test_training_batches_report_each_sample_degradation() -> None:
     )
     again = enhance.training_batch(np.random.default_rng(0), data, 4, 32, dcfg)  # same draws
     torch.testing.assert_close(again[0], x)
+
+
+def test_shipped_deblur_student_sharpens_light_blur_with_fourier_noise() -> None:
+    """The opt-in shipped v13 (``enhance-student-deblur``) runs under onnxruntime and, on a
+    lightly blurred frame with Fourier-domain noise, beats both its input and the default v12."""
+    from sonoedge import zoo
+    from sonoedge.synth.degradation import degrade
+    from sonoedge.zoo import enhance as zoo_enhance
+
+    if "enhance-student-deblur" not in zoo.available():
+        pytest.skip("no shipped enhance-student-deblur in this checkout")
+    deblur = zoo_enhance.load("enhance-student-deblur")
+    assert zoo.read_card(zoo.resolve("enhance-student-deblur"))["architecture"]["deblur"] is True
+    from sonoedge.train import config as cfgmod
+
+    spec = enhance.data_spec(cfgmod.load("enhance"), "val", 3)
+    gains = []
+    for i in range(3):
+        clean = enhance._simulate(spec, i)["target"]  # an NLLR target, as in training
+        x, _ = degrade(clean, 5 + i, blur_sigma_px=(0.8, 0.8), noise="fourier", severity="light")
+        x = np.clip(x, 0.0, 1.0)
+        out = deblur.enhance(x)
+        assert out.shape == x.shape and out.dtype == np.float32
+        gains.append((_psnr(out, clean) - _psnr(x, clean),
+                      _psnr(out, clean) - _psnr(zoo_enhance.load().enhance(x), clean)))  # fmt: skip
+    over_input, over_v12 = np.mean(gains, axis=0)
+    assert over_input > 1.0 and over_v12 > 0.3, gains
