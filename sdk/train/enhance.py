@@ -124,6 +124,8 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         ("loss.grad_weight", 0.0, 100.0),
         ("loss.log_mse_weight", 0.0, 100.0),
         ("loss.deblur_target_weight", 0.0, 100.0),
+        ("loss.deblur_target_sigma_scale", 0.25, 4.0),
+        ("student.ema_decay", 0.0, 0.99999),
         ("threads", 1, 256),
         ("train.checkpoint_every", 1, 10_000_000),
         ("eval.n_images", 1, 100_000),
@@ -167,6 +169,21 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(
             f"config key 'data.mix_size' = {mix} is invalid: expected 0 (no second pool) or a "
             f"multiple of {m} of at least 32"
+        )
+    s = cfg["student"]
+    if s["trainable"] not in ("all", "deblur"):
+        raise ConfigError(
+            f"config key 'student.trainable' = {s['trainable']!r} is invalid: expected 'all' or "
+            "'deblur'"
+        )
+    if s["trainable"] == "deblur" and not (
+        s["deblur"] and s["init"] and cfg["loss"]["deblur_target_weight"] > 0
+    ):
+        raise ConfigError(
+            "config key 'student.trainable' = 'deblur' refits the inverse-filter stage of a "
+            "trained student to its selector target",
+            hint="set student.deblur = true, student.init to the student and "
+            "loss.deblur_target_weight > 0",
         )
     if cfg["student"]["mix_share"] > 0 and not mix:
         raise ConfigError(
@@ -445,13 +462,13 @@ def task_loss(
     return loss, {"l1": float(l1.item()), "ssim": float(s.item()), "psnr": float(p.item()), **parts}
 
 
-def deblur_target(infos: list[dict[str, Any]]) -> torch.Tensor:
+def deblur_target(infos: list[dict[str, Any]], sigma_scale: float = 1.0) -> torch.Tensor:
     """Per sample and axis, the inverse-filter choice the degradation calls for, as a
     distribution over the bank and identity ``(B, 2, K + 1)``: the identity under Gaussian noise
     (every inverse amplifies white noise more than it sharpens), and under Fourier-domain noise
-    the true PSF σ, split linearly between its two neighbours on the bank's σ grid (identity
-    counts as σ 0; past the largest σ, the largest). A sample whose σ is unknown on its axes
-    (``None``) gets a uniform row, i.e. no preference."""
+    the PSF σ times ``sigma_scale``, split linearly between its two neighbours on the bank's σ
+    grid (identity counts as σ 0; past the largest σ, the largest). A sample whose σ is unknown
+    on its axes (``None``) gets a uniform row, i.e. no preference."""
     sigmas = np.array(DEBLUR_SIGMAS_PX)
     k = len(sigmas)
     grid = np.concatenate([[0.0], sigmas])  # identity first here, moved last below
@@ -464,7 +481,7 @@ def deblur_target(infos: list[dict[str, Any]]) -> torch.Tensor:
             elif info["noise"] == "gaussian":
                 row[0] = 1.0
             else:
-                s = float(np.clip(info["blur_sigma_px"][axis], 0.0, sigmas[-1]))
+                s = float(np.clip(sigma_scale * info["blur_sigma_px"][axis], 0.0, sigmas[-1]))
                 j = int(np.clip(np.searchsorted(grid, s) - 1, 0, k - 1))
                 t = (s - grid[j]) / (grid[j + 1] - grid[j])
                 row[j], row[j + 1] = 1.0 - t, t
@@ -473,7 +490,7 @@ def deblur_target(infos: list[dict[str, Any]]) -> torch.Tensor:
 
 
 def deblur_target_loss(
-    net: nn.Module, x: torch.Tensor, infos: list[dict[str, Any]]
+    net: nn.Module, x: torch.Tensor, infos: list[dict[str, Any]], sigma_scale: float = 1.0
 ) -> torch.Tensor:
     """Cross-entropy of the inverse-filter stage's choice on ``x`` against :func:`deblur_target`."""
     stage = cast(EnhanceStudent, net).deblur
@@ -481,7 +498,8 @@ def deblur_target_loss(
         raise ConfigError("loss.deblur_target_weight > 0 needs student.deblur = true")
     beta, gamma = stage.weights(x)
     chosen = torch.stack([beta[:, :, 0, 0], gamma[:, :, 0, 0]], dim=1)
-    return -(deblur_target(infos) * torch.log(chosen + 1e-8)).sum(dim=2).mean()
+    target = deblur_target(infos, sigma_scale)
+    return -(target * torch.log(chosen + 1e-8)).sum(dim=2).mean()
 
 
 def log_mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -539,7 +557,8 @@ def train_student(
 ) -> EnhanceNet:
     """Distil the student from ``teacher`` (or another trained student) on freshly degraded
     batches; a share ``student.mix_share`` of the steps takes whole frames of ``mix`` (the
-    ``data.mix_size`` pool) instead."""
+    ``data.mix_size`` pool) instead. ``student.trainable = "deblur"``: only the inverse-filter
+    stage's selector learns, from its target alone; the network stays as initialised."""
     s_cfg, loss_cfg = cfg["student"], cfg["loss"]
     share = s_cfg["mix_share"]
     if share > 0 and mix is None:
@@ -548,6 +567,15 @@ def train_student(
     net = build(arch(cfg, "student"))
     if s_cfg.get("init"):
         warm_start(net, Path(s_cfg["init"]))
+    stage_only = s_cfg["trainable"] == "deblur"
+    if stage_only:
+        stage = cast(EnhanceStudent, net).deblur
+        if stage is None:
+            raise ConfigError("student.trainable = 'deblur' needs student.deblur = true")
+        for p in net.parameters():
+            p.requires_grad_(False)
+        for p in stage.select.parameters():
+            p.requires_grad_(True)
     teacher.eval()
     adapter = nn.Conv2d(net.feature_channels, teacher.feature_channels, 1)
     modules: dict[str, nn.Module] = {"net": net, "adapter": adapter}
@@ -563,10 +591,14 @@ def train_student(
             x, y = training_batch(
                 rng, data, s_cfg["batch_size"], s_cfg["crop"], cfg["degrade"], infos
             )
+        scale = loss_cfg["deblur_target_sigma_scale"]
+        if stage_only:  # the frozen network's output does not depend on anything trained here
+            sel = deblur_target_loss(net, x, infos, scale)
+            return loss_cfg["deblur_target_weight"] * sel, {"deblur_target": float(sel.item())}
         f = net.features(x)
         loss, parts = task_loss(f["out"], y, loss_cfg)
         if loss_cfg["deblur_target_weight"] > 0:
-            sel = deblur_target_loss(net, x, infos)
+            sel = deblur_target_loss(net, x, infos, scale)
             loss = loss + loss_cfg["deblur_target_weight"] * sel
             parts["deblur_target"] = float(sel.item())
         if distil:  # the teacher's forward pass is most of a step: skipped when unused
@@ -592,6 +624,7 @@ def train_student(
         checkpoint_every=cfg["train"]["checkpoint_every"],
         progress=progress,
         stop_after=stop_after,
+        ema_decay=float(s_cfg["ema_decay"]),
     )
     return net
 
@@ -818,7 +851,12 @@ def write_card(
             [
                 f"- Initialised from `{init}` (a student of the same width; convs, a context "
                 "branch or an inverse-filter stage it lacks start as identities), then trained for "
-                f"{cfg['student']['steps']} steps at lr {cfg['student']['lr']:g}."
+                f"{cfg['student']['steps']} steps at lr {cfg['student']['lr']:g}"
+                + (
+                    ": only the inverse-filter stage's selector, the network frozen."
+                    if cfg["student"]["trainable"] == "deblur"
+                    else "."
+                )
             ]
             if init
             else []
@@ -857,7 +895,18 @@ def write_card(
         + (f" + {lc['log_mse_weight']:g} mean log10 MSE per patch" if lc["log_mse_weight"] else "")
         + (
             f" + {lc['deblur_target_weight']:g} cross-entropy of the inverse-filter stage's choice "
-            "against the degradation's own PSF σ and noise kind"
+            "against the degradation's own PSF σ"
+            + (
+                f" × {lc['deblur_target_sigma_scale']:g}"
+                if lc["deblur_target_sigma_scale"] != 1.0
+                else ""
+            )
+            + " and noise kind"
+            + (
+                " (the only loss: the network is frozen)"
+                if cfg["student"]["trainable"] == "deblur"
+                else ""
+            )
             if lc["deblur_target_weight"]
             else ""
         )

@@ -144,11 +144,13 @@ def _float_state(module: nn.Module) -> dict[str, torch.Tensor]:
 def _update_average(
     ema: dict[str, dict[str, torch.Tensor]], modules: dict[str, nn.Module], decay: float
 ) -> None:
-    """``ema ← decay · ema + (1 − decay) · weights`` for float tensors; others are copied."""
+    """``ema ← decay · ema + (1 − decay) · weights`` for float tensors; others (and frozen
+    parameters, kept bit for bit) are copied."""
     for key, m in modules.items():
+        frozen = {n for n, p in m.named_parameters() if not p.requires_grad}
         for name, value in m.state_dict().items():
             avg = ema[key][name]
-            if avg.is_floating_point():
+            if avg.is_floating_point() and name not in frozen:
                 avg.mul_(decay).add_(value, alpha=1.0 - decay)
             else:
                 avg.copy_(value)

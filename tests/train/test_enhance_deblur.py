@@ -226,3 +226,59 @@ def test_shipped_deblur_student_sharpens_light_blur_with_fourier_noise() -> None
                       _psnr(out, clean) - _psnr(zoo_enhance.load().enhance(x), clean)))  # fmt: skip
     over_input, over_v12 = np.mean(gains, axis=0)
     assert over_input > 1.0 and over_v12 > 0.3, gains
+
+
+def test_refit_of_the_stage_alone_learns_its_target_and_leaves_the_network(tmp_path: Path) -> None:
+    """``student.trainable = "deblur"``: only the selector moves, towards the σ target (scaled by
+    ``loss.deblur_target_sigma_scale``); the config refuses the refit without what it needs."""
+    from sonoedge.train import config as cfgmod
+
+    t = enhance.deblur_target([{"blur_sigma_px": (1.1, 0.8), "noise": "fourier"}], 0.5)
+    assert t[0, 0, DEBLUR_SIGMAS_PX.index(0.55)] == 1.0 and t[0, 1, 0] == 1.0  # 0.4 of 0.8
+
+    cfg = cfgmod.merge(
+        cfgmod.load("enhance", quick=True),
+        {
+            "data": {"size": 64},
+            "student": {"width": 16, "depth": 1, "context": True, "space_to_depth": True,
+                        "deblur": True, "trainable": "deblur", "steps": 60, "batch_size": 8,
+                        "ema_decay": 0.9,
+                        "lr": 0.01, "init": str(tmp_path / "init.pt")},
+            "loss": {"kd_weight": 0.0, "kd_feature_weight": 0.0, "deblur_target_weight": 1.0,
+                     "deblur_target_sigma_scale": 0.85},
+            "degrade": {"right_angles": True},
+        },
+    )  # fmt: skip
+    enhance.check_config(cfg)
+    for bad, match in (
+        ({"student": {"trainable": "body"}}, "'all' or 'deblur'"),
+        ({"student": {"init": ""}}, "refits the inverse-filter stage"),
+        ({"loss": {"deblur_target_weight": 0.0}}, "refits the inverse-filter stage"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            enhance.check_config(cfgmod.merge(cfg, bad))
+
+    torch.manual_seed(0)
+    start = build(enhance.arch(cfg, "student"))
+    enhance.save_weights(tmp_path / "init.pt", start, {"config": cfg})
+    frames = np.stack([_texture(64, seed) for seed in range(4)])
+    data = enhance.FrameSet(frames, frames, frames, frames, ["L11-5v"] * 4, ["random"] * 4, {},
+                            Path("unused"))  # fmt: skip
+
+    class NoTeacher(torch.nn.Module):
+        feature_channels = 8
+
+        def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            raise AssertionError("the teacher ran in a refit of the stage")
+
+    rng = np.random.default_rng(5)
+    infos: list[dict] = []
+    x, _ = enhance.training_batch(rng, data, 16, 64, cfg["degrade"], infos)
+    before = float(enhance.deblur_target_loss(start, x, infos, 0.85).detach())
+    net = enhance.train_student(cfg, data, NoTeacher(), tmp_path / "s.ckpt", None, None)  # type: ignore[arg-type]
+    after = float(enhance.deblur_target_loss(net, x, infos, 0.85).detach())
+    assert after < 0.8 * before, (before, after)
+    moved = {
+        name for name, p in net.state_dict().items() if not torch.equal(p, start.state_dict()[name])
+    }
+    assert moved and all(name.startswith("deblur.select.") for name in moved), moved
