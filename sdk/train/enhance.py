@@ -753,6 +753,37 @@ def _val_scores(net: nn.Module, data: FrameSet) -> dict[str, float]:
     return {"psnr_db": round(float(np.mean(ps)), 3), "ssim": round(float(np.mean(ss)), 4)}
 
 
+def _selector_target_text(lc: dict[str, Any]) -> str:
+    scale = lc["deblur_target_sigma_scale"]
+    return (
+        f"{lc['deblur_target_weight']:g} cross-entropy of the inverse-filter stage's choice "
+        "against the degradation's own PSF σ"
+        + (f" × {scale:g}" if scale != 1.0 else "")
+        + " and noise kind"
+    )
+
+
+def _stage_loss_text(lc: dict[str, Any]) -> str:
+    return _selector_target_text(lc) + " alone; the network frozen as initialised."
+
+
+def _loss_text(lc: dict[str, Any], source: str, distil: bool) -> str:
+    return (
+        f"{lc['l1_weight']:g} L1 + {lc['ssim_weight']:g} (1 - SSIM)"
+        + (f" + {lc['grad_weight']:g} L1 of image gradients" if lc["grad_weight"] > 0 else "")
+        + (f" + {lc['log_mse_weight']:g} mean log10 MSE per patch" if lc["log_mse_weight"] else "")
+        + (f" + {_selector_target_text(lc)}" if lc["deblur_target_weight"] else "")
+        + (
+            f" + KD (weight {lc['kd_weight']:g}: L1 to the "
+            + (f"output of the student {source}" if source else "teacher output")
+            + f"; {lc['kd_feature_weight']:g}: MSE of a 1x1 adapter to the teacher's last "
+            "decoder features)."
+            if distil
+            else "; no distillation in this run (KD weights 0)."
+        )
+    )
+
+
 def write_card(
     onnx_path: Path,
     name: str,
@@ -890,33 +921,11 @@ def write_card(
             if (wp := dcfg.get("whole_frame_prob", 0.0))
             else ""
         )
-        + f"). Loss: {lc['l1_weight']:g} L1 + {lc['ssim_weight']:g} (1 - SSIM)"
-        + (f" + {lc['grad_weight']:g} L1 of image gradients" if lc["grad_weight"] > 0 else "")
-        + (f" + {lc['log_mse_weight']:g} mean log10 MSE per patch" if lc["log_mse_weight"] else "")
+        + "). Loss: "
         + (
-            f" + {lc['deblur_target_weight']:g} cross-entropy of the inverse-filter stage's choice "
-            "against the degradation's own PSF σ"
-            + (
-                f" × {lc['deblur_target_sigma_scale']:g}"
-                if lc["deblur_target_sigma_scale"] != 1.0
-                else ""
-            )
-            + " and noise kind"
-            + (
-                " (the only loss: the network is frozen)"
-                if cfg["student"]["trainable"] == "deblur"
-                else ""
-            )
-            if lc["deblur_target_weight"]
-            else ""
-        )
-        + (
-            f" + KD (weight {lc['kd_weight']:g}: L1 to the "
-            + (f"output of the student {source}" if source else "teacher output")
-            + f"; {lc['kd_feature_weight']:g}: MSE of a 1x1 adapter to the teacher's last "
-            "decoder features)."
-            if distil
-            else "; no distillation in this run (KD weights 0)."
+            _stage_loss_text(lc)
+            if cfg["student"]["trainable"] == "deblur"
+            else _loss_text(lc, source, distil)
         ),
         f"- Data: {spec['n_images']} simulated {spec['size']}x{spec['size']} frames ({GENERATOR})"
         f" over probes {', '.join(spec['probes'])}; phantoms {sorted(set(spec['phantoms']))}; "
