@@ -282,3 +282,38 @@ def test_refit_of_the_stage_alone_learns_its_target_and_leaves_the_network(tmp_p
         name for name, p in net.state_dict().items() if not torch.equal(p, start.state_dict()[name])
     }
     assert moved and all(name.startswith("deblur.select.") for name in moved), moved
+
+
+def test_shipped_deblur_selector_follows_the_blur_under_fourier_noise() -> None:
+    """v15's refitted selector picks a wider inverse for a wider blur under Fourier-domain noise
+    (v13's end-to-end one: 0.17 and 0.77 px for 0.4 and 1.0) and the identity under
+    Gaussian noise."""
+    from sonoedge import zoo
+    from sonoedge.synth.degradation import degrade
+    from sonoedge.train import config as cfgmod
+
+    if "enhance-student-deblur" not in zoo.available():
+        pytest.skip("no shipped enhance-student-deblur in this checkout")
+    net = enhance.init_student(zoo.resolve("enhance-student-deblur"))
+    stage = net.get_submodule("deblur")
+    assert isinstance(stage, InverseFilterBank)
+    grid = torch.tensor((*DEBLUR_SIGMAS_PX, 0.0))
+    spec = enhance.data_spec(cfgmod.load("enhance"), "val", 3)
+    clean = [enhance._simulate(spec, i)["target"] for i in range(3)]
+
+    def chosen_sigma_px(sigma_px: float, noise: str) -> float:
+        picks = []
+        for i, y in enumerate(clean):
+            x, _ = degrade(y, 11 + i, blur_sigma_px=(sigma_px, sigma_px), noise=noise,  # type: ignore[arg-type]
+                           severity="light")  # fmt: skip
+            with torch.no_grad():
+                beta, gamma = stage.weights(torch.from_numpy(np.clip(x, 0, 1))[None, None])
+            picks += [
+                float((beta[0, :, 0, 0] * grid).sum()),
+                float((gamma[0, :, 0, 0] * grid).sum()),
+            ]
+        return float(np.mean(picks))
+
+    narrow, wide = chosen_sigma_px(0.4, "fourier"), chosen_sigma_px(1.0, "fourier")
+    assert 0.2 < narrow < 0.6 and 0.85 < wide < 1.3, (narrow, wide)  # target: 0.85 x sigma
+    assert chosen_sigma_px(1.0, "gaussian") < 0.15
