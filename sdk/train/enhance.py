@@ -185,7 +185,7 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
             hint="set student.deblur = true, student.init to the student and "
             "loss.deblur_target_weight > 0",
         )
-    if cfg["student"]["mix_share"] > 0 and not mix:
+    if s["mix_share"] > 0 and not mix:
         raise ConfigError(
             "config key 'student.mix_share' > 0 needs a second pool of frames",
             hint="set data.mix_size (e.g. 256, the B-mode pipeline's frame size)",
@@ -763,10 +763,6 @@ def _selector_target_text(lc: dict[str, Any]) -> str:
     )
 
 
-def _stage_loss_text(lc: dict[str, Any]) -> str:
-    return _selector_target_text(lc) + " alone; the network frozen as initialised."
-
-
 def _loss_text(lc: dict[str, Any], source: str, distil: bool) -> str:
     return (
         f"{lc['l1_weight']:g} L1 + {lc['ssim_weight']:g} (1 - SSIM)"
@@ -842,6 +838,7 @@ def write_card(
     dcfg, lc = cfg["degrade"], cfg["loss"]
     distil = lc["kd_weight"] > 0 or lc["kd_feature_weight"] > 0
     init, source = cfg["student"]["init"], cfg["student"].get("distill_from", "")
+    refit = cfg["student"]["trainable"] == "deblur"  # the stage's selector alone
     how = "self-supervised, no distillation"
     if distil:
         how = f"distilled from the student {source}" if source else "distilled"
@@ -885,7 +882,7 @@ def write_card(
                 f"{cfg['student']['steps']} steps at lr {cfg['student']['lr']:g}"
                 + (
                     ": only the inverse-filter stage's selector, the network frozen."
-                    if cfg["student"]["trainable"] == "deblur"
+                    if refit
                     else "."
                 )
             ]
@@ -923,8 +920,8 @@ def write_card(
         )
         + "). Loss: "
         + (
-            _stage_loss_text(lc)
-            if cfg["student"]["trainable"] == "deblur"
+            _selector_target_text(lc) + " alone; the network frozen as initialised."
+            if refit
             else _loss_text(lc, source, distil)
         ),
         f"- Data: {spec['n_images']} simulated {spec['size']}x{spec['size']} frames ({GENERATOR})"
