@@ -171,10 +171,22 @@ def check_config(cfg: dict[str, Any]) -> dict[str, Any]:
             f"multiple of {m} of at least 32"
         )
     s = cfg["student"]
-    if s["trainable"] not in ("all", "deblur"):
+    if s["trainable"] not in ("all", "deblur", "none"):
         raise ConfigError(
-            f"config key 'student.trainable' = {s['trainable']!r} is invalid: expected 'all' or "
-            "'deblur'"
+            f"config key 'student.trainable' = {s['trainable']!r} is invalid: expected 'all', "
+            "'deblur' or 'none'"
+        )
+    if s["trainable"] == "none" and not s["init"]:
+        raise ConfigError(
+            "config key 'student.trainable' = 'none' takes student.init as it is",
+            hint="set student.init to a trained student (.pt, or .onnx + card)",
+        )
+    cfgmod.require_range(cfg, "student.average_weight", 0.0, 1.0)
+    if bool(s["average_with"]) != (s["average_weight"] > 0):
+        raise ConfigError(
+            "config keys 'student.average_with' and 'student.average_weight' go together: "
+            f"got {s['average_with']!r} and {s['average_weight']:g}",
+            hint="name the student to average with and its share (0 < w <= 1), or neither",
         )
     if s["trainable"] == "deblur" and not (
         s["deblur"] and s["init"] and cfg["loss"]["deblur_target_weight"] > 0
@@ -688,6 +700,31 @@ def warm_start(net: nn.Module, path: Path) -> None:
     load_state(net, state, where=str(path))
 
 
+AVERAGED_LAYOUT = ("width", "depth", "full_depth", "space_to_depth", "context")
+
+
+def average_students(net: nn.Module, other: nn.Module, weight: float) -> None:
+    """Set every weight of the student ``net`` that ``other`` has too to ``(1 - weight)`` times
+    its own plus ``weight`` times ``other``'s; the rest (an inverse-filter stage ``other``
+    lacks) stays ``net``'s. Both need the same layout (:data:`AVERAGED_LAYOUT`). Students
+    fine-tuned one from the other lie close in weight space, so the average moves smoothly
+    between their behaviours (a weight-space ensemble at the cost of one network)."""
+    a, b = arch_of(net), arch_of(other)
+    differ = [k for k in AVERAGED_LAYOUT if getattr(a, k) != getattr(b, k)]
+    if a.kind != "student" or b.kind != "student" or differ:
+        raise ConfigError(
+            "student.average_with holds a network of another layout"
+            + (f" ({', '.join(f'{k} {getattr(b, k)} vs {getattr(a, k)}' for k in differ)})")
+            + ": expected a student of the same layout"
+        )
+    theirs = other.state_dict()
+    state = {
+        k: (1.0 - weight) * v + weight * theirs[k] if k in theirs and v.is_floating_point() else v
+        for k, v in net.state_dict().items()
+    }
+    net.load_state_dict(state)
+
+
 def save_weights(path: Path, net: nn.Module, record: dict[str, Any]) -> None:
     save_checkpoint(path, {"arch": arch_of(net).to_dict(), "state": net.state_dict(), **record})
 
@@ -838,12 +875,17 @@ def write_card(
     dcfg, lc = cfg["degrade"], cfg["loss"]
     distil = lc["kd_weight"] > 0 or lc["kd_feature_weight"] > 0
     init, source = cfg["student"]["init"], cfg["student"].get("distill_from", "")
-    refit = cfg["student"]["trainable"] == "deblur"  # the stage's selector alone
+    trainable = cfg["student"]["trainable"]
+    refit = trainable == "deblur"  # the stage's selector alone
+    kept = trainable == "none"  # student.init as it is (averaged with another, or exported anew)
+    average, share = cfg["student"]["average_with"], cfg["student"]["average_weight"]
     how = "self-supervised, no distillation"
     if distil:
         how = f"distilled from the student {source}" if source else "distilled"
     if init:
-        how = f"warm-started from {init}, then {how}"
+        how = f"from {init}" if kept else f"warm-started from {init}, then {how}"
+    if average:
+        how += f", weights averaged with {average}"
     md = [
         f"# {name} — blind enhancement student (deconvolution + denoising, {how})",
         "",
@@ -878,15 +920,29 @@ def write_card(
         *(
             [
                 f"- Initialised from `{init}` (a student of the same width; convs, a context "
-                "branch or an inverse-filter stage it lacks start as identities), then trained for "
-                f"{cfg['student']['steps']} steps at lr {cfg['student']['lr']:g}"
+                "branch or an inverse-filter stage it lacks start as identities)"
                 + (
-                    ": only the inverse-filter stage's selector, the network frozen."
-                    if refit
-                    else "."
+                    "; not trained in this run (its own card says how it was trained)."
+                    if kept
+                    else f", then trained for {cfg['student']['steps']} steps at lr "
+                    f"{cfg['student']['lr']:g}"
+                    + (
+                        ": only the inverse-filter stage's selector, the network frozen."
+                        if refit
+                        else "."
+                    )
                 )
             ]
             if init
+            else []
+        ),
+        *(
+            [
+                f"- Weight average: {1.0 - share:g} x these weights + {share:g} x those of "
+                f"`{average}`, for every weight both students have (weights only this one has, "
+                "such as an inverse-filter stage, stay its own)."
+            ]
+            if average
             else []
         ),
         "- Training (self-supervised): NLLR-denoised simulated frames are the targets; inputs are "
@@ -943,6 +999,8 @@ def write_card(
         "Run it without torch: `sonoedge.zoo.enhance.load(path).enhance(image)`, or "
         f"`sonoedge process IMAGE --op enhance --method {name}`.",
     ]
+    if kept:  # no training or data of its own: the init's card says how it was trained
+        md = [line for line in md if not line.startswith(("- Training", "- Data:"))]
     onnx_path.with_suffix(".md").write_text("\n".join(md) + "\n", encoding="utf-8")
     return card
 
@@ -1011,10 +1069,25 @@ def train(
                 f"config key 'student.distill_from' = {source!r}: no such file",
                 hint='give a student.pt or exported .onnx + card, or "" for the teacher',
             )
-        kd_net = init_student(Path(source)) if source else teacher
-        student = train_student(
-            cfg, data, kd_net, out_dir / "student.ckpt", progress, stop_after, mix
-        )
+        s_cfg = cfg["student"]
+        for key in ("init", "average_with"):
+            if s_cfg[key] and not Path(s_cfg[key]).is_file():
+                raise ConfigError(
+                    f"config key 'student.{key}' = {s_cfg[key]!r}: no such file",
+                    hint="give a student.pt or an exported .onnx with its card beside it",
+                )
+        if s_cfg["trainable"] == "none":
+            student = build(arch(cfg, "student"))
+            warm_start(student, Path(s_cfg["init"]))
+        else:
+            kd_net = init_student(Path(source)) if source else teacher
+            student = train_student(
+                cfg, data, kd_net, out_dir / "student.ckpt", progress, stop_after, mix
+            )
+        if s_cfg["average_with"]:
+            other = init_student(Path(s_cfg["average_with"]))
+            average_students(student, other, float(s_cfg["average_weight"]))
+        student.eval()
         times["student"] = round(time.perf_counter() - t0, 1)
         save_weights(student_pt, student, {**record, "train_s": times["student"]})
     metrics: dict[str, Any] = {

@@ -251,7 +251,7 @@ def test_refit_of_the_stage_alone_learns_its_target_and_leaves_the_network(tmp_p
     )  # fmt: skip
     enhance.check_config(cfg)
     for bad, match in (
-        ({"student": {"trainable": "body"}}, "'all' or 'deblur'"),
+        ({"student": {"trainable": "body"}}, "'all', 'deblur' or 'none'"),
         ({"student": {"init": ""}}, "refits the inverse-filter stage"),
         ({"loss": {"deblur_target_weight": 0.0}}, "refits the inverse-filter stage"),
     ):
