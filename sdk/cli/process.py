@@ -104,7 +104,8 @@ def process(
     if op is None:
         raise ConfigError(f"--op is required: one of {', '.join(registry.OPS)}")
     name = method or next(iter(registry.METHODS[op]))
-    registry.get_method(op, name)  # an unknown method fails before the input is read
+    # an unknown method, or a bundle that cannot run on --device, fails before the input is read
+    registry.get_method(op, name, device=device)
     params = _parse_params(param)
 
     from rich.progress import Progress

@@ -132,3 +132,26 @@ def test_image_student_stage_takes_a_self_ensemble() -> None:
         OpStage("enhance", "enhance-student", params={"self_ensemble": 3}).process(
             image, None, None
         )
+
+
+def test_process_cli_runs_an_openvino_bundle_on_its_device(tmp_path: Path) -> None:
+    """A shipped OpenVINO bundle (an IR, no ONNX) named on the CLI runs on ``--device
+    openvino-cpu`` (the method check before reading the input loads it there, not on the CPU)."""
+    pytest.importorskip("openvino")
+    from typer.testing import CliRunner
+
+    from sonoedge.cli import app
+
+    name = "enhance-student-int8-openvino-cpu"
+    if name not in zoo.shipped_bundles():
+        pytest.skip(f"no shipped {name} in this checkout")
+    rng = np.random.default_rng(2)
+    image = np.clip(0.5 + 0.1 * rng.standard_normal((64, 80)), 0, 1).astype(np.float32)
+    image[20:40, 30:50] *= 0.2  # speckle-like noise around a dark region
+    src, out = tmp_path / "img.npy", tmp_path / "out.npy"
+    np.save(src, image)
+    args = ["process", str(src), "--op", "enhance", "--method", name, "-o", str(out)]
+    res = CliRunner().invoke(app, [*args, "--device", "openvino-cpu"])
+    assert res.exit_code == 0, f"{res.output} {res.exception}"
+    fp32 = zoo.load_model("enhance-student").enhance(image)
+    assert np.abs(np.load(out) - fp32).mean() < 0.01  # int8 against the fp32 student
