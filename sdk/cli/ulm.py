@@ -43,7 +43,8 @@ def ulm(
         "--param",
         "-p",
         help="Method parameter KEY=VALUE (repeatable): e.g. threshold=0.6 (network), "
-        "threshold_db=-15 (conventional), min_track_length=3, grid_fraction=10.",
+        "threshold_db=-15 (conventional), min_track_length=3, grid_fraction=10, "
+        "smoothing_window=2 (refine each track by a line through its points within 2 frames).",
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:

@@ -53,3 +53,28 @@ def link_tracks(
     tracks = [np.asarray(trk, np.float64) for trk in finished if len(trk) >= min_track_length]
     tracks.sort(key=lambda a: (a[0, 0], a[0, 1], a[0, 2]))
     return tracks
+
+
+def smooth_tracks(tracks: Sequence[npt.ArrayLike], window_frames: int) -> list[FloatArray]:
+    """Tracks ``(n, 3)`` ``[frame, row/z, col/x]`` with each position replaced by a straight
+    line fitted (least squares) to the track's positions within ``window_frames`` frames of it,
+    evaluated at its frame: a bubble moves smoothly between frames while localisation errors
+    of consecutive frames are partly independent. Tracks of fewer than 3 points stay as they
+    are."""
+    require(window_frames >= 1, "window_frames", ">= 1", window_frames)
+    out = []
+    for track in tracks:
+        trk = np.asarray(track, np.float64).reshape(-1, 3)
+        if len(trk) < 3:
+            out.append(trk.copy())
+            continue
+        t = trk[:, 0]
+        smooth = trk.copy()
+        for i in range(len(trk)):
+            near = np.abs(t - t[i]) <= window_frames
+            dt = t[near] - t[i]
+            design = np.stack([np.ones_like(dt), dt], axis=1)
+            coef, *_ = np.linalg.lstsq(design, trk[near, 1:], rcond=None)
+            smooth[i, 1:] = coef[0]  # the line's value at this point's frame
+        out.append(smooth)
+    return out

@@ -15,7 +15,7 @@ import numpy.typing as npt
 from sonoedge.errors import DataError
 from sonoedge.processing._checks import as_spacing, require
 from sonoedge.processing.localization import LOCALIZERS, detect_peaks
-from sonoedge.processing.tracking import link_tracks
+from sonoedge.processing.tracking import link_tracks, smooth_tracks
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -146,11 +146,14 @@ def ulm(
     max_linking_distance_m: float | None = None,
     min_track_length: int = 5,
     grid_fraction: int = 10,
+    smoothing_window: int = 0,
 ) -> UlmResult:
     """Conventional ULM on clutter-filtered frames: localise, link, render on a lambda/10 grid.
 
     ``max_linking_distance_m`` defaults to 2 input pixels; tracks shorter than
-    ``min_track_length`` localisations are dropped.
+    ``min_track_length`` localisations are dropped; ``smoothing_window`` > 0 refines each
+    track's positions by a line through its points within that many frames
+    (:func:`~sonoedge.processing.tracking.smooth_tracks`) before rendering.
 
     Example: ``res = ulm(svd_filter(iq), (5e-5, 1e-4), wavelength_m=2e-4, prf_hz=1000)``.
     """
@@ -171,6 +174,7 @@ def ulm(
         max_linking_distance_m,
         min_track_length,
         grid_fraction,
+        smoothing_window,
     )
 
 
@@ -184,6 +188,7 @@ def ulm_from_localizations(
     max_linking_distance_m: float | None = None,
     min_track_length: int = 5,
     grid_fraction: int = 10,
+    smoothing_window: int = 0,
 ) -> UlmResult:
     """The tracking and rendering half of :func:`ulm` for localisations made elsewhere (e.g. by a
     network): ``localizations_m[t]`` is an ``(n, 2)`` array of ``(z, x)`` in metres in frame
@@ -192,9 +197,14 @@ def ulm_from_localizations(
     dz, dx = as_spacing(spacing_m)
     require(wavelength_m > 0, "wavelength_m", "> 0", wavelength_m)
     require(grid_fraction >= 1, "grid_fraction", ">= 1", grid_fraction)
+    ok = isinstance(smoothing_window, int | float) and smoothing_window >= 0
+    ok = ok and float(smoothing_window).is_integer()
+    require(ok, "smoothing_window", "a whole number of frames >= 0 (0: off)", smoothing_window)
     locs = [np.asarray(p, np.float64).reshape(-1, 2) for p in localizations_m]
     link = 2 * max(dz, dx) if max_linking_distance_m is None else float(max_linking_distance_m)
     tracks = link_tracks(locs, link, min_track_length)
+    if smoothing_window:
+        tracks = smooth_tracks(tracks, int(smoothing_window))
     shape = (len(locs), *frame_shape)
     grid = wavelength_m / grid_fraction
     field_m = (shape[1] * dz, shape[2] * dx)

@@ -40,7 +40,13 @@ RESAMPLE_TOLERANCE = 0.02
 MAX_UPSAMPLE = 4.0
 """Coarsest input accepted: pixels up to this many times the network's (one wavelength)."""
 BATCH = 32
-TRACKING_OPTIONS = ("origin_m", "max_linking_distance_m", "min_track_length", "grid_fraction")
+TRACKING_OPTIONS = (
+    "origin_m",
+    "max_linking_distance_m",
+    "min_track_length",
+    "grid_fraction",
+    "smoothing_window",
+)
 GUIDE_PARAMETERS = ("bandwidth_fraction", "f_number", "n_cycles", "pitch_wavelengths")
 """The frames' transducer and pulse parameters a localiser may be told: what shapes the PSF in
 wavelengths (a physics-guided model needs them; a blind one warns when they lie outside its

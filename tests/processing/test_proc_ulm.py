@@ -6,8 +6,8 @@ import pytest
 from sonoedge.errors import ConfigError, DataError
 from sonoedge.processing.hungarian import linear_sum_assignment, match_within
 from sonoedge.processing.localization import LOCALIZERS, detect_peaks
-from sonoedge.processing.tracking import link_tracks
-from sonoedge.processing.ulm import render_maps, ulm
+from sonoedge.processing.tracking import link_tracks, smooth_tracks
+from sonoedge.processing.ulm import render_maps, ulm, ulm_from_localizations
 
 
 def _brute_force(cost):
@@ -93,6 +93,43 @@ def test_link_tracks_distance_and_length():
     np.testing.assert_allclose(tracks[0][:, 0], [0, 1, 2, 3])
     np.testing.assert_allclose(tracks[1][:, 1:], [[10.0, 10.0], [10.5, 10.0]])
     assert len(link_tracks(frames, 1.0, min_track_length=3)) == 1
+
+
+def test_smoothing_tracks_lowers_the_error_of_noisy_localisations():
+    rng = np.random.default_rng(0)
+    t = np.arange(30.0)
+    truth = np.stack([t, 5.0 + 0.3 * t, 2.0 - 0.1 * t], axis=1)  # straight, uniform motion
+    noisy = truth.copy()
+    noisy[:, 1:] += 0.2 * rng.standard_normal((30, 2))
+    short = np.array([[0.0, 1.0, 1.0], [1.0, 9.0, 9.0]])
+    smoothed, kept = smooth_tracks([noisy, short], window_frames=2)
+    err = np.sqrt(np.mean((noisy[:, 1:] - truth[:, 1:]) ** 2))
+    err_smoothed = np.sqrt(np.mean((smoothed[:, 1:] - truth[:, 1:]) ** 2))
+    assert err_smoothed < 0.65 * err  # 5-point line fits: about 1/sqrt(5) of the noise inside
+    np.testing.assert_array_equal(smoothed[:, 0], t)  # frames unchanged
+    np.testing.assert_array_equal(kept, short)  # under 3 points: as it was
+    exact = smooth_tracks([truth], 3)[0]
+    np.testing.assert_allclose(exact, truth, atol=1e-9)  # a line stays the line
+    with pytest.raises(ConfigError, match="window_frames"):
+        smooth_tracks([truth], 0)
+
+
+def test_ulm_maps_from_smoothed_tracks():
+    rng = np.random.default_rng(1)
+    locs = [np.array([[1e-3 + 2e-6 * k, 1e-3 + 1e-5 * k]]) + 3e-6 * rng.standard_normal((1, 2))
+            for k in range(20)]  # fmt: skip
+    args = (locs, (40, 40), (5e-5, 5e-5), 2e-4, 1000.0)
+    raw = ulm_from_localizations(*args, min_track_length=3)
+    smooth = ulm_from_localizations(*args, min_track_length=3, smoothing_window=3)
+    assert len(raw.tracks_m) == len(smooth.tracks_m) == 1
+    truth_x = 1e-3 + 1e-5 * np.arange(20)
+    assert (
+        np.abs(smooth.tracks_m[0][:, 2] - truth_x).mean()
+        < np.abs(raw.tracks_m[0][:, 2] - truth_x).mean()
+    )
+    for bad in (-1, 1.5, "3"):
+        with pytest.raises(ConfigError, match="smoothing_window"):
+            ulm_from_localizations(*args, smoothing_window=bad)
 
 
 def test_render_maps_counts_each_track_once_per_pixel():

@@ -83,6 +83,21 @@ def test_ulm_cli_conventional_npz(tiny_npz: Path, tmp_path: Path) -> None:
         assert str(z["method"]) == "weighted_centroid" and int(z["n_tracks"]) > 0
 
 
+def test_ulm_cli_smooths_tracks_on_request(tiny_npz: Path, tmp_path: Path) -> None:
+    """``-p smoothing_window=N`` (network and conventional methods alike) refines each track
+    before the maps are rendered: the same tracks, other positions."""
+    maps = {}
+    for window in ("0", "2"):
+        out = tmp_path / f"maps{window}.npz"
+        args = ["-o", str(out), "-m", "ulm-localizer", "-p", f"smoothing_window={window}"]
+        result = _run("ulm", str(tiny_npz), *args, "-p", "min_track_length=3")
+        assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+        with np.load(out) as z:
+            maps[window] = (int(z["n_tracks"]), z["density"].copy())
+    assert maps["0"][0] == maps["2"][0] > 0
+    assert not np.array_equal(maps["0"][1], maps["2"][1])
+
+
 @pytest.mark.parametrize(
     ("extra", "match"),
     [
@@ -92,6 +107,7 @@ def test_ulm_cli_conventional_npz(tiny_npz: Path, tmp_path: Path) -> None:
         (["-o", "x.h5", "-p", "colour=3", "-m", "weighted_centroid"], "colour"),
         (["-o", "x.h5", "-p", "mirror_average=3"], "mirror_average=3 is invalid"),
         (["-o", "x.h5", "-p", "dynamic_range_db=3"], "dynamic_range_db=3 is invalid"),
+        (["-o", "x.h5", "-p", "smoothing_window=-1"], "smoothing_window=-1 is invalid"),
     ],
 )
 def test_ulm_cli_bad_input(tiny_npz: Path, tmp_path: Path, extra: list[str], match: str) -> None:
