@@ -197,14 +197,13 @@ def ulm_from_localizations(
     dz, dx = as_spacing(spacing_m)
     require(wavelength_m > 0, "wavelength_m", "> 0", wavelength_m)
     require(grid_fraction >= 1, "grid_fraction", ">= 1", grid_fraction)
-    ok = isinstance(smoothing_window, int | float) and smoothing_window >= 0
-    ok = ok and float(smoothing_window).is_integer()
-    require(ok, "smoothing_window", "a whole number of frames >= 0 (0: off)", smoothing_window)
+    whole = isinstance(smoothing_window, int) and smoothing_window >= 0
+    require(whole, "smoothing_window", "a whole number of frames >= 0 (0: off)", smoothing_window)
     locs = [np.asarray(p, np.float64).reshape(-1, 2) for p in localizations_m]
     link = 2 * max(dz, dx) if max_linking_distance_m is None else float(max_linking_distance_m)
     tracks = link_tracks(locs, link, min_track_length)
     if smoothing_window:
-        tracks = smooth_tracks(tracks, int(smoothing_window))
+        tracks = smooth_tracks(tracks, smoothing_window)
     shape = (len(locs), *frame_shape)
     grid = wavelength_m / grid_fraction
     field_m = (shape[1] * dz, shape[2] * dx)

@@ -1063,18 +1063,13 @@ def train(
             times["student"] = saved["train_s"]
     else:
         t0 = time.perf_counter()
-        source = cfg["student"]["distill_from"]
-        if source and not Path(source).is_file():
-            raise ConfigError(
-                f"config key 'student.distill_from' = {source!r}: no such file",
-                hint='give a student.pt or exported .onnx + card, or "" for the teacher',
-            )
         s_cfg = cfg["student"]
-        for key in ("init", "average_with"):
+        source = s_cfg["distill_from"]
+        for key in ("distill_from", "init", "average_with"):
             if s_cfg[key] and not Path(s_cfg[key]).is_file():
                 raise ConfigError(
                     f"config key 'student.{key}' = {s_cfg[key]!r}: no such file",
-                    hint="give a student.pt or an exported .onnx with its card beside it",
+                    hint='give a student.pt or an exported .onnx with its card beside it, or ""',
                 )
         if s_cfg["trainable"] == "none":
             student = build(arch(cfg, "student"))
@@ -1087,7 +1082,6 @@ def train(
         if s_cfg["average_with"]:
             other = init_student(Path(s_cfg["average_with"]))
             average_students(student, other, float(s_cfg["average_weight"]))
-        student.eval()
         times["student"] = round(time.perf_counter() - t0, 1)
         save_weights(student_pt, student, {**record, "train_s": times["student"]})
     metrics: dict[str, Any] = {
