@@ -47,6 +47,9 @@ TRACKING_OPTIONS = (
     "grid_fraction",
     "smoothing_window",
 )
+PSF_FIT_OPTIONS = ("psf_fit", "max_sigma_wavelengths", "max_sigma_inflation")
+"""Options of the ``ulm`` method that refine the network's detections in IQ
+(:meth:`UlmLocalizer.localize`)."""
 GUIDE_PARAMETERS = ("bandwidth_fraction", "f_number", "n_cycles", "pitch_wavelengths")
 """The frames' transducer and pulse parameters a localiser may be told: what shapes the PSF in
 wavelengths (a physics-guided model needs them; a blind one warns when they lie outside its
@@ -692,6 +695,9 @@ class UlmLocalizer:
         params: dict[str, float] | None = None,
         mirror_average: int | None = None,
         dynamic_range_db: float | None = None,
+        psf_fit: bool = False,
+        max_sigma_wavelengths: float | None = None,
+        max_sigma_inflation: float | None = None,
     ) -> list[FloatArray]:
         """Bubble positions ``(n, 2)`` ``(row, col)`` in input pixels, one array per frame.
 
@@ -704,8 +710,18 @@ class UlmLocalizer:
         the mirror images averaged (:meth:`maps`; default the card's). ``dynamic_range_db``:
         the floor below the frame's bright bubbles (:func:`localizer_input`; default the card's
         ``decode.dynamic_range_db``, :attr:`dynamic_range_db`; absent: none).
+
+        ``psf_fit``: refine the detections by a joint fit of coherent PSFs to the complex IQ
+        (:mod:`sonoedge.processing.psf_fit`: needs complex frames, ``spacing_m``,
+        ``wavelength_m`` and the PSF parameters in ``params``; seconds per crowded frame),
+        splitting pairs the network saw as one bubble and keeping the bubbles whose position
+        standard deviation is at most ``max_sigma_wavelengths`` or whose neighbours inflate it
+        by at most ``max_sigma_inflation`` (defaults 0.04 λ and 1.5).
         """
         env = check_frames(frames)
+        psf = None
+        if psf_fit:
+            psf = self._psf(frames, spacing_m, wavelength_m, params)
         floor_db = self.dynamic_range_db  # the card's; an override is refused before any work
         if dynamic_range_db is not None:
             floor_db = check_dynamic_range(dynamic_range_db)
@@ -745,7 +761,39 @@ class UlmLocalizer:
         if resample:
             s = np.asarray(scale)
             out = [(p + 0.5) / s - 0.5 for p in out]
+        if psf is not None:
+            from sonoedge.processing import psf_fit as fit
+
+            iq = np.asarray(frames)
+            out = fit.refine_frames(
+                iq[None] if iq.ndim == 2 else iq,
+                out,
+                psf,
+                fit.MAX_SIGMA_WAVELENGTHS
+                if max_sigma_wavelengths is None
+                else max_sigma_wavelengths,
+                fit.MAX_SIGMA_INFLATION if max_sigma_inflation is None else max_sigma_inflation,
+            )
         return out
+
+    def _psf(
+        self,
+        frames: npt.ArrayLike,
+        spacing_m: tuple[float, float] | None,
+        wavelength_m: float | None,
+        params: dict[str, float] | None,
+    ) -> Any:
+        """The PSF of the frames for ``psf_fit``, or an error naming what is missing."""
+        from sonoedge.processing.psf_fit import psf_for
+
+        if not np.iscomplexobj(np.asarray(frames)):
+            raise DataError(
+                f"{self.name}: psf_fit needs complex IQ frames, got envelopes",
+                hint="pass the clutter-filtered IQ (the ulm method does), or drop psf_fit",
+            )
+        if spacing_m is None or wavelength_m is None:
+            raise ConfigError("psf_fit needs spacing_m and wavelength_m")
+        return psf_for(params or {}, spacing_m, wavelength_m)
 
     def as_method(self) -> Any:
         """A ``ulm`` method for :mod:`sonoedge.processing.registry`:
@@ -754,7 +802,8 @@ class UlmLocalizer:
         Complex IQ ensembles are SVD clutter filtered (``svd_low`` as the classical methods; 0
         skips it), the network localises, and the classical Hungarian tracking renders density
         and velocity maps on the λ/10 grid. Options: ``threshold``, ``max_per_frame``,
-        ``mirror_average`` (:meth:`maps`), ``dynamic_range_db`` (:meth:`localize`), the
+        ``mirror_average`` (:meth:`maps`), ``dynamic_range_db``, ``psf_fit`` (1 or true),
+        ``max_sigma_wavelengths``, ``max_sigma_inflation`` (:meth:`localize`), the
         tracking options ``origin_m``, ``max_linking_distance_m``, ``min_track_length``,
         ``grid_fraction``, and the frames' :data:`GUIDE_PARAMETERS` (a physics-guided model
         needs them; a blind one checks them against its trained box)."""
@@ -775,6 +824,7 @@ class UlmLocalizer:
                 "max_per_frame",
                 "mirror_average",
                 "dynamic_range_db",
+                *PSF_FIT_OPTIONS,
                 *TRACKING_OPTIONS,
                 *GUIDE_PARAMETERS,
             )
@@ -799,6 +849,9 @@ class UlmLocalizer:
                 {n: options[n] for n in GUIDE_PARAMETERS if n in options},
                 options.get("mirror_average"),
                 options.get("dynamic_range_db"),
+                _flag("psf_fit", options.get("psf_fit", False)),
+                options.get("max_sigma_wavelengths"),
+                options.get("max_sigma_inflation"),
             )
             origin = options.get("origin_m", (0.0, 0.0))
             locs = [np.asarray(origin, np.float64) + p * np.asarray(spacing) for p in pix]
@@ -813,6 +866,14 @@ class UlmLocalizer:
         )
         run.param_names = self.param_names  # type: ignore[attr-defined]
         return run
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_)) or value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off"):
+        return value.lower() in ("true", "yes", "on")
+    raise ConfigError(f"{name}={value!r} is invalid: expected true or false (1 or 0)")
 
 
 def _resample(env: npt.NDArray[np.float32], scale: tuple[float, float]) -> Any:
