@@ -47,6 +47,10 @@ MAX_SIGMA_WAVELENGTHS = 0.04
 MAX_SIGMA_INFLATION = 1.5
 """Defaults of :func:`refine_frames`: a bubble is kept when its position standard deviation is
 at most 0.04 λ or its neighbours inflate it by at most 1.5× (chosen on validation sequences)."""
+MODEL_FLOOR_DB = -30.0
+"""The split test counts residual power below this level of a median bubble's peak power as
+noise: the PSF model is no more accurate than that (else clean frames split single bubbles
+to fit the model's own error)."""
 MAX_MOVE_WAVELENGTHS = (0.5, 0.75)
 """How far a fit may move a detection (first fit) and a bubble in a split round's refit; one
 that moves farther keeps where it started."""
@@ -307,8 +311,12 @@ def _split_round(
     h, w = frame.shape
     positions, amplitudes = model.positions, model.amplitudes
     full = model.image()
-    sigma2 = noise_power(frame - full)
-    if not sigma2 > 0 or len(positions) == 0:
+    if len(positions) == 0:
+        return np.zeros((0, 2))
+    # below MODEL_FLOOR_DB of a median bubble the residual is the PSF model's own error
+    floor = 10 ** (MODEL_FLOOR_DB / 10) * float(np.median(np.abs(amplitudes) ** 2))
+    sigma2 = max(noise_power(frame - full), floor)
+    if not sigma2 > 0:
         return np.zeros((0, 2))
     hz, hx = (math.ceil(v * s) for v, s in zip(psf.px(1.0), SPLIT_WINDOW_WAVELENGTHS, strict=True))
     candidates: npt.NDArray[np.bool_] = np.ones(len(positions), bool)
