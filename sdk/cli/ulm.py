@@ -44,7 +44,10 @@ def ulm(
         "-p",
         help="Method parameter KEY=VALUE (repeatable): e.g. threshold=0.6 (network), "
         "threshold_db=-15 (conventional), min_track_length=3, grid_fraction=10, "
-        "smoothing_window=2 (refine each track by a line through its points within 2 frames).",
+        "smoothing_window=2 (refine each track by a line through its points within 2 frames), "
+        "psf_fit=true (network: refine the bubbles by a joint fit of coherent PSFs to the IQ, "
+        "split pairs seen as one, keep the well-determined ones; needs bandwidth_fraction, "
+        "f_number, n_cycles, pitch_wavelengths; seconds per crowded frame).",
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
@@ -62,6 +65,8 @@ def ulm(
       sonoedge ulm scan.npz -o maps.npz --method weighted_centroid -p threshold_db=-15
       sonoedge ulm scan.npz -o maps.h5 --prf-hz 1000 --center-frequency-hz 15.6e6 --svd-low 4
       sonoedge ulm rec.h5 -o maps.h5 -m ulm-localizer-pg -p f_number=1.5 -p n_cycles=2
+      sonoedge ulm rec.h5 -o maps.h5 -m ulm-localizer-pg -p f_number=1.5 -p n_cycles=2 \
+          -p psf_fit=true
     """
     import numpy as np
     from rich.progress import Progress

@@ -44,9 +44,9 @@ SPLIT_WINDOW_WAVELENGTHS = (1.5, 2.0)
 PSF_PARAMETERS = ("bandwidth_fraction", "f_number", "n_cycles", "pitch_wavelengths")
 """What the PSF depends on besides the wavelength and the grid."""
 MAX_SIGMA_WAVELENGTHS = 0.04
-MAX_SIGMA_INFLATION = 1.5
+MAX_SIGMA_INFLATION = 2.0
 """Defaults of :func:`refine_frames`: a bubble is kept when its position standard deviation is
-at most 0.04 λ or its neighbours inflate it by at most 1.5× (chosen on validation sequences)."""
+at most 0.04 λ or its neighbours inflate it by at most 2× (chosen on validation sequences)."""
 MODEL_FLOOR_DB = -30.0
 """The split test counts residual power below this level of a median bubble's peak power as
 noise: the PSF model is no more accurate than that (else clean frames split single bubbles

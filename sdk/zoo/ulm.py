@@ -716,7 +716,7 @@ class UlmLocalizer:
         ``wavelength_m`` and the PSF parameters in ``params``; seconds per crowded frame),
         splitting pairs the network saw as one bubble and keeping the bubbles whose position
         standard deviation is at most ``max_sigma_wavelengths`` or whose neighbours inflate it
-        by at most ``max_sigma_inflation`` (defaults 0.04 λ and 1.5).
+        by at most ``max_sigma_inflation`` (defaults 0.04 λ and 2).
         """
         env = check_frames(frames)
         psf = None
