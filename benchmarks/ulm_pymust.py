@@ -1,7 +1,8 @@
 """ULM localisers on frames of an independent simulator (PyMUST): does what they learnt from
 our simulator carry over?
 
-Run: ``python benchmarks/ulm_pymust.py [--quick] [--model NAME|ONNX ...] [--name NAME]`` →
+Run: ``python benchmarks/ulm_pymust.py [--quick] [--model NAME|ONNX ...] [--psf-fit]
+[--name NAME]`` →
 docs/results/ulm_pymust.json (NAME.json) and .png. Needs PyMUST (``pip install
 'sonoedge[validation]'``).
 
@@ -127,6 +128,12 @@ def main() -> None:
         help="localiser (shipped name or .onnx); repeat to score several; the first is "
         "`network` (default: ulm-localizer-pg, then ulm-localizer)",
     )
+    ap.add_argument(
+        "--psf-fit",
+        action="store_true",
+        help="also score the first network refined by the joint PSF fit in IQ "
+        "(`network_psf_fit`; its PSF model is our simulator's transducer, not PyMUST's)",
+    )
     ap.add_argument("--name", default="ulm_pymust", help="result name (NAME.json, NAME.png)")
     ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = ap.parse_args()
@@ -148,6 +155,8 @@ def main() -> None:
     ]  # fmt: skip
     tuned = ulm_train.tune_conventional(val)
     fns = ulm_train.localizer_fns(model, tuned, others)
+    if args.psf_fit:
+        fns["network_psf_fit"] = ulm_train.psf_fit_fn(model)
     cells = score_grid(cfg, fns, snrs, densities)
     example = example_frames(cfg, model, 30.0, densities[len(densities) // 2])
     at30 = [c for c in cells.values() if c["snr_db"] == 30.0]

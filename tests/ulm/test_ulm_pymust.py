@@ -76,11 +76,12 @@ def test_missing_pymust_names_the_install(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_cross_simulator_benchmark_quick(tmp_path: Path) -> None:
-    """`benchmarks/ulm_pymust.py --quick`: both shipped localisers find the bubbles of PyMUST's
-    frames, scored beside our simulator's frames of the same scenes."""
+    """`benchmarks/ulm_pymust.py --quick --psf-fit`: both shipped localisers find the bubbles of
+    PyMUST's frames, scored beside our simulator's frames of the same scenes, and the guided one
+    refined by the PSF fit beside them."""
     pytest.importorskip("pymust")
     script = Path(__file__).parents[2] / "benchmarks" / "ulm_pymust.py"
-    args = [sys.executable, str(script), "--quick", "--results-dir", str(tmp_path)]
+    args = [sys.executable, str(script), "--quick", "--psf-fit", "--results-dir", str(tmp_path)]
     env = {**os.environ, "PYTHONIOENCODING": "ascii"}  # CI's console: the output stays ASCII
     done = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
@@ -90,6 +91,7 @@ def test_cross_simulator_benchmark_quick(tmp_path: Path) -> None:
         jac = m["jaccard_at_30db"][sim]
         assert len(jac["network"]) == len(m["densities_per_lambda2"])
         assert np.mean(jac["network"]) > 0.3 and np.mean(jac["network_ulm-localizer"]) > 0.3
+        assert len(jac["network_psf_fit"]) == len(jac["network"])  # --psf-fit scores the fit
     assert set(m["conventional_tuned_on_pymust_val"]) >= {"gaussian_fit", "weighted_centroid"}
     assert (tmp_path / "ulm_pymust.png").stat().st_size > 5_000
 
