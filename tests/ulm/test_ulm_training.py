@@ -258,7 +258,13 @@ def test_eval_quick_writes_results(ulm_run: Path, ulm_pg_run: Path, tmp_path: Pa
     saved = json.loads((tmp_path / "u.json").read_text(encoding="utf-8"))
     assert saved["command"] == "t" and (tmp_path / "u.png").is_file()
     cell = next(iter(metrics["localization"].values()))
-    assert set(cell["scores"]) == {"network", "network_ulm-localizer-pg", *task.CONVENTIONAL}
+    assert set(cell["scores"]) == {
+        "network",
+        "network_ulm-localizer-pg",
+        "network_psf_fit",  # the first network refined by the PSF fit, on the grid only
+        *task.CONVENTIONAL,
+    }
+    assert 0 <= cell["scores"]["network_psf_fit"]["jaccard"] <= 1
     assert metrics["beside"]["network_ulm-localizer-pg"]["parameters"] == list(
         task.GUIDE_PARAMETERS
     )
@@ -266,7 +272,7 @@ def test_eval_quick_writes_results(ulm_run: Path, ulm_pg_run: Path, tmp_path: Pa
     # beyond the guided model's accepted pitch (2) too: its refusal is lifted to measure it
     far = metrics["pitch_extrapolation"]["cells"]["pitch2.5_d0.15"]
     assert far["pitch_wavelengths"] == 2.5
-    assert set(far["scores"]) == set(cell["scores"])
+    assert set(far["scores"]) == set(cell["scores"]) - {"network_psf_fit"}
     assert 0 <= far["scores"]["network_ulm-localizer-pg"]["jaccard"] <= 1
     assert "ssim_mean" in metrics["generator"] and "frames_to_level" in metrics["saturation"]
     averaged = metrics["generator"]["secondary_ssim_of_averages"]
@@ -281,7 +287,12 @@ def test_eval_quick_writes_results(ulm_run: Path, ulm_pg_run: Path, tmp_path: Pa
     assert metrics["generator"]["mirror_average"] == 4  # the quick run's card
     assert metrics["generator"]["ms_per_frame_generator_one_copy"] > 0
     assert all(b["texture_ratio"] > 0 for b in metrics["generator"]["ssim_by_snr"].values())
-    assert set(metrics["targets"]) >= {"rmse_le_0.1_lambda_at_30db", "generator_ssim_ge_0.97"}
+    assert set(metrics["targets"]) >= {
+        "rmse_le_0.1_lambda_at_30db",
+        "rmse_le_0.1_lambda_at_30db_psf_fit",
+        "jaccard_above_every_conventional_at_high_concentration_psf_fit",
+        "generator_ssim_ge_0.97",
+    }
     assert "SNR" in task.summarize(metrics)
 
 
