@@ -201,8 +201,8 @@ class _Model:
         out: ComplexArray = (c[:, None] * self.a).T @ self.lat
         return out
 
-    def residual_power(self, amplitudes: ComplexArray | None = None) -> float:
-        r = self.frame - self.image(amplitudes)
+    def residual_power(self) -> float:
+        r = self.frame - self.image()
         return float(np.vdot(r, r).real)
 
     def best_amplitudes(self) -> ComplexArray:
@@ -234,26 +234,11 @@ class _Model:
         return jtj, jtr
 
 
-def fit_positions(
-    frame: npt.ArrayLike,
-    positions_px: npt.ArrayLike,
-    psf: SeparablePsf,
-    iterations: int = 8,
-    max_move_wavelengths: float = 0.5,
-) -> FloatArray:
-    """Positions ``(n, 2)`` (px) and amplitudes of the bubbles near ``positions_px`` fitted
-    jointly to the complex ``frame`` (Levenberg–Marquardt). A bubble that moves farther than
-    ``max_move_wavelengths`` from its start keeps its start."""
-    model = _Model(np.asarray(frame, np.complex128), psf, np.asarray(positions_px, np.float64))
-    _optimise(model, iterations)
-    return _keep_near(
-        model.positions, np.asarray(positions_px, np.float64), psf, max_move_wavelengths
-    )
-
-
 def _keep_near(
     fitted: FloatArray, start: FloatArray, psf: SeparablePsf, max_move_wavelengths: float
 ) -> FloatArray:
+    """``fitted``, except the bubbles that moved farther than ``max_move_wavelengths`` from
+    ``start``, which keep their start."""
     dz, dx = psf.spacing_m
     moved = np.hypot((fitted[:, 0] - start[:, 0]) * dz, (fitted[:, 1] - start[:, 1]) * dx)
     out = fitted.copy()
@@ -281,9 +266,10 @@ def _optimise(model: _Model, iterations: int) -> None:
                 damping *= 10
                 continue
             move = np.stack([step[2 * k : 3 * k], step[3 * k :]], axis=1)
-            step = step / max(1.0, float(np.max(np.abs(move) / cap)))
+            shrink = max(1.0, float(np.max(np.abs(move) / cap)))
+            step, move = step / shrink, move / shrink
             old = (model.positions, model.amplitudes, model.a, model.da, model.lat, model.dlat)
-            model.set_positions(model.positions + np.stack([step[2 * k : 3 * k], step[3 * k :]], 1))
+            model.set_positions(model.positions + move)
             model.amplitudes = model.amplitudes + step[:k] + 1j * step[k : 2 * k]
             new = model.residual_power()
             if new < cost:
