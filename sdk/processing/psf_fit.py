@@ -47,6 +47,9 @@ MAX_SIGMA_WAVELENGTHS = 0.04
 MAX_SIGMA_INFLATION = 2.0
 """Defaults of :func:`refine_frames`: a bubble is kept when its position standard deviation is
 at most 0.04 λ or its neighbours inflate it by at most 2× (chosen on validation sequences)."""
+MAX_BUBBLES = 1000
+"""Most detections one frame may bring (the joint fit's normal equations are 4 per bubble
+squared: 128 MB at this count)."""
 MODEL_FLOOR_DB = -30.0
 """The split test counts residual power below this level of a median bubble's peak power as
 noise: the PSF model is no more accurate than that (else clean frames split single bubbles
@@ -392,6 +395,11 @@ def refine(
     start = np.asarray(positions_px, np.float64).reshape(-1, 2)
     if not np.isfinite(start).all():
         raise DataError("positions_px has NaN or infinite values")
+    if len(start) > MAX_BUBBLES:
+        raise DataError(
+            f"the PSF fit takes at most {MAX_BUBBLES} bubbles per frame, got {len(start)}",
+            hint="crop the frames into smaller regions, or lower max_per_frame",
+        )
     if not (isinstance(split_rounds, int) and 0 <= split_rounds <= 100):
         raise ConfigError(f"split_rounds={split_rounds!r} is invalid: expected an integer 0..100")
     if not (math.isfinite(split_threshold) and split_threshold > 0):

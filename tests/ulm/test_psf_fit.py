@@ -111,6 +111,8 @@ def test_bad_input_is_refused_and_empty_frames_give_empty_results() -> None:
     bad[3, 3] = np.nan
     with pytest.raises(DataError, match="NaN"):
         psf_fit.refine(bad, truth, model)
+    with pytest.raises(DataError, match="at most 1000 bubbles per frame, got 1001"):
+        psf_fit.refine(frame, np.zeros((1001, 2)), model)
     with pytest.raises(ConfigError, match="split_rounds"):
         psf_fit.refine(frame, truth, model, split_rounds=-1)
     with pytest.raises(ConfigError, match="needs the frames' f_number, n_cycles"):
