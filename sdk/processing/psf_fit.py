@@ -473,6 +473,31 @@ def psf_for(
     )
 
 
+def carrier_rad_per_px(frames: npt.NDArray[np.complexfloating], psf: SeparablePsf) -> float:
+    """The axial phase ramp of IQ ``frames`` beyond the PSF model's own (radians per pixel):
+    IQ demodulated at another frequency or with the other sign convention keeps a residual
+    carrier (PyMUST's beamformed IQ turns by about π per λ/4 pixel where ours does not).
+    Measured from the lag-one axial autocorrelation of the whole sequence."""
+    lag = complex(np.sum(frames[..., 1:, :] * np.conj(frames[..., :-1, :])))
+    step = round(1.0 / TABLE_STEP_PX)
+    centre = len(psf.axial) // 2
+    samples = psf.axial[centre % step :: step]  # the model at whole-pixel offsets
+    own = complex(np.sum(samples[1:] * np.conj(samples[:-1])))
+    if lag == 0 or own == 0:
+        return 0.0
+    return float(np.angle(lag * np.conj(own)))
+
+
+def without_carrier(
+    frames: npt.NDArray[np.complexfloating], psf: SeparablePsf
+) -> npt.NDArray[np.complex128]:
+    """``frames (N, H, W)`` with their residual axial carrier (:func:`carrier_rad_per_px`)
+    removed, in the PSF model's baseband convention; the bubbles stay where they are."""
+    ramp = np.exp(-1j * carrier_rad_per_px(frames, psf) * np.arange(frames.shape[-2]))
+    out: npt.NDArray[np.complex128] = frames.astype(np.complex128) * ramp[:, None]
+    return out
+
+
 def refine_frames(
     frames: npt.ArrayLike,
     positions_px: list[FloatArray],
@@ -482,8 +507,9 @@ def refine_frames(
     split_rounds: int = 6,
     split_threshold: float = 100.0,
 ) -> list[FloatArray]:
-    """:func:`refine` on every complex frame ``(N, H, W)`` of a sequence, keeping the
-    reliable bubbles (:meth:`PsfFit.reliable`): positions ``(n, 2)`` in pixels per frame."""
+    """:func:`refine` on every complex frame ``(N, H, W)`` of a sequence (its residual axial
+    carrier removed first, :func:`without_carrier`), keeping the reliable bubbles
+    (:meth:`PsfFit.reliable`): positions ``(n, 2)`` in pixels per frame."""
     data = np.asarray(frames)
     if data.ndim != 3 or len(data) != len(positions_px):
         raise DataError(
@@ -496,8 +522,9 @@ def refine_frames(
     ):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise ConfigError(f"{name}={value!r} is invalid: expected a number >= 0")
+    aligned = without_carrier(data, psf)
     out = []
-    for frame, start in zip(data, positions_px, strict=True):
+    for frame, start in zip(aligned, positions_px, strict=True):
         fit = refine(frame, start, psf, split_rounds, split_threshold)
         keep = fit.reliable(max_sigma_wavelengths * psf.wavelength_m, max_sigma_inflation)
         out.append(fit.positions_px[keep])

@@ -85,6 +85,23 @@ def test_a_pair_seen_as_one_bubble_is_split_into_two(phases: list[float]) -> Non
     assert len(no_split.positions_px) == 1
 
 
+def test_a_residual_axial_carrier_is_removed_before_the_fit() -> None:
+    """IQ demodulated with another convention turns by a phase per axial pixel (PyMUST's by
+    about π per λ/4 pixel): the ramp is measured and removed, and the bubbles are found where
+    they are found without it."""
+    frame, truth = _frame([(12.3, 14.6), (26.0, 25.2)], [0.4, 1.0], snr_db=30.0, seed=3)
+    turned = frame * np.exp(2.9j * np.arange(40))[:, None]
+    model = _psf()
+    assert psf_fit.carrier_rad_per_px(turned[None], model) == pytest.approx(2.9, abs=0.05)
+    assert abs(psf_fit.carrier_rad_per_px(frame[None], model)) < 0.05
+    start = [truth + 0.3]
+    plain = psf_fit.refine_frames(frame[None], start, model)[0]
+    found = psf_fit.refine_frames(turned[None], start, model)[0]
+    assert len(found) == len(plain) == 2
+    np.testing.assert_allclose(np.sort(found, axis=0), np.sort(plain, axis=0), atol=0.05)
+    assert _errors_wavelengths(found, truth).max() < 0.03
+
+
 def test_noise_alone_is_not_split() -> None:
     frame, truth = _frame([(20.3, 19.6)], [1.0], snr_db=20.0, seed=2)
     fit = psf_fit.refine(frame, truth, _psf())
