@@ -6,6 +6,7 @@ Modules: :mod:`~sonoedge.processing.bmode` (envelope, TGC, log compression),
 :mod:`~sonoedge.processing.clutter` (SVD filters, power and colour Doppler),
 :mod:`~sonoedge.processing.despeckle`, :mod:`~sonoedge.processing.deconvolution`,
 :mod:`~sonoedge.processing.nllr`, :mod:`~sonoedge.processing.localization`,
-:mod:`~sonoedge.processing.tracking` and :mod:`~sonoedge.processing.ulm`. The methods per op
+:mod:`~sonoedge.processing.tracking`, :mod:`~sonoedge.processing.ulm` and
+:mod:`~sonoedge.processing.psf_fit` (ULM localisations refined in IQ). The methods per op
 are listed in :data:`sonoedge.processing.registry.METHODS`.
 """

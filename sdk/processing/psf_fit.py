@@ -204,10 +204,8 @@ class _Model:
             self.positions[:, 0], self.positions[:, 1], h, w
         )
 
-    def image(self, amplitudes: ComplexArray | None = None) -> ComplexArray:
-        c = self.amplitudes if amplitudes is None else amplitudes
-        out: ComplexArray = (c[:, None] * self.a).T @ self.lat
-        return out
+    def image(self) -> ComplexArray:
+        return _image(self.amplitudes, self.a, self.lat)
 
     def residual_power(self) -> float:
         r = self.frame - self.image()
@@ -240,6 +238,20 @@ class _Model:
         proj = (ax.conj() @ r)[iu]
         jtr = (scale.conj() * np.einsum("pw,pw->p", proj, la[iv])).real
         return jtj, jtr
+
+
+def _image(amplitudes: ComplexArray, axial: ComplexArray, lateral: FloatArray) -> ComplexArray:
+    """``Σ_k c_k · a_k ⊗ l_k``: the frame of bubbles with these amplitudes and factors."""
+    out: ComplexArray = (amplitudes[:, None] * axial).T @ lateral
+    return out
+
+
+def _fit_from(model: _Model, start: FloatArray, max_move_wavelengths: float) -> None:
+    """Fit ``model`` (at ``start``, amplitudes least-squares) in place; bubbles that moved
+    farther than ``max_move_wavelengths`` go back to their start (amplitudes refitted)."""
+    _optimise(model, 8)
+    model.set_positions(_keep_near(model.positions, start, model.psf, max_move_wavelengths))
+    model.amplitudes = model.best_amplitudes()
 
 
 def _keep_near(
@@ -339,10 +351,10 @@ def _split_round(
         if taken[near].any():
             continue
         # the window's data less the bubbles outside it
-        outside = _Model.__new__(_Model)
-        outside.frame, outside.psf = frame, psf
-        outside.set_positions(positions[~near])
-        rest = frame - (outside.image(amplitudes[~near]) if (~near).any() else 0)
+        rest = frame
+        if (~near).any():
+            a, _, lat, _ = psf.factors(positions[~near, 0], positions[~near, 1], h, w)
+            rest = frame - _image(amplitudes[~near], a, lat)
         window = np.ascontiguousarray(rest[r0:r1, c0:c1])
         shift = np.array([r0, c0], np.float64)
         local = _Model(window, psf, positions[near] - shift)
@@ -372,9 +384,7 @@ def _split_round(
         start = np.concatenate([positions, np.asarray(added)])
         model.set_positions(start)
         model.amplitudes = model.best_amplitudes()
-        _optimise(model, 8)
-        model.set_positions(_keep_near(model.positions, start, psf, max_move))
-        model.amplitudes = model.best_amplitudes()
+        _fit_from(model, start, max_move)
     return np.asarray(added, np.float64).reshape(-1, 2)
 
 
@@ -410,9 +420,7 @@ def refine(
     if not (math.isfinite(split_threshold) and split_threshold > 0):
         raise ConfigError(f"split_threshold={split_threshold!r} is invalid: expected > 0")
     model = _Model(data.astype(np.complex128), psf, start)
-    _optimise(model, 8)
-    model.set_positions(_keep_near(model.positions, start, psf, MAX_MOVE_WAVELENGTHS[0]))
-    model.amplitudes = model.best_amplitudes()
+    _fit_from(model, start, MAX_MOVE_WAVELENGTHS[0])
     added = None
     for _ in range(split_rounds):
         added = _split_round(model, split_threshold, MAX_MOVE_WAVELENGTHS[1], added)
@@ -511,14 +519,19 @@ def refine_frames(
     frames: npt.ArrayLike,
     positions_px: list[FloatArray],
     psf: SeparablePsf,
-    max_sigma_wavelengths: float = MAX_SIGMA_WAVELENGTHS,
-    max_sigma_inflation: float = MAX_SIGMA_INFLATION,
+    max_sigma_wavelengths: float | None = None,
+    max_sigma_inflation: float | None = None,
     split_rounds: int = 6,
     split_threshold: float = 100.0,
 ) -> list[FloatArray]:
     """:func:`refine` on every complex frame ``(N, H, W)`` of a sequence (its residual axial
     carrier removed first, :func:`without_carrier`), keeping the reliable bubbles
-    (:meth:`PsfFit.reliable`): positions ``(n, 2)`` in pixels per frame."""
+    (:meth:`PsfFit.reliable`; the limits default to :data:`MAX_SIGMA_WAVELENGTHS` and
+    :data:`MAX_SIGMA_INFLATION`): positions ``(n, 2)`` in pixels per frame."""
+    if max_sigma_wavelengths is None:
+        max_sigma_wavelengths = MAX_SIGMA_WAVELENGTHS
+    if max_sigma_inflation is None:
+        max_sigma_inflation = MAX_SIGMA_INFLATION
     data = np.asarray(frames)
     if data.ndim != 3 or len(data) != len(positions_px):
         raise DataError(

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sonoedge.errors import ConfigError, DataError
+from sonoedge.processing.psf_fit import PSF_PARAMETERS
 from sonoedge.zoo.backend import cpu_session
 
 if TYPE_CHECKING:
@@ -50,10 +51,10 @@ TRACKING_OPTIONS = (
 PSF_FIT_OPTIONS = ("psf_fit", "max_sigma_wavelengths", "max_sigma_inflation")
 """Options of the ``ulm`` method that refine the network's detections in IQ
 (:meth:`UlmLocalizer.localize`)."""
-GUIDE_PARAMETERS = ("bandwidth_fraction", "f_number", "n_cycles", "pitch_wavelengths")
+GUIDE_PARAMETERS = PSF_PARAMETERS
 """The frames' transducer and pulse parameters a localiser may be told: what shapes the PSF in
 wavelengths (a physics-guided model needs them; a blind one warns when they lie outside its
-trained box)."""
+trained box; the PSF fit models the PSF from them)."""
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -769,10 +770,8 @@ class UlmLocalizer:
                 iq[None] if iq.ndim == 2 else iq,
                 out,
                 psf,
-                fit.MAX_SIGMA_WAVELENGTHS
-                if max_sigma_wavelengths is None
-                else max_sigma_wavelengths,
-                fit.MAX_SIGMA_INFLATION if max_sigma_inflation is None else max_sigma_inflation,
+                max_sigma_wavelengths,
+                max_sigma_inflation,
             )
         return out
 
